@@ -1,0 +1,476 @@
+//! `OtEvent`: one dissected industrial PDU, in the protocol's own terms *and* in the
+//! normalized operation language shared by every protocol.
+//!
+//! This crate is the meeting point of the pipeline: dissector crates produce [`Pdu`]s,
+//! the flow layer wraps them into [`OtEvent`]s with the flow and the packet they came
+//! from, and the rule engine and sinks consume them. It is deliberately tiny (serde and
+//! bitflags only) so that every dissector can depend on it and still be fuzzed alone.
+//!
+//! The JSON form is a contract (`schema: otwatch/1`): see `docs/events.md`.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub mod modbus;
+mod time;
+
+pub use modbus::ModbusInfo;
+pub use time::Timestamp;
+
+/// The schema tag carried by every JSON object otwatch writes.
+pub const SCHEMA: &str = "otwatch/1";
+
+/// What a PDU does to the process, the same for every protocol, so that one rule covers
+/// them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Read,
+    Write,
+    ProgramDownload,
+    ProgramUpload,
+    ModeChange,
+    Restart,
+    FirmwareUpdate,
+    FileTransfer,
+    Diagnostic,
+    Identify,
+    Session,
+    Other,
+}
+
+impl Operation {
+    /// Every operation, in the order of the spec.
+    pub const ALL: [Operation; 12] = [
+        Operation::Read,
+        Operation::Write,
+        Operation::ProgramDownload,
+        Operation::ProgramUpload,
+        Operation::ModeChange,
+        Operation::Restart,
+        Operation::FirmwareUpdate,
+        Operation::FileTransfer,
+        Operation::Diagnostic,
+        Operation::Identify,
+        Operation::Session,
+        Operation::Other,
+    ];
+
+    /// The name used in JSON and in policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Write => "write",
+            Operation::ProgramDownload => "program_download",
+            Operation::ProgramUpload => "program_upload",
+            Operation::ModeChange => "mode_change",
+            Operation::Restart => "restart",
+            Operation::FirmwareUpdate => "firmware_update",
+            Operation::FileTransfer => "file_transfer",
+            Operation::Diagnostic => "diagnostic",
+            Operation::Identify => "identify",
+            Operation::Session => "session",
+            Operation::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which way a PDU went, relative to the flow's initiator (client) and responder
+/// (server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    ToServer,
+    ToClient,
+}
+
+impl Direction {
+    pub fn reverse(self) -> Direction {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+
+    /// 0 for to_server, 1 for to_client: an index into per-direction arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Direction::ToServer => 0,
+            Direction::ToClient => 1,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ToServer => "to_server",
+            Direction::ToClient => "to_client",
+        }
+    }
+}
+
+/// Transport protocol of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    /// The IANA protocol number (Community ID hashes it).
+    pub fn ip_proto(self) -> u8 {
+        match self {
+            Transport::Tcp => 6,
+            Transport::Udp => 17,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// The dissector that produced a PDU; its name is the key of the native block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Modbus,
+    S7comm,
+    S7commPlus,
+    Dnp3,
+    Opcua,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 5] = [
+        Protocol::Modbus,
+        Protocol::S7comm,
+        Protocol::S7commPlus,
+        Protocol::Dnp3,
+        Protocol::Opcua,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Modbus => "modbus",
+            Protocol::S7comm => "s7comm",
+            Protocol::S7commPlus => "s7comm_plus",
+            Protocol::Dnp3 => "dnp3",
+            Protocol::Opcua => "opcua",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+bitflags::bitflags! {
+    /// Out-of-spec properties of a PDU that was still framed well enough to report.
+    ///
+    /// Anomalies are data, not errors: the PDU travels on with them and rules match
+    /// them (`protocol_anomaly`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Anomalies: u32 {
+        /// A length field disagrees with the bytes present or is out of the legal range.
+        const BAD_LENGTH = 1 << 0;
+        /// The protocol identifier is not the one the protocol requires.
+        const PROTOCOL_ID = 1 << 1;
+        /// A function/service code that the protocol does not define.
+        const UNKNOWN_FUNCTION = 1 << 2;
+        /// The body does not decode as its function requires.
+        const MALFORMED = 1 << 3;
+        /// A response with no matching request in this flow.
+        const UNMATCHED_RESPONSE = 1 << 4;
+        /// A response whose content contradicts its request (e.g. a byte count that
+        /// does not fit the requested quantity).
+        const RESPONSE_MISMATCH = 1 << 5;
+        /// Bytes that could not be framed were skipped before this PDU.
+        const RESYNC = 1 << 6;
+        /// Values outside the range the spec allows (quantity limits, coil values).
+        const OUT_OF_SPEC_VALUE = 1 << 7;
+        /// An exception code that the protocol does not define.
+        const UNKNOWN_EXCEPTION = 1 << 8;
+        /// More requests were outstanding than the flow keeps; the oldest was dropped.
+        const REQUEST_FLOOD = 1 << 9;
+        /// Bytes that never formed a PDU (garbage); reported once per stretch.
+        const GARBAGE = 1 << 10;
+    }
+}
+
+impl Anomalies {
+    /// Stable names of the flags, as written in JSON.
+    pub const NAMES: [(Anomalies, &'static str); 11] = [
+        (Anomalies::BAD_LENGTH, "bad_length"),
+        (Anomalies::PROTOCOL_ID, "protocol_id"),
+        (Anomalies::UNKNOWN_FUNCTION, "unknown_function"),
+        (Anomalies::MALFORMED, "malformed"),
+        (Anomalies::UNMATCHED_RESPONSE, "unmatched_response"),
+        (Anomalies::RESPONSE_MISMATCH, "response_mismatch"),
+        (Anomalies::RESYNC, "resync"),
+        (Anomalies::OUT_OF_SPEC_VALUE, "out_of_spec_value"),
+        (Anomalies::UNKNOWN_EXCEPTION, "unknown_exception"),
+        (Anomalies::REQUEST_FLOOD, "request_flood"),
+        (Anomalies::GARBAGE, "garbage"),
+    ];
+
+    /// Names of the flags that are set, in a fixed order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .into_iter()
+            .filter(move |(flag, _)| self.contains(*flag))
+            .map(|(_, name)| name)
+    }
+}
+
+/// The five-tuple of a flow, oriented initiator -> responder, and its Community ID.
+///
+/// Created once per flow and shared (`Arc`) by every event of the flow.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FlowMeta {
+    pub src_ip: IpAddr,
+    pub src_port: u16,
+    pub dst_ip: IpAddr,
+    pub dst_port: u16,
+    pub transport: Transport,
+    /// Community ID v1 (seed 0), e.g. `1:LQU9qZlK+B5F3KDmev6m5PMibrg=`.
+    pub community_id: String,
+    /// Whether the TCP handshake was seen (so `src` is known to be the initiator).
+    pub handshake_seen: bool,
+}
+
+/// The protocol's own view of a PDU. One variant per dissector.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Native {
+    Modbus(ModbusInfo),
+}
+
+impl Native {
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Native::Modbus(_) => Protocol::Modbus,
+        }
+    }
+}
+
+/// What a dissector reports for one PDU, before the flow layer adds where and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pdu {
+    pub direction: Direction,
+    pub operation: Operation,
+    pub anomalies: Anomalies,
+    pub native: Native,
+}
+
+impl Pdu {
+    pub fn protocol(&self) -> Protocol {
+        self.native.protocol()
+    }
+}
+
+/// One dissected PDU with its flow, direction and packet time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtEvent {
+    /// Time of the packet that completed the PDU.
+    pub timestamp: Timestamp,
+    /// Index (0-based, over all input files) of the packet that completed the PDU: the
+    /// primary key of the global event order.
+    pub packet_index: u64,
+    /// Ordinal of the PDU among those completed by the same packet: the secondary key.
+    pub pdu_ordinal: u32,
+    /// Ordinal of the PDU within its flow and direction (stable across runs and thread
+    /// counts; alert ids derive from it).
+    pub flow_ordinal: u64,
+    pub flow: Arc<FlowMeta>,
+    pub pdu: Pdu,
+}
+
+impl OtEvent {
+    /// The key that puts events back into packet order after the workers.
+    pub fn order_key(&self) -> (u64, u32) {
+        (self.packet_index, self.pdu_ordinal)
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.pdu.protocol()
+    }
+
+    /// Appends the event's JSON object (one line, no newline) to `out`.
+    pub fn write_json(&self, ctx: &JsonContext<'_>, out: &mut Vec<u8>) {
+        let event = EventJson {
+            schema: SCHEMA,
+            event_type: "ot",
+            timestamp: self.timestamp,
+            sensor: ctx.sensor,
+            flow: FlowJson::new(&self.flow, ctx.zones),
+            direction: self.pdu.direction,
+            protocol: self.protocol(),
+            operation: self.pdu.operation,
+            anomalies: AnomaliesJson(self.pdu.anomalies),
+            modbus: match &self.pdu.native {
+                Native::Modbus(m) => Some(m),
+            },
+        };
+        // Serializing plain structs into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &event);
+    }
+}
+
+/// What JSON output needs beyond the event: the sensor name and, once the rule engine
+/// knows them, the zones of the flow's ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonContext<'a> {
+    pub sensor: &'a str,
+    pub zones: Option<(&'a str, &'a str)>,
+}
+
+#[derive(Serialize)]
+struct EventJson<'a> {
+    schema: &'static str,
+    event_type: &'static str,
+    timestamp: Timestamp,
+    sensor: &'a str,
+    flow: FlowJson<'a>,
+    direction: Direction,
+    protocol: Protocol,
+    operation: Operation,
+    #[serde(skip_serializing_if = "AnomaliesJson::is_empty")]
+    anomalies: AnomaliesJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modbus: Option<&'a ModbusInfo>,
+}
+
+/// The `flow` block of events and alerts.
+#[derive(Debug, Serialize)]
+pub struct FlowJson<'a> {
+    pub src_ip: IpAddr,
+    pub src_port: u16,
+    pub dst_ip: IpAddr,
+    pub dst_port: u16,
+    pub transport: Transport,
+    pub community_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_zone: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst_zone: Option<&'a str>,
+}
+
+impl<'a> FlowJson<'a> {
+    pub fn new(flow: &'a FlowMeta, zones: Option<(&'a str, &'a str)>) -> Self {
+        FlowJson {
+            src_ip: flow.src_ip,
+            src_port: flow.src_port,
+            dst_ip: flow.dst_ip,
+            dst_port: flow.dst_port,
+            transport: flow.transport,
+            community_id: &flow.community_id,
+            src_zone: zones.map(|z| z.0),
+            dst_zone: zones.map(|z| z.1),
+        }
+    }
+}
+
+struct AnomaliesJson(Anomalies);
+
+impl AnomaliesJson {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for AnomaliesJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.names())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn flow() -> Arc<FlowMeta> {
+        Arc::new(FlowMeta {
+            src_ip: IpAddr::V4(Ipv4Addr::new(10, 20, 1, 5)),
+            src_port: 49152,
+            dst_ip: IpAddr::V4(Ipv4Addr::new(10, 30, 1, 10)),
+            dst_port: 502,
+            transport: Transport::Tcp,
+            community_id: "1:abc=".into(),
+            handshake_seen: true,
+        })
+    }
+
+    #[test]
+    fn event_json_has_the_contract_fields() {
+        let ev = OtEvent {
+            timestamp: Timestamp::from_nanos(1_795_184_530_330_000_123),
+            packet_index: 3,
+            pdu_ordinal: 0,
+            flow_ordinal: 0,
+            flow: flow(),
+            pdu: Pdu {
+                direction: Direction::ToServer,
+                operation: Operation::Write,
+                anomalies: Anomalies::empty(),
+                native: Native::Modbus(ModbusInfo {
+                    transaction_id: 7,
+                    unit_id: 1,
+                    function_code: 16,
+                    function: "write_multiple_registers",
+                    address: Some(100),
+                    quantity: Some(2),
+                    values: Some(vec![72, 73]),
+                    ..ModbusInfo::default()
+                }),
+            },
+        };
+        let mut out = Vec::new();
+        ev.write_json(
+            &JsonContext {
+                sensor: "plant-a-span1",
+                zones: None,
+            },
+            &mut out,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["schema"], "otwatch/1");
+        assert_eq!(v["event_type"], "ot");
+        assert_eq!(v["timestamp"], "2026-11-20T14:22:10.330000Z");
+        assert_eq!(v["sensor"], "plant-a-span1");
+        assert_eq!(v["flow"]["src_ip"], "10.20.1.5");
+        assert_eq!(v["flow"]["dst_port"], 502);
+        assert_eq!(v["flow"]["transport"], "tcp");
+        assert_eq!(v["direction"], "to_server");
+        assert_eq!(v["protocol"], "modbus");
+        assert_eq!(v["operation"], "write");
+        assert_eq!(v["modbus"]["function_code"], 16);
+        assert!(v["modbus"]["exception_code"].is_null());
+        assert_eq!(v["modbus"]["values"], serde_json::json!([72, 73]));
+        assert!(v.get("anomalies").is_none());
+    }
+
+    #[test]
+    fn anomalies_serialize_by_name() {
+        let a = Anomalies::BAD_LENGTH | Anomalies::UNKNOWN_FUNCTION;
+        assert_eq!(
+            a.names().collect::<Vec<_>>(),
+            ["bad_length", "unknown_function"]
+        );
+    }
+}
