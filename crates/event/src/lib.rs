@@ -291,7 +291,11 @@ pub struct OtEvent {
     /// Index (0-based, over all input files) of the packet that completed the PDU: the
     /// primary key of the global event order.
     pub packet_index: u64,
-    /// Ordinal of the PDU among those completed by the same packet: the secondary key.
+    /// Index of the first packet of the flow: a deterministic flow identity, and the
+    /// secondary order key (events emitted at the end of input, by no packet, carry
+    /// `packet_index == u64::MAX` and are ordered by flow).
+    pub flow_id: u64,
+    /// Ordinal of the PDU among those of the same flow completed by the same packet.
     pub pdu_ordinal: u32,
     /// Ordinal of the PDU within its flow and direction (stable across runs and thread
     /// counts; alert ids derive from it).
@@ -302,8 +306,8 @@ pub struct OtEvent {
 
 impl OtEvent {
     /// The key that puts events back into packet order after the workers.
-    pub fn order_key(&self) -> (u64, u32) {
-        (self.packet_index, self.pdu_ordinal)
+    pub fn order_key(&self) -> (u64, u64, u32) {
+        (self.packet_index, self.flow_id, self.pdu_ordinal)
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -421,6 +425,7 @@ mod tests {
         let ev = OtEvent {
             timestamp: Timestamp::from_nanos(1_795_184_530_330_000_123),
             packet_index: 3,
+            flow_id: 0,
             pdu_ordinal: 0,
             flow_ordinal: 0,
             flow: flow(),

@@ -1,0 +1,39 @@
+//! The seam between the flow layer and the protocol dissectors.
+//!
+//! The flow crate does not know any protocol: the binary implements [`HandlerFactory`]
+//! (choosing a dissector by port and by content) and [`StreamHandler`] (an enum over
+//! the dissectors' per-flow states). Dependencies thus point one way:
+//! capture -> flow -> (binary) <- dissectors.
+
+use otwatch_event::{Direction, FlowMeta, Pdu};
+
+/// Per-flow application-layer state: one dissector's view of one flow.
+pub trait StreamHandler {
+    /// In-order bytes of one direction of a TCP stream (or one UDP datagram).
+    ///
+    /// Returns how many bytes were consumed. The flow layer keeps the unconsumed tail
+    /// (a PDU split across segments) and presents it again, followed by the next
+    /// bytes, on the next call. Returning 0 means "need more bytes". A handler must
+    /// consume what it cannot frame (garbage) rather than hold it forever: the flow
+    /// layer bounds what it buffers and reports a gap when that bound is hit.
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize;
+
+    /// Bytes of `dir` were lost (capture gap, or a buffer bound hit): the handler
+    /// drops any partial PDU and pending request state that depends on it and
+    /// resynchronises on the next bytes.
+    fn on_gap(&mut self, dir: Direction, out: &mut Vec<Pdu>);
+
+    /// The flow ended (FIN/RST, idle timeout, eviction, or end of input).
+    fn on_end(&mut self, _out: &mut Vec<Pdu>) {}
+}
+
+/// Chooses the dissector for a new flow.
+pub trait HandlerFactory {
+    type Handler: StreamHandler;
+
+    /// Called with the first payload bytes seen on a flow (in direction `dir`).
+    /// `None` means "no dissector for this flow": the flow is still tracked (counters,
+    /// Community ID) but its payload is skipped without buffering.
+    fn classify(&mut self, flow: &FlowMeta, dir: Direction, first: &[u8])
+        -> Option<Self::Handler>;
+}
