@@ -1,6 +1,158 @@
-//! otwatch's build system. Placeholder main; the lead is writing it.
+//! `cargo xtask`: otwatch's build system.
+//!
+//! * `cargo xtask demo`      — replay the shipped demo capture and print what it finds
+//! * `cargo xtask test`      — install what tests need, then fmt, clippy and every test
+//! * `cargo xtask deps`      — only the installation step
+//! * `cargo xtask gen-pcaps` — regenerate the project's own captures under `pcaps/`
+//! * `cargo xtask bench`     — end-to-end and decode-only throughput, criterion benches
+//! * `cargo xtask fuzz`      — run the cargo-fuzz targets (seeded from captures)
+//!
+//! Every step says what it runs; installs are idempotent.
+
+mod bench;
+mod fuzz;
 mod gen;
-fn main() {
-    let _ = gen::gen_pcaps;
-    let _ = gen::gen_bench_pcap;
+mod sys;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::sys::{cargo, repo_root, run};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "otwatch's build system")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay the demo capture (pcaps/demo-plant.pcap) and print its events.
+    Demo,
+    /// Install test dependencies, then fmt check, clippy -D warnings, all tests,
+    /// and a short run of every fuzz target.
+    Test {
+        /// Skip the fuzz smoke runs.
+        #[arg(long)]
+        no_fuzz: bool,
+    },
+    /// Install the system packages otwatch's build and tests need (apt).
+    Deps,
+    /// Regenerate the project's own captures and their expected events under pcaps/.
+    GenPcaps,
+    /// Benchmarks: end-to-end replay, event output, decode-only pass, criterion.
+    Bench {
+        /// Packets in the generated benchmark capture.
+        #[arg(long, default_value_t = 2_000_000)]
+        packets: u64,
+        /// Runs per configuration (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Skip the criterion micro-benchmarks.
+        #[arg(long)]
+        no_criterion: bool,
+    },
+    /// Run cargo-fuzz targets with a corpus seeded from captures.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Targets to run (default: all).
+        targets: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let root = repo_root()?;
+    match cli.command {
+        Command::Demo => demo(&root),
+        Command::Test { no_fuzz } => test(&root, !no_fuzz),
+        Command::Deps => sys::install_deps(),
+        Command::GenPcaps => {
+            let out = root.join("pcaps");
+            gen::gen_pcaps(&out)?;
+            sys::say(&format!("wrote the generated captures to {}", out.display()));
+            Ok(())
+        }
+        Command::Bench {
+            packets,
+            runs,
+            no_criterion,
+        } => bench::bench(&root, packets, runs, !no_criterion),
+        Command::Fuzz { seconds, targets } => fuzz::fuzz(&root, seconds, &targets),
+    }
+}
+
+fn demo(root: &std::path::Path) -> anyhow::Result<()> {
+    sys::install_deps()?;
+    let pcap: PathBuf = root.join("pcaps").join("demo-plant.pcap");
+    anyhow::ensure!(
+        pcap.exists(),
+        "{} is missing: run `cargo xtask gen-pcaps`",
+        pcap.display()
+    );
+    sys::say("building otwatch");
+    run(cargo().args(["build", "--quiet", "-p", "otwatch"]))?;
+    let bin = root.join("target").join("debug").join("otwatch");
+    sys::say(&format!(
+        "otwatch replay {} --events - --stats",
+        pcap.strip_prefix(root).unwrap_or(&pcap).display()
+    ));
+    run(std::process::Command::new(bin)
+        .current_dir(root)
+        .args(["replay", "--events", "-", "--stats"])
+        .arg(&pcap))
+    .context("the demo replay failed")
+}
+
+fn test(root: &std::path::Path, fuzz_smoke: bool) -> anyhow::Result<()> {
+    sys::install_deps()?;
+    let shared = root.join("..").join("shared").join("pcaps");
+    if !shared.is_dir() {
+        let msg = format!(
+            "{} is missing: the cross-checks against public captures need ../shared beside the checkout",
+            shared.display()
+        );
+        if sys::in_ci() {
+            anyhow::bail!(msg);
+        }
+        sys::say(&format!("warning: {msg}"));
+    }
+    sys::say("cargo fmt --all -- --check");
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    sys::say("cargo clippy --workspace --all-targets -- -D warnings");
+    run(cargo().args([
+        "clippy",
+        "--quiet",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    if sys::have("cargo-nextest") {
+        sys::say("cargo nextest run --workspace");
+        run(cargo().args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--no-fail-fast",
+            "--failure-output",
+            "final",
+        ]))?;
+        sys::say("cargo test --workspace --doc");
+        run(cargo().args(["test", "--quiet", "--workspace", "--doc"]))?;
+    } else {
+        sys::say("cargo test --workspace");
+        run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    }
+    if fuzz_smoke {
+        fuzz::smoke(root)?;
+    }
+    sys::say("all checks passed");
+    Ok(())
 }

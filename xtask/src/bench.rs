@@ -1,0 +1,182 @@
+//! `cargo xtask bench`: end-to-end replay throughput on a generated Modbus-heavy
+//! capture, event output, a decode-only pass, peak anonymous memory, and the
+//! criterion micro-benchmarks.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+use crate::gen;
+use crate::sys::{cargo, run, say};
+
+/// Targets of the issue that introduced the benchmark (on a 2-core machine).
+const TARGET_PPS_THREADS_1: f64 = 2_000_000.0;
+const TARGET_RATIO_TO_DECODE: f64 = 0.60;
+const TARGET_RSS_ANON_MB: f64 = 200.0;
+
+struct Measured {
+    seconds: f64,
+    rss_anon_kb: u64,
+    packets: u64,
+    bytes: u64,
+    events: u64,
+}
+
+pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow::Result<()> {
+    say("cargo build --release -p otwatch");
+    run(cargo().args(["build", "--release", "--quiet", "-p", "otwatch"]))?;
+    let bin = root.join("target/release/otwatch");
+    let dir = root.join("target/bench");
+    fs::create_dir_all(&dir)?;
+    let pcap = dir.join(format!("modbus-{packets}.pcap"));
+    if !pcap.exists() {
+        say(&format!("generating {} ({packets} packets)", pcap.display()));
+        gen::gen_bench_pcap(&pcap, packets)?;
+    }
+    let pcap_s = pcap.to_string_lossy().into_owned();
+    let events_path = dir.join("events.jsonl").to_string_lossy().into_owned();
+    let configs: Vec<(&str, Vec<&str>)> = vec![
+        ("decode-only, --threads 1", vec!["--threads", "1", "--decode-only"]),
+        ("end to end, --threads 1", vec!["--threads", "1"]),
+        ("end to end, --threads 2", vec!["--threads", "2"]),
+        (
+            "end to end + --events file, --threads 1",
+            vec!["--threads", "1", "--events", &events_path],
+        ),
+    ];
+    let mut results = Vec::new();
+    for (name, args) in &configs {
+        let mut all = Vec::new();
+        for _ in 0..runs.max(1) {
+            all.push(measure(&bin, &pcap_s, args)?);
+        }
+        all.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        let median = all.swap_remove(all.len() / 2);
+        say(&format!("{name}: {:.3} s", median.seconds));
+        results.push((*name, median));
+    }
+
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| configuration | wall time (median of {runs}) | packets/s | Gbit/s | events/s | peak RssAnon |"
+    );
+    let _ = writeln!(table, "|---|---|---|---|---|---|");
+    for (name, m) in &results {
+        let _ = writeln!(
+            table,
+            "| {name} | {:.3} s | {:.2} M | {:.2} | {} | {:.1} MB |",
+            m.seconds,
+            m.packets as f64 / m.seconds / 1e6,
+            m.bytes as f64 * 8.0 / m.seconds / 1e9,
+            if m.events > 0 {
+                format!("{:.2} M", m.events as f64 / m.seconds / 1e6)
+            } else {
+                "-".to_owned()
+            },
+            m.rss_anon_kb as f64 / 1024.0
+        );
+    }
+    let pps = |i: usize| results.get(i).map_or(0.0, |(_, m)| m.packets as f64 / m.seconds);
+    let decode = pps(0);
+    let e2e1 = pps(1);
+    let worst_rss = results
+        .iter()
+        .map(|(_, m)| m.rss_anon_kb as f64 / 1024.0)
+        .fold(0.0, f64::max);
+    let checks = [
+        (
+            format!("end to end --threads 1 >= {:.1} Mpps", TARGET_PPS_THREADS_1 / 1e6),
+            e2e1 >= TARGET_PPS_THREADS_1,
+            format!("{:.2} Mpps", e2e1 / 1e6),
+        ),
+        (
+            format!("end to end >= {:.0} % of decode-only", TARGET_RATIO_TO_DECODE * 100.0),
+            decode > 0.0 && e2e1 / decode >= TARGET_RATIO_TO_DECODE,
+            format!("{:.0} %", e2e1 / decode.max(1.0) * 100.0),
+        ),
+        (
+            format!("peak RssAnon < {TARGET_RSS_ANON_MB} MB"),
+            worst_rss < TARGET_RSS_ANON_MB,
+            format!("{worst_rss:.1} MB"),
+        ),
+    ];
+    let _ = writeln!(table);
+    for (what, ok, got) in &checks {
+        let _ = writeln!(table, "- {} {what}: {got}", if *ok { "PASS" } else { "FAIL" });
+    }
+    let report = dir.join("results.md");
+    fs::write(&report, &table)?;
+    #[allow(clippy::print_stdout)] // The report is the command's output.
+    {
+        println!("capture: {} ({packets} packets)\n\n{table}", pcap.display());
+    }
+    say(&format!("written to {}", report.display()));
+
+    if criterion {
+        say("cargo bench -p otwatch-modbus (criterion)");
+        run(cargo().args(["bench", "-p", "otwatch-modbus"]))?;
+    }
+    if checks.iter().any(|(_, ok, _)| !ok) {
+        bail!("a benchmark target was missed (see above)");
+    }
+    Ok(())
+}
+
+/// Runs one replay, sampling the process's RssAnon until it exits.
+fn measure(bin: &Path, pcap: &str, args: &[&str]) -> anyhow::Result<Measured> {
+    let start = Instant::now();
+    let mut child = Command::new(bin)
+        .arg("replay")
+        .args(args)
+        .args(["--stats", pcap])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting otwatch")?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    loop {
+        if let Some(kb) = fs::read_to_string(&status_path).ok().and_then(|s| rss_anon_kb(&s)) {
+            peak = peak.max(kb);
+        }
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "otwatch replay {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stat = |key: &str| -> u64 {
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0)
+    };
+    Ok(Measured {
+        seconds,
+        rss_anon_kb: peak,
+        packets: stat("packets:"),
+        bytes: stat("bytes:"),
+        events: stat("events_written:"),
+    })
+}
+
+fn rss_anon_kb(status: &str) -> Option<u64> {
+    status.lines().find_map(|l| {
+        l.strip_prefix("RssAnon:")
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    })
+}

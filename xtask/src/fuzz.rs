@@ -1,0 +1,143 @@
+//! `cargo xtask fuzz`: cargo-fuzz targets, with corpora seeded from captures.
+//!
+//! Seeds are extracted at run time (into the git-ignored `fuzz/corpus/`) from the
+//! project's generated captures and, when present, the public captures in
+//! `../shared/pcaps`: the TCP payloads that tshark calls Modbus.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context as _};
+
+use crate::sys::{cargo, have, in_ci, output, run, say};
+
+/// Every fuzz target (the `[[bin]]`s of fuzz/Cargo.toml).
+pub const TARGETS: &[&str] = &["modbus", "reassembly"];
+
+/// The short fuzz run of `cargo xtask test` (about 30 s per target).
+pub fn smoke(root: &Path) -> anyhow::Result<()> {
+    if !nightly_available() {
+        let msg = "the nightly toolchain is missing: cargo fuzz needs it (rustup toolchain install nightly)";
+        if in_ci() {
+            bail!(msg);
+        }
+        say(&format!("warning: {msg}; fuzz smoke runs skipped"));
+        return Ok(());
+    }
+    run_targets(root, 30, TARGETS)
+}
+
+pub fn fuzz(root: &Path, seconds: u64, targets: &[String]) -> anyhow::Result<()> {
+    let chosen: Vec<&str> = if targets.is_empty() {
+        TARGETS.to_vec()
+    } else {
+        for t in targets {
+            if !TARGETS.contains(&t.as_str()) {
+                bail!("unknown fuzz target '{t}' (targets: {})", TARGETS.join(", "));
+            }
+        }
+        targets.iter().map(String::as_str).collect()
+    };
+    if !nightly_available() {
+        bail!("the nightly toolchain is missing: cargo fuzz needs it (rustup toolchain install nightly)");
+    }
+    run_targets(root, seconds, &chosen)
+}
+
+fn nightly_available() -> bool {
+    Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn ensure_cargo_fuzz() -> anyhow::Result<()> {
+    if have("cargo-fuzz") {
+        return Ok(());
+    }
+    say("installing cargo-fuzz: cargo install cargo-fuzz --locked");
+    run(cargo().args(["install", "cargo-fuzz", "--locked"]))
+}
+
+fn run_targets(root: &Path, seconds: u64, targets: &[&str]) -> anyhow::Result<()> {
+    ensure_cargo_fuzz()?;
+    let fuzz_dir = root.join("fuzz");
+    for target in targets {
+        let corpus = fuzz_dir.join("corpus").join(target);
+        fs::create_dir_all(&corpus).with_context(|| format!("creating {}", corpus.display()))?;
+        let seeded = seed(root, target, &corpus)?;
+        say(&format!(
+            "cargo +nightly fuzz run {target} ({seconds} s, {seeded} seeds in fuzz/corpus/{target})"
+        ));
+        run(Command::new("cargo")
+            .current_dir(&fuzz_dir)
+            .args(["+nightly", "fuzz", "run", target])
+            .arg(&corpus)
+            .args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-timeout=10",
+                "-rss_limit_mb=2048",
+                "-print_final_stats=1",
+            ]))
+        .with_context(|| format!("fuzz target {target} failed: see fuzz/artifacts/{target}"))?;
+    }
+    Ok(())
+}
+
+/// Writes seed inputs for `target` into `corpus`; returns how many it wrote.
+fn seed(root: &Path, target: &str, corpus: &Path) -> anyhow::Result<usize> {
+    if target != "modbus" || !have("tshark") {
+        return Ok(0);
+    }
+    let mut captures: Vec<PathBuf> = Vec::new();
+    for dir in [root.join("pcaps").join("modbus"), root.join("../shared/pcaps/modbus")] {
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+                    captures.push(p);
+                }
+            }
+        }
+    }
+    captures.sort();
+    let mut payloads = BTreeSet::new();
+    for cap in &captures {
+        let text = output(Command::new("tshark").arg("-r").arg(cap).args([
+            "-Y",
+            "modbus || mbtcp",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.payload",
+        ]))?;
+        for line in text.lines() {
+            if let Some(bytes) = from_hex(line.trim()) {
+                if !bytes.is_empty() {
+                    payloads.insert(bytes);
+                }
+            }
+            if payloads.len() >= 2000 {
+                break;
+            }
+        }
+    }
+    for (i, p) in payloads.iter().enumerate() {
+        fs::write(corpus.join(format!("seed-{i:05}")), p)?;
+    }
+    Ok(payloads.len())
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    let s: String = s.chars().filter(|c| *c != ':').collect();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
