@@ -35,13 +35,19 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
     fs::create_dir_all(&dir)?;
     let pcap = dir.join(format!("modbus-{packets}.pcap"));
     if !pcap.exists() {
-        say(&format!("generating {} ({packets} packets)", pcap.display()));
+        say(&format!(
+            "generating {} ({packets} packets)",
+            pcap.display()
+        ));
         gen::gen_bench_pcap(&pcap, packets)?;
     }
     let pcap_s = pcap.to_string_lossy().into_owned();
     let events_path = dir.join("events.jsonl").to_string_lossy().into_owned();
     let configs: Vec<(&str, Vec<&str>)> = vec![
-        ("decode-only, --threads 1", vec!["--threads", "1", "--decode-only"]),
+        (
+            "decode-only, --threads 1",
+            vec!["--threads", "1", "--decode-only"],
+        ),
         ("end to end, --threads 1", vec!["--threads", "1"]),
         ("end to end, --threads 2", vec!["--threads", "2"]),
         (
@@ -82,7 +88,11 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
             m.rss_anon_kb as f64 / 1024.0
         );
     }
-    let pps = |i: usize| results.get(i).map_or(0.0, |(_, m)| m.packets as f64 / m.seconds);
+    let pps = |i: usize| {
+        results
+            .get(i)
+            .map_or(0.0, |(_, m)| m.packets as f64 / m.seconds)
+    };
     let decode = pps(0);
     let e2e1 = pps(1);
     let worst_rss = results
@@ -91,12 +101,18 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
         .fold(0.0, f64::max);
     let checks = [
         (
-            format!("end to end --threads 1 >= {:.1} Mpps", TARGET_PPS_THREADS_1 / 1e6),
+            format!(
+                "end to end --threads 1 >= {:.1} Mpps",
+                TARGET_PPS_THREADS_1 / 1e6
+            ),
             e2e1 >= TARGET_PPS_THREADS_1,
             format!("{:.2} Mpps", e2e1 / 1e6),
         ),
         (
-            format!("end to end >= {:.0} % of decode-only", TARGET_RATIO_TO_DECODE * 100.0),
+            format!(
+                "end to end >= {:.0} % of decode-only",
+                TARGET_RATIO_TO_DECODE * 100.0
+            ),
             decode > 0.0 && e2e1 / decode >= TARGET_RATIO_TO_DECODE,
             format!("{:.0} %", e2e1 / decode.max(1.0) * 100.0),
         ),
@@ -108,7 +124,11 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
     ];
     let _ = writeln!(table);
     for (what, ok, got) in &checks {
-        let _ = writeln!(table, "- {} {what}: {got}", if *ok { "PASS" } else { "FAIL" });
+        let _ = writeln!(
+            table,
+            "- {} {what}: {got}",
+            if *ok { "PASS" } else { "FAIL" }
+        );
     }
     let report = dir.join("results.md");
     fs::write(&report, &table)?;
@@ -142,7 +162,10 @@ fn measure(bin: &Path, pcap: &str, args: &[&str]) -> anyhow::Result<Measured> {
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak = 0u64;
     loop {
-        if let Some(kb) = fs::read_to_string(&status_path).ok().and_then(|s| rss_anon_kb(&s)) {
+        if let Some(kb) = fs::read_to_string(&status_path)
+            .ok()
+            .and_then(|s| rss_anon_kb(&s))
+        {
             peak = peak.max(kb);
         }
         if child.try_wait()?.is_some() {

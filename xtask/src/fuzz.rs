@@ -35,7 +35,10 @@ pub fn fuzz(root: &Path, seconds: u64, targets: &[String]) -> anyhow::Result<()>
     } else {
         for t in targets {
             if !TARGETS.contains(&t.as_str()) {
-                bail!("unknown fuzz target '{t}' (targets: {})", TARGETS.join(", "));
+                bail!(
+                    "unknown fuzz target '{t}' (targets: {})",
+                    TARGETS.join(", ")
+                );
             }
         }
         targets.iter().map(String::as_str).collect()
@@ -93,7 +96,10 @@ fn seed(root: &Path, target: &str, corpus: &Path) -> anyhow::Result<usize> {
         return Ok(0);
     }
     let mut captures: Vec<PathBuf> = Vec::new();
-    for dir in [root.join("pcaps").join("modbus"), root.join("../shared/pcaps/modbus")] {
+    for dir in [
+        root.join("pcaps").join("modbus"),
+        root.join("../shared/pcaps/modbus"),
+    ] {
         if let Ok(entries) = fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let p = e.path();

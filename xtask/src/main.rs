@@ -75,7 +75,10 @@ fn main() -> anyhow::Result<()> {
         Command::GenPcaps => {
             let out = root.join("pcaps");
             gen::gen_pcaps(&out)?;
-            sys::say(&format!("wrote the generated captures to {}", out.display()));
+            sys::say(&format!(
+                "wrote the generated captures to {}",
+                out.display()
+            ));
             Ok(())
         }
         Command::Bench {

@@ -71,9 +71,8 @@ fn display(cmd: &Command) -> String {
 
 /// Is `bin` on PATH?
 pub fn have(bin: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(bin).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(bin).is_file()))
 }
 
 fn dpkg_installed(pkg: &str) -> bool {
@@ -110,7 +109,10 @@ pub fn install_deps() -> anyhow::Result<()> {
         .filter(|p| !dpkg_installed(p))
         .collect();
     if missing.is_empty() {
-        say(&format!("system packages present: {}", APT_PACKAGES.join(", ")));
+        say(&format!(
+            "system packages present: {}",
+            APT_PACKAGES.join(", ")
+        ));
         return Ok(());
     }
     let sudo = if is_root() {

@@ -19,7 +19,10 @@ impl Timestamp {
     }
 
     pub const fn from_secs_micros(secs: i64, micros: u32) -> Self {
-        Timestamp(secs.saturating_mul(1_000_000_000).saturating_add(micros as i64 * 1_000))
+        Timestamp(
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(micros as i64 * 1_000),
+        )
     }
 
     pub const fn as_nanos(self) -> i64 {
@@ -120,7 +123,10 @@ mod tests {
 
     #[test]
     fn epoch_and_leap_days() {
-        assert_eq!(Timestamp::from_nanos(0).to_string(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp::from_nanos(0).to_string(),
+            "1970-01-01T00:00:00.000000Z"
+        );
         // 2024-02-29T23:59:59.999999Z = 1709251199 s.
         let t = Timestamp::from_secs_micros(1_709_251_199, 999_999);
         assert_eq!(t.to_string(), "2024-02-29T23:59:59.999999Z");

@@ -34,6 +34,5 @@ pub trait HandlerFactory {
     /// Called with the first payload bytes seen on a flow (in direction `dir`).
     /// `None` means "no dissector for this flow": the flow is still tracked (counters,
     /// Community ID) but its payload is skipped without buffering.
-    fn classify(&mut self, flow: &FlowMeta, dir: Direction, first: &[u8])
-        -> Option<Self::Handler>;
+    fn classify(&mut self, flow: &FlowMeta, dir: Direction, first: &[u8]) -> Option<Self::Handler>;
 }

@@ -1,0 +1,1523 @@
+//! The flow table: flows keyed by their canonical 5-tuple, their orientation, their
+//! application handler, and the events their PDUs become.
+//!
+//! Flows live in a slab (`Vec` of slots plus a free list) indexed by one `HashMap`
+//! lookup per packet, and are threaded on intrusive least-recently-seen lists (one per
+//! kind of timeout: active TCP, UDP, closed TCP), so that the idle sweep and eviction
+//! look only at list tails: O(1) per packet, no allocation.
+//!
+//! # Architecture invariants
+//!
+//! * Time is packet time: timeouts never read the wall clock.
+//! * Every buffer is bounded by [`FlowConfig`]; hitting a bound is counted, never a
+//!   panic and never unbounded growth.
+//! * A flow's events are emitted in the order its PDUs complete; `process` leaves the
+//!   events of one packet sorted by `(flow_id, pdu_ordinal)`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use otwatch_event::{Direction, FlowMeta, OtEvent, Pdu, Timestamp, Transport};
+
+use crate::app::{HandlerFactory, StreamHandler};
+use crate::community_id::community_id_v1;
+use crate::config::{nanos, FlowConfig};
+use crate::decode::{decode, decode_transport, DecodeError, TcpFlags, TcpSegment, L4};
+use crate::defrag::Defragmenter;
+use crate::stats::FlowStats;
+use crate::tcp::{seq_lt, AppSink, Budget, TcpDir};
+use crate::PacketIn;
+
+const NIL: u32 = u32::MAX;
+
+/// The LRU lists: one per timeout.
+const LIST_TCP: usize = 0;
+const LIST_UDP: usize = 1;
+const LIST_CLOSED: usize = 2;
+
+/// A flow's 5-tuple with the smaller (address, port) first: the same for both
+/// directions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowKey {
+    lo: (IpAddr, u16),
+    hi: (IpAddr, u16),
+    transport: Transport,
+}
+
+impl FlowKey {
+    /// The key, and whether the packet was sent by the `lo` end.
+    fn of(src: (IpAddr, u16), dst: (IpAddr, u16), transport: Transport) -> (FlowKey, bool) {
+        if src <= dst {
+            (
+                FlowKey {
+                    lo: src,
+                    hi: dst,
+                    transport,
+                },
+                true,
+            )
+        } else {
+            (
+                FlowKey {
+                    lo: dst,
+                    hi: src,
+                    transport,
+                },
+                false,
+            )
+        }
+    }
+}
+
+/// The application layer of a flow.
+#[derive(Debug)]
+enum App<H> {
+    /// No payload seen yet.
+    Unclassified,
+    /// No dissector (or the flow ended): payload is skipped.
+    Skip,
+    Active(H),
+}
+
+/// What a flow needs to turn PDUs into events.
+#[derive(Debug)]
+struct Emit {
+    meta: Arc<FlowMeta>,
+    flow_id: u64,
+    /// PDUs per direction so far (`flow_ordinal`).
+    ordinals: [u64; 2],
+    /// The packet of the last event, and how many events it completed on this flow.
+    packet: u64,
+    in_packet: u32,
+}
+
+#[derive(Debug)]
+struct Flow<H> {
+    key: FlowKey,
+    /// The initiator is the `lo` end of the key.
+    client_is_lo: bool,
+    last_seen: i64,
+    ended: bool,
+    app: App<H>,
+    emit: Emit,
+    /// Per direction, indexed by `Direction::index()`; unused for UDP.
+    tcp: [TcpDir; 2],
+    list: usize,
+    prev: u32,
+    next: u32,
+}
+
+impl<H> Flow<H> {
+    fn dir(&self, from_lo: bool) -> Direction {
+        if from_lo == self.client_is_lo {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        }
+    }
+}
+
+/// The packet being processed: where its events go.
+struct Out<'a> {
+    ts: Timestamp,
+    index: u64,
+    scratch: &'a mut Vec<Pdu>,
+    events: &'a mut Vec<OtEvent>,
+}
+
+impl Out<'_> {
+    /// Turns the PDUs a handler just produced into events.
+    fn flush(&mut self, emit: &mut Emit) {
+        if self.scratch.is_empty() {
+            return;
+        }
+        if emit.packet != self.index {
+            emit.packet = self.index;
+            emit.in_packet = 0;
+        }
+        for pdu in self.scratch.drain(..) {
+            let ordinal = emit.ordinals.get_mut(pdu.direction.index());
+            let flow_ordinal = ordinal.map_or(0, |o| {
+                *o += 1;
+                *o - 1
+            });
+            self.events.push(OtEvent {
+                timestamp: self.ts,
+                packet_index: self.index,
+                flow_id: emit.flow_id,
+                pdu_ordinal: emit.in_packet,
+                flow_ordinal,
+                flow: Arc::clone(&emit.meta),
+                pdu,
+            });
+            emit.in_packet = emit.in_packet.saturating_add(1);
+        }
+    }
+}
+
+/// The application side of one flow, as the TCP reassembly sees it.
+struct Sink<'a, 'o, F: HandlerFactory> {
+    app: &'a mut App<F::Handler>,
+    factory: &'a mut F,
+    emit: &'a mut Emit,
+    out: &'a mut Out<'o>,
+}
+
+impl<F: HandlerFactory> AppSink for Sink<'_, '_, F> {
+    fn data(&mut self, dir: Direction, data: &[u8]) -> usize {
+        if let App::Unclassified = self.app {
+            *self.app = match self.factory.classify(&self.emit.meta, dir, data) {
+                Some(h) => App::Active(h),
+                None => App::Skip,
+            };
+        }
+        match self.app {
+            App::Active(h) => {
+                let n = h.on_data(dir, data, self.out.scratch);
+                self.out.flush(self.emit);
+                n.min(data.len())
+            }
+            App::Unclassified | App::Skip => data.len(),
+        }
+    }
+
+    fn gap(&mut self, dir: Direction) {
+        if let App::Active(h) = self.app {
+            h.on_gap(dir, self.out.scratch);
+            self.out.flush(self.emit);
+        }
+    }
+}
+
+/// Why a flow ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// FIN from both sides, or RST: the entry stays to absorb late packets.
+    Closed,
+    TimedOut,
+    Evicted,
+    /// End of input.
+    Finished,
+}
+
+/// Flows of one worker.
+pub struct FlowTable<F: HandlerFactory> {
+    config: FlowConfig,
+    factory: F,
+    map: HashMap<FlowKey, u32>,
+    slots: Vec<Option<Flow<F::Handler>>>,
+    free: Vec<u32>,
+    /// (head = most recently seen, tail) per list.
+    lists: [(u32, u32); 3],
+    defrag: Defragmenter,
+    stats: FlowStats,
+    scratch: Vec<Pdu>,
+    buffered_total: usize,
+}
+
+impl<F: HandlerFactory> std::fmt::Debug for FlowTable<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowTable")
+            .field("flows", &self.map.len())
+            .field("buffered_total", &self.buffered_total)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: HandlerFactory> FlowTable<F> {
+    pub fn new(config: FlowConfig, factory: F) -> Self {
+        FlowTable {
+            config,
+            factory,
+            map: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            lists: [(NIL, NIL); 3],
+            defrag: Defragmenter::default(),
+            stats: FlowStats::default(),
+            scratch: Vec::new(),
+            buffered_total: 0,
+        }
+    }
+
+    pub fn stats(&self) -> &FlowStats {
+        &self.stats
+    }
+
+    pub fn factory_mut(&mut self) -> &mut F {
+        &mut self.factory
+    }
+
+    pub fn config(&self) -> &FlowConfig {
+        &self.config
+    }
+
+    /// Bytes buffered by TCP reassembly right now (capacity of the buffers).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_total
+    }
+
+    /// Flows in the table, ended ones still absorbing late packets included.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Decodes and processes one packet; pushes the OtEvents it completes to `out`, in
+    /// order.
+    pub fn process(&mut self, pkt: &PacketIn<'_>, out: &mut Vec<OtEvent>) {
+        self.stats.packets += 1;
+        self.stats.bytes += pkt.data.len() as u64;
+        let start = out.len();
+        let decoded = match decode(pkt.linktype, pkt.data) {
+            Ok(d) => d,
+            Err(e) => {
+                self.count_error(e);
+                return;
+            }
+        };
+        // Taken out for the packet so that `Out` and `&mut self` can coexist; moving a
+        // Vec does not allocate.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut o = Out {
+            ts: pkt.ts,
+            index: pkt.index,
+            scratch: &mut scratch,
+            events: out,
+        };
+        Self::sweep(
+            &mut self.slots,
+            &mut self.lists,
+            &mut self.map,
+            &mut self.free,
+            &mut self.factory,
+            &self.config,
+            &mut self.stats,
+            &mut self.buffered_total,
+            &mut o,
+        );
+        match decoded.l4 {
+            L4::Fragment(frag) => {
+                let done = self.defrag.add(
+                    &self.config,
+                    pkt.ts,
+                    decoded.src,
+                    decoded.dst,
+                    &frag,
+                    &mut self.stats,
+                );
+                if let Some(buf) = done {
+                    match decode_transport(frag.ip_proto, &buf) {
+                        Ok(l4) => self.transport(decoded.src, decoded.dst, l4, &mut o),
+                        Err(e) => self.count_error(e),
+                    }
+                    self.defrag.recycle(buf);
+                }
+            }
+            l4 => self.transport(decoded.src, decoded.dst, l4, &mut o),
+        }
+        scratch.clear();
+        self.scratch = scratch;
+        if let Some(events) = out.get_mut(start..) {
+            // Unique keys: an unstable sort is deterministic and does not allocate.
+            events.sort_unstable_by_key(|e| (e.flow_id, e.pdu_ordinal));
+        }
+        self.stats.pdus += (out.len() - start) as u64;
+    }
+
+    /// End of input: ends every flow (handler.on_end), in flow_id order, events with
+    /// packet_index = u64::MAX.
+    pub fn finish(&mut self, out: &mut Vec<OtEvent>) {
+        let start = out.len();
+        let mut order: Vec<(u64, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|f| (f.emit.flow_id, i as u32)))
+            .collect();
+        order.sort_unstable();
+        for (_, idx) in order {
+            let ts = self
+                .slot(idx)
+                .map_or(Timestamp::default(), |f| Timestamp::from_nanos(f.last_seen));
+            let mut o = Out {
+                ts,
+                index: u64::MAX,
+                scratch: &mut self.scratch,
+                events: out,
+            };
+            Self::remove(
+                &mut self.slots,
+                &mut self.lists,
+                &mut self.map,
+                &mut self.free,
+                &mut self.factory,
+                &self.config,
+                &mut self.stats,
+                &mut self.buffered_total,
+                &mut o,
+                idx,
+                End::Finished,
+            );
+        }
+        self.stats.pdus += (out.len() - start) as u64;
+    }
+
+    fn count_error(&mut self, e: DecodeError) {
+        match e {
+            DecodeError::NotIp => self.stats.non_ip += 1,
+            DecodeError::Truncated(_) => {
+                self.stats.decode_errors += 1;
+                self.stats.decode_truncated += 1;
+            }
+            DecodeError::Malformed(_) => {
+                self.stats.decode_errors += 1;
+                self.stats.decode_malformed += 1;
+            }
+        }
+    }
+
+    fn slot(&self, idx: u32) -> Option<&Flow<F::Handler>> {
+        self.slots.get(idx as usize).and_then(Option::as_ref)
+    }
+
+    fn transport(&mut self, src: IpAddr, dst: IpAddr, l4: L4<'_>, o: &mut Out<'_>) {
+        let now = o.ts.as_nanos();
+        match l4 {
+            L4::Tcp(seg) => {
+                let (key, from_lo) =
+                    FlowKey::of((src, seg.src_port), (dst, seg.dst_port), Transport::Tcp);
+                // A lone RST does not make a flow.
+                let create = !seg.flags.contains(TcpFlags::RST) || !seg.payload.is_empty();
+                if let Some(idx) = self.lookup(key, from_lo, Some(&seg), create, o) {
+                    self.tcp(idx, from_lo, &seg, now, o);
+                }
+            }
+            L4::Udp(udp) => {
+                let (key, from_lo) =
+                    FlowKey::of((src, udp.src_port), (dst, udp.dst_port), Transport::Udp);
+                let Some(idx) = self.lookup(key, from_lo, None, true, o) else {
+                    return;
+                };
+                self.touch(idx, now);
+                let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+                    return;
+                };
+                if udp.payload.is_empty() {
+                    return;
+                }
+                let dir = flow.dir(from_lo);
+                // A datagram goes whole; whatever the handler leaves is lost (no
+                // buffering for UDP).
+                let mut sink = Sink::<F> {
+                    app: &mut flow.app,
+                    factory: &mut self.factory,
+                    emit: &mut flow.emit,
+                    out: o,
+                };
+                sink.data(dir, udp.payload);
+            }
+            L4::Other { .. } => self.stats.other_ip += 1,
+            // Fragments were reassembled by the caller.
+            L4::Fragment(_) => {}
+        }
+    }
+
+    /// Finds the packet's flow, or makes one: one hash lookup for a packet of a known
+    /// flow. Ends the old flow first when it idled past its timeout, or when a packet
+    /// shows that a closed flow's 5-tuple is in use again.
+    fn lookup(
+        &mut self,
+        key: FlowKey,
+        from_lo: bool,
+        seg: Option<&TcpSegment<'_>>,
+        create: bool,
+        o: &mut Out<'_>,
+    ) -> Option<u32> {
+        let now = o.ts.as_nanos();
+        if let Some(&idx) = self.map.get(&key) {
+            let end = match self.slot(idx) {
+                None => None,
+                Some(f) if now.saturating_sub(f.last_seen) > self.timeout(f) => {
+                    Some(if f.ended { End::Closed } else { End::TimedOut })
+                }
+                Some(f) => seg.and_then(|s| starts_anew(f, from_lo, s)),
+            };
+            match end {
+                None => return Some(idx),
+                Some(why) => Self::remove(
+                    &mut self.slots,
+                    &mut self.lists,
+                    &mut self.map,
+                    &mut self.free,
+                    &mut self.factory,
+                    &self.config,
+                    &mut self.stats,
+                    &mut self.buffered_total,
+                    o,
+                    idx,
+                    why,
+                ),
+            }
+        }
+        create.then(|| self.create(key, from_lo, seg, o))
+    }
+
+    fn timeout(&self, f: &Flow<F::Handler>) -> i64 {
+        nanos(match (f.ended, f.key.transport) {
+            (true, _) => self.config.tcp_closed_timeout,
+            (false, Transport::Tcp) => self.config.tcp_idle_timeout,
+            (false, Transport::Udp) => self.config.udp_idle_timeout,
+        })
+    }
+
+    fn create(
+        &mut self,
+        key: FlowKey,
+        from_lo: bool,
+        seg: Option<&TcpSegment<'_>>,
+        o: &mut Out<'_>,
+    ) -> u32 {
+        if self.map.len() >= self.config.max_flows.max(1) {
+            self.evict(o);
+        }
+        let (sender, receiver) = if from_lo {
+            (key.lo, key.hi)
+        } else {
+            (key.hi, key.lo)
+        };
+        let syn = seg.is_some_and(|s| s.flags.contains(TcpFlags::SYN));
+        let ack = seg.is_some_and(|s| s.flags.contains(TcpFlags::ACK));
+        let (sender_is_client, handshake_seen) = match (syn, ack) {
+            (true, false) => (true, true),
+            (true, true) => (false, true),
+            _ => (
+                self.sender_is_client(key.transport, sender.1, receiver.1),
+                false,
+            ),
+        };
+        let (client, server) = if sender_is_client {
+            (sender, receiver)
+        } else {
+            (receiver, sender)
+        };
+        let meta = FlowMeta {
+            src_ip: client.0,
+            src_port: client.1,
+            dst_ip: server.0,
+            dst_port: server.1,
+            transport: key.transport,
+            community_id: community_id_v1(
+                client.0,
+                client.1,
+                server.0,
+                server.1,
+                key.transport.ip_proto(),
+                0,
+            ),
+            handshake_seen,
+        };
+        tracing::trace!(flow_id = o.index, ?meta, "new flow");
+        let list = match key.transport {
+            Transport::Tcp => LIST_TCP,
+            Transport::Udp => LIST_UDP,
+        };
+        let flow = Flow {
+            key,
+            client_is_lo: sender_is_client == from_lo,
+            last_seen: o.ts.as_nanos(),
+            ended: false,
+            app: App::Unclassified,
+            emit: Emit {
+                meta: Arc::new(meta),
+                flow_id: o.index,
+                ordinals: [0; 2],
+                packet: u64::MAX,
+                in_packet: 0,
+            },
+            tcp: [TcpDir::default(), TcpDir::default()],
+            list,
+            prev: NIL,
+            next: NIL,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                if let Some(s) = self.slots.get_mut(i as usize) {
+                    *s = Some(flow);
+                }
+                i
+            }
+            None => {
+                self.slots.push(Some(flow));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.map.insert(key, idx);
+        push_front(&mut self.slots, &mut self.lists, idx);
+        self.stats.flows_created += 1;
+        self.stats.flows_active += 1;
+        idx
+    }
+
+    /// No handshake seen: the responder is the side on a well-known port; if both or
+    /// neither are, the lower port; equal ports, the sender is taken as the client.
+    fn sender_is_client(&self, t: Transport, sender_port: u16, receiver_port: u16) -> bool {
+        let s = self.config.is_well_known(t, sender_port);
+        let r = self.config.is_well_known(t, receiver_port);
+        match (s, r) {
+            (false, true) => true,
+            (true, false) => false,
+            _ => receiver_port <= sender_port,
+        }
+    }
+
+    fn touch(&mut self, idx: u32, now: i64) {
+        if let Some(f) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+            f.last_seen = f.last_seen.max(now);
+        }
+        unlink(&mut self.slots, &mut self.lists, idx);
+        push_front(&mut self.slots, &mut self.lists, idx);
+    }
+
+    fn tcp(&mut self, idx: u32, from_lo: bool, seg: &TcpSegment<'_>, now: i64, o: &mut Out<'_>) {
+        self.touch(idx, now);
+        let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let dir = flow.dir(from_lo);
+        if flow.ended {
+            // Late ACKs and retransmissions of a closed flow.
+            if !seg.payload.is_empty() {
+                self.stats.tcp_retransmitted_segments += 1;
+            }
+            return;
+        }
+        let rst = seg.flags.contains(TcpFlags::RST);
+        let mut b = Budget {
+            cfg: &self.config,
+            total: &mut self.buffered_total,
+            stats: &mut self.stats,
+        };
+        let [d0, d1] = &mut flow.tcp;
+        let (this, other) = match dir {
+            Direction::ToServer => (d0, d1),
+            Direction::ToClient => (d1, d0),
+        };
+        let mut sink = Sink::<F> {
+            app: &mut flow.app,
+            factory: &mut self.factory,
+            emit: &mut flow.emit,
+            out: o,
+        };
+        if matches!(sink.app, App::Skip) {
+            // No dissector: no reassembly, only where the stream is and when it ends.
+            this.skim(seg.seq, seg.flags, seg.payload.len());
+        } else if !rst {
+            if seg.flags.contains(TcpFlags::ACK) {
+                other.peer_ack(dir.reverse(), seg.ack, &mut b, &mut sink);
+            }
+            this.segment(dir, seg.seq, seg.flags, seg.payload, &mut b, &mut sink);
+        }
+        let closed = rst || (this.is_closed() && other.is_closed());
+        if closed {
+            Self::end(
+                flow,
+                &mut self.factory,
+                &self.config,
+                &mut self.stats,
+                &mut self.buffered_total,
+                o,
+                End::Closed,
+            );
+            unlink(&mut self.slots, &mut self.lists, idx);
+            if let Some(f) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+                f.list = LIST_CLOSED;
+            }
+            push_front(&mut self.slots, &mut self.lists, idx);
+        }
+    }
+
+    /// Ends a flow: every hole becomes a gap, held data is delivered, the handler's
+    /// `on_end` runs, buffers are freed.
+    fn end(
+        flow: &mut Flow<F::Handler>,
+        factory: &mut F,
+        config: &FlowConfig,
+        stats: &mut FlowStats,
+        total: &mut usize,
+        o: &mut Out<'_>,
+        why: End,
+    ) {
+        if flow.ended {
+            return;
+        }
+        flow.ended = true;
+        stats.flows_active = stats.flows_active.saturating_sub(1);
+        stats.flows_ended += 1;
+        match why {
+            End::TimedOut => stats.flows_timed_out += 1,
+            End::Evicted => stats.flows_evicted += 1,
+            End::Closed | End::Finished => {}
+        }
+        let mut b = Budget {
+            cfg: config,
+            total,
+            stats,
+        };
+        let [d0, d1] = &mut flow.tcp;
+        let mut sink = Sink::<F> {
+            app: &mut flow.app,
+            factory,
+            emit: &mut flow.emit,
+            out: o,
+        };
+        if !matches!(sink.app, App::Skip) {
+            d0.flush(Direction::ToServer, &mut b, &mut sink);
+            d1.flush(Direction::ToClient, &mut b, &mut sink);
+        }
+        if let App::Active(h) = sink.app {
+            h.on_end(sink.out.scratch);
+            sink.out.flush(sink.emit);
+        }
+        *sink.app = App::Skip;
+        d0.release(b.total);
+        d1.release(b.total);
+    }
+
+    /// Ends (if needed) and forgets a flow.
+    #[allow(clippy::too_many_arguments)]
+    fn remove(
+        slots: &mut [Option<Flow<F::Handler>>],
+        lists: &mut [(u32, u32); 3],
+        map: &mut HashMap<FlowKey, u32>,
+        free: &mut Vec<u32>,
+        factory: &mut F,
+        config: &FlowConfig,
+        stats: &mut FlowStats,
+        total: &mut usize,
+        o: &mut Out<'_>,
+        idx: u32,
+        why: End,
+    ) {
+        unlink(slots, lists, idx);
+        let Some(mut flow) = slots.get_mut(idx as usize).and_then(Option::take) else {
+            return;
+        };
+        Self::end(&mut flow, factory, config, stats, total, o, why);
+        map.remove(&flow.key);
+        free.push(idx);
+    }
+
+    /// Ends flows idle past their timeout, looking at a bounded number of list tails.
+    #[allow(clippy::too_many_arguments)]
+    fn sweep(
+        slots: &mut [Option<Flow<F::Handler>>],
+        lists: &mut [(u32, u32); 3],
+        map: &mut HashMap<FlowKey, u32>,
+        free: &mut Vec<u32>,
+        factory: &mut F,
+        config: &FlowConfig,
+        stats: &mut FlowStats,
+        total: &mut usize,
+        o: &mut Out<'_>,
+    ) {
+        let now = o.ts.as_nanos();
+        for (list, timeout) in [
+            (LIST_TCP, config.tcp_idle_timeout),
+            (LIST_UDP, config.udp_idle_timeout),
+            (LIST_CLOSED, config.tcp_closed_timeout),
+        ] {
+            let timeout = nanos(timeout);
+            for _ in 0..config.sweep_per_packet {
+                let tail = lists.get(list).map_or(NIL, |l| l.1);
+                let expired = slots
+                    .get(tail as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|f| now.saturating_sub(f.last_seen) > timeout);
+                if !expired {
+                    break;
+                }
+                let why = if list == LIST_CLOSED {
+                    End::Closed
+                } else {
+                    End::TimedOut
+                };
+                Self::remove(
+                    slots, lists, map, free, factory, config, stats, total, o, tail, why,
+                );
+            }
+        }
+    }
+
+    /// Makes room: the closed flow seen least recently, else the active one.
+    fn evict(&mut self, o: &mut Out<'_>) {
+        let tail = |l: usize| self.lists.get(l).map_or(NIL, |x| x.1);
+        let seen = |i: u32| self.slot(i).map(|f| f.last_seen);
+        let victim = if tail(LIST_CLOSED) != NIL {
+            tail(LIST_CLOSED)
+        } else {
+            match (seen(tail(LIST_TCP)), seen(tail(LIST_UDP))) {
+                (Some(t), Some(u)) if u < t => tail(LIST_UDP),
+                (Some(_), _) => tail(LIST_TCP),
+                _ => tail(LIST_UDP),
+            }
+        };
+        if victim == NIL {
+            return;
+        }
+        tracing::debug!(
+            victim,
+            "flow table full: evicting the least recently seen flow"
+        );
+        Self::remove(
+            &mut self.slots,
+            &mut self.lists,
+            &mut self.map,
+            &mut self.free,
+            &mut self.factory,
+            &self.config,
+            &mut self.stats,
+            &mut self.buffered_total,
+            o,
+            victim,
+            End::Evicted,
+        );
+    }
+}
+
+/// Whether a TCP segment shows that its flow is a new connection on the same 5-tuple:
+/// a SYN with another ISN, or new data after the flow closed.
+fn starts_anew<H>(f: &Flow<H>, from_lo: bool, seg: &TcpSegment<'_>) -> Option<End> {
+    let d = f.tcp.get(f.dir(from_lo).index())?;
+    let syn_only = seg.flags.contains(TcpFlags::SYN) && !seg.flags.contains(TcpFlags::ACK);
+    if syn_only && d.is_synced() && d.syn_seq() != Some(seg.seq) {
+        return Some(End::Closed);
+    }
+    if f.ended && !seg.payload.is_empty() {
+        let end = seg.seq.wrapping_add(seg.payload.len() as u32);
+        if !d.is_synced() || seq_lt(d.next_seq(), end) {
+            return Some(End::Closed);
+        }
+    }
+    None
+}
+
+fn link_of<H>(slots: &mut [Option<Flow<H>>], idx: u32) -> Option<&mut Flow<H>> {
+    slots.get_mut(idx as usize).and_then(Option::as_mut)
+}
+
+/// Puts a flow at the head (most recent) of its list.
+fn push_front<H>(slots: &mut [Option<Flow<H>>], lists: &mut [(u32, u32); 3], idx: u32) {
+    let Some(f) = link_of(slots, idx) else { return };
+    let list = f.list;
+    let Some(l) = lists.get_mut(list) else { return };
+    let old_head = l.0;
+    f.prev = NIL;
+    f.next = old_head;
+    l.0 = idx;
+    if l.1 == NIL {
+        l.1 = idx;
+    }
+    if let Some(h) = link_of(slots, old_head) {
+        h.prev = idx;
+    }
+}
+
+/// Takes a flow out of its list.
+fn unlink<H>(slots: &mut [Option<Flow<H>>], lists: &mut [(u32, u32); 3], idx: u32) {
+    let Some(f) = link_of(slots, idx) else { return };
+    let (prev, next, list) = (f.prev, f.next, f.list);
+    f.prev = NIL;
+    f.next = NIL;
+    let Some(l) = lists.get_mut(list) else { return };
+    if l.0 == idx {
+        l.0 = next;
+    }
+    if l.1 == idx {
+        l.1 = prev;
+    }
+    if let Some(p) = link_of(slots, prev) {
+        p.next = next;
+    }
+    if let Some(n) = link_of(slots, next) {
+        n.prev = prev;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+    use crate::LinkType;
+    use otwatch_event::{Anomalies, ModbusInfo, Native, Operation};
+    use Direction::{ToClient as C, ToServer as S};
+
+    /// Consumes fixed-size `pdu`-byte records; reports each as a PDU whose `values`
+    /// are its bytes, and gaps and ends as PDUs named "gap" and "end".
+    #[derive(Debug)]
+    struct Rec {
+        pdu: usize,
+        /// Consume at most this many bytes of a UDP datagram (tests "loses the rest").
+        take: Option<usize>,
+    }
+
+    fn marker(dir: Direction, function: &'static str, bytes: &[u8]) -> Pdu {
+        Pdu {
+            direction: dir,
+            operation: Operation::Other,
+            anomalies: Anomalies::empty(),
+            native: Native::Modbus(ModbusInfo {
+                function,
+                values: Some(bytes.iter().map(|&b| u16::from(b)).collect()),
+                ..ModbusInfo::default()
+            }),
+        }
+    }
+
+    impl StreamHandler for Rec {
+        fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
+            if let Some(n) = self.take {
+                let n = n.min(data.len());
+                out.push(marker(dir, "pdu", &data[..n]));
+                return n;
+            }
+            // Consumes one record per call: the flow layer must call again.
+            if data.len() < self.pdu {
+                return 0;
+            }
+            out.push(marker(dir, "pdu", &data[..self.pdu]));
+            self.pdu
+        }
+        fn on_gap(&mut self, dir: Direction, out: &mut Vec<Pdu>) {
+            out.push(marker(dir, "gap", b""));
+        }
+        fn on_end(&mut self, out: &mut Vec<Pdu>) {
+            out.push(marker(S, "end", b""));
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Factory {
+        pdu: usize,
+        take: Option<usize>,
+        /// Flows to this server port get no handler.
+        skip_port: Option<u16>,
+        classified: Vec<(Direction, Vec<u8>)>,
+    }
+
+    impl HandlerFactory for Factory {
+        type Handler = Rec;
+        fn classify(&mut self, flow: &FlowMeta, dir: Direction, first: &[u8]) -> Option<Rec> {
+            self.classified.push((dir, first.to_vec()));
+            if Some(flow.dst_port) == self.skip_port {
+                return None;
+            }
+            Some(Rec {
+                pdu: self.pdu,
+                take: self.take,
+            })
+        }
+    }
+
+    const CLI: [u8; 4] = [10, 0, 0, 1];
+    const SRV: [u8; 4] = [10, 0, 0, 2];
+
+    struct Rig {
+        t: FlowTable<Factory>,
+        index: u64,
+        /// Packet time, seconds.
+        now: f64,
+        cport: u16,
+        sport: u16,
+    }
+
+    /// What an event says, in short: (packet, flow, pdu ordinal, flow ordinal,
+    /// direction, function, bytes).
+    type Ev = (u64, u64, u32, u64, Direction, &'static str, Vec<u8>);
+
+    fn short(e: &OtEvent) -> Ev {
+        let Native::Modbus(m) = &e.pdu.native;
+        let bytes = m
+            .values
+            .as_ref()
+            .map_or(vec![], |v| v.iter().map(|&x| x as u8).collect());
+        (
+            e.packet_index,
+            e.flow_id,
+            e.pdu_ordinal,
+            e.flow_ordinal,
+            e.pdu.direction,
+            m.function,
+            bytes,
+        )
+    }
+
+    impl Rig {
+        fn new(pdu: usize) -> Self {
+            Self::with(FlowConfig::default(), pdu)
+        }
+        fn with(cfg: FlowConfig, pdu: usize) -> Self {
+            Rig {
+                t: FlowTable::new(
+                    cfg,
+                    Factory {
+                        pdu,
+                        ..Factory::default()
+                    },
+                ),
+                index: 0,
+                now: 1_000.0,
+                cport: 40000,
+                sport: 502,
+            }
+        }
+        fn frame(&mut self, lt: LinkType, data: &[u8]) -> Vec<OtEvent> {
+            let mut out = Vec::new();
+            let pkt = PacketIn {
+                index: self.index,
+                ts: Timestamp::from_nanos((self.now * 1e9) as i64),
+                linktype: lt,
+                data,
+            };
+            self.t.process(&pkt, &mut out);
+            self.index += 1;
+            out
+        }
+        /// A TCP segment from the client (`to_server`) or the server.
+        fn tcp(
+            &mut self,
+            dir: Direction,
+            seq: u32,
+            ack: u32,
+            flags: TcpFlags,
+            payload: &[u8],
+        ) -> Vec<Ev> {
+            let (src, dst, sp, dp) = match dir {
+                S => (CLI, SRV, self.cport, self.sport),
+                C => (SRV, CLI, self.sport, self.cport),
+            };
+            let ip = ipv4_tcp(src, dst, sp, dp, seq, ack, flags, payload);
+            let frame = ether(0x0800, &ip);
+            self.frame(LinkType::Ethernet, &frame)
+                .iter()
+                .map(short)
+                .collect()
+        }
+        fn data(&mut self, dir: Direction, seq: u32, payload: &[u8]) -> Vec<Ev> {
+            self.tcp(dir, seq, 0, TcpFlags::PSH, payload)
+        }
+        fn handshake(&mut self, cisn: u32, sisn: u32) {
+            assert!(self.tcp(S, cisn, 0, TcpFlags::SYN, b"").is_empty());
+            assert!(self
+                .tcp(
+                    C,
+                    sisn,
+                    cisn.wrapping_add(1),
+                    TcpFlags::SYN | TcpFlags::ACK,
+                    b""
+                )
+                .is_empty());
+            assert!(self
+                .tcp(
+                    S,
+                    cisn.wrapping_add(1),
+                    sisn.wrapping_add(1),
+                    TcpFlags::ACK,
+                    b""
+                )
+                .is_empty());
+        }
+        fn finish(&mut self) -> Vec<Ev> {
+            let mut out = Vec::new();
+            self.t.finish(&mut out);
+            out.iter().map(short).collect()
+        }
+        fn stats(&self) -> FlowStats {
+            self.t.stats().clone()
+        }
+    }
+
+    fn pdu(packet: u64, pdu_ord: u32, flow_ord: u64, dir: Direction, bytes: &[u8]) -> Ev {
+        (packet, 0, pdu_ord, flow_ord, dir, "pdu", bytes.to_vec())
+    }
+
+    #[test]
+    fn in_order_pdus_with_handshake() {
+        let mut r = Rig::new(4);
+        r.handshake(1000, 5000);
+        assert_eq!(r.data(S, 1001, b"req1"), [pdu(3, 0, 0, S, b"req1")]);
+        assert_eq!(r.data(C, 5001, b"rsp1"), [pdu(4, 0, 0, C, b"rsp1")]);
+        assert_eq!(r.data(S, 1005, b"req2"), [pdu(5, 0, 1, S, b"req2")]);
+        // The flow's metadata: oriented by the SYN, Community ID of the 5-tuple.
+        let mut out = Vec::new();
+        let ip = ipv4_tcp(CLI, SRV, 40000, 502, 1009, 0, TcpFlags::PSH, b"abcd");
+        r.t.process(
+            &PacketIn {
+                index: 6,
+                ts: Timestamp::from_nanos(0),
+                linktype: LinkType::RawIp,
+                data: &ip,
+            },
+            &mut out,
+        );
+        let m = &out[0].flow;
+        assert_eq!((m.src_ip, m.src_port), (IpAddr::from(CLI), 40000));
+        assert_eq!((m.dst_ip, m.dst_port), (IpAddr::from(SRV), 502));
+        assert!(m.handshake_seen);
+        assert_eq!(m.transport, Transport::Tcp);
+        // python3 -c "import communityid as c; print(c.CommunityID().calc(
+        //   c.FlowTuple.make_tcp('10.0.0.1','10.0.0.2',40000,502)))"
+        assert_eq!(m.community_id, "1:/+JBy2Q1zp1KkEWqSPgaxJf5R90=");
+        // The handler was chosen on the first payload, in its direction.
+        assert_eq!(r.t.factory_mut().classified, [(S, b"req1".to_vec())]);
+        let s = r.stats();
+        assert_eq!(
+            (s.flows_created, s.flows_active, s.pdus, s.packets),
+            (1, 1, 4, 7)
+        );
+    }
+
+    #[test]
+    fn retransmitted_syn_is_not_a_new_connection() {
+        let mut r = Rig::new(2);
+        r.handshake(70, 0);
+        assert_eq!(r.data(S, 71, b"ab").len(), 1);
+        assert!(r.tcp(S, 70, 0, TcpFlags::SYN, b"").is_empty());
+        assert_eq!(r.data(S, 73, b"cd"), [pdu(5, 0, 1, S, b"cd")]);
+        // A SYN with another ISN is: the old flow ends, a new one starts.
+        assert_eq!(
+            r.tcp(S, 900, 0, TcpFlags::SYN, b""),
+            [(6, 0, 0, 2, S, "end", vec![])]
+        );
+        assert_eq!(r.stats().flows_created, 2);
+    }
+
+    #[test]
+    fn pdu_split_across_three_segments() {
+        let mut r = Rig::new(6);
+        r.handshake(0, 0);
+        assert!(r.data(S, 1, b"ab").is_empty());
+        assert!(r.data(S, 3, b"cd").is_empty());
+        assert_eq!(r.data(S, 5, b"efgh"), [pdu(5, 0, 0, S, b"abcdef")]);
+        assert_eq!(r.data(S, 9, b"ijkl"), [pdu(6, 0, 1, S, b"ghijkl")]);
+    }
+
+    #[test]
+    fn two_pdus_in_one_segment() {
+        let mut r = Rig::new(3);
+        r.handshake(0, 0);
+        assert_eq!(
+            r.data(S, 1, b"abcdefg"),
+            [pdu(3, 0, 0, S, b"abc"), pdu(3, 1, 1, S, b"def")]
+        );
+        assert_eq!(r.data(S, 8, b"hi"), [pdu(4, 0, 2, S, b"ghi")]);
+    }
+
+    #[test]
+    fn retransmissions_never_yield_a_second_pdu() {
+        let mut r = Rig::new(4);
+        r.handshake(0, 0);
+        assert_eq!(r.data(S, 1, b"abcd").len(), 1);
+        // Exact retransmission.
+        assert!(r.data(S, 1, b"abcd").is_empty());
+        assert_eq!(r.stats().tcp_retransmitted_segments, 1);
+        // Partial overlap: old bytes (rewritten!) are trimmed, the new ones delivered.
+        assert_eq!(r.data(S, 3, b"XYefgh"), [pdu(5, 0, 1, S, b"efgh")]);
+        assert_eq!(r.stats().tcp_overlaps, 1);
+        // Retransmission of a PDU that was split: still one PDU.
+        assert!(r.data(S, 9, b"ij").is_empty());
+        assert!(r.data(S, 9, b"ij").is_empty());
+        assert_eq!(r.data(S, 11, b"kl"), [pdu(8, 0, 2, S, b"ijkl")]);
+    }
+
+    #[test]
+    fn out_of_order_pair() {
+        let mut r = Rig::new(4);
+        r.handshake(100, 0);
+        assert!(r.data(S, 105, b"efgh").is_empty());
+        assert_eq!(r.stats().tcp_out_of_order_segments, 1);
+        assert_eq!(
+            r.data(S, 101, b"abcd"),
+            [pdu(4, 0, 0, S, b"abcd"), pdu(4, 1, 1, S, b"efgh")]
+        );
+        assert_eq!(r.t.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn hole_acked_by_the_peer_is_a_gap() {
+        let mut r = Rig::new(4);
+        r.handshake(0, 0);
+        assert_eq!(r.data(S, 1, b"ab").len(), 0); // a partial PDU, lost with the hole
+                                                  // 3..7 never captured; 7..11 held.
+        assert!(r.data(S, 7, b"wxyz").is_empty());
+        // The server acknowledges up to 11: the hole will never fill.
+        let ev = r.tcp(C, 1, 11, TcpFlags::ACK, b"");
+        assert_eq!(
+            ev,
+            // Gap and end markers are PDUs of the test handler: they count in the
+            // flow ordinal like any other.
+            [(5, 0, 0, 0, S, "gap", vec![]), pdu(5, 1, 1, S, b"wxyz")]
+        );
+        let s = r.stats();
+        assert_eq!((s.tcp_gaps, s.reassembly_bytes_dropped), (1, 2));
+        assert_eq!(r.data(S, 11, b"1234"), [pdu(6, 0, 2, S, b"1234")]);
+    }
+
+    #[test]
+    fn midstream_join_oriented_by_well_known_port() {
+        let mut r = Rig::new(2);
+        // First packet seen: the server (port 502) answering; no handshake.
+        let ev = r.data(C, 7_000_000, b"r1");
+        assert_eq!(ev, [pdu(0, 0, 0, C, b"r1")]);
+        let mut out = Vec::new();
+        r.t.finish(&mut out);
+        let m = &out[0].flow;
+        assert_eq!((m.src_port, m.dst_port), (40000, 502));
+        assert!(!m.handshake_seen);
+    }
+
+    #[test]
+    fn midstream_join_oriented_by_lower_port() {
+        for (cport, sport) in [(40000, 3000), (1000, 502)] {
+            // Neither well known (3000 < 40000 serves) / both... 1000 is not well known
+            // but 502 is: 502 serves even though it is lower than 1000 anyway.
+            let mut r = Rig::new(2);
+            r.cport = cport;
+            r.sport = sport;
+            assert_eq!(r.data(S, 1, b"q1"), [pdu(0, 0, 0, S, b"q1")]);
+        }
+        // Both well known: the lower port serves.
+        let mut r = Rig::new(2);
+        r.cport = 20000;
+        r.sport = 502;
+        assert_eq!(r.data(C, 1, b"r1"), [pdu(0, 0, 0, C, b"r1")]);
+        // Neither well known, packet from the lower port: it is the server's.
+        let mut r = Rig::new(2);
+        r.cport = 50000;
+        r.sport = 8080;
+        assert_eq!(r.data(C, 1, b"r1"), [pdu(0, 0, 0, C, b"r1")]);
+    }
+
+    #[test]
+    fn syn_and_syn_ack_orient_the_flow() {
+        // A SYN from port 502 to 40000: the SYN decides, not the port.
+        let mut r = Rig::new(2);
+        r.cport = 502;
+        r.sport = 40000;
+        r.handshake(0, 0);
+        assert_eq!(r.data(S, 1, b"q1"), [pdu(3, 0, 0, S, b"q1")]);
+        // First packet seen is the SYN-ACK (SYN lost): its receiver is the client.
+        let mut r = Rig::new(2);
+        r.cport = 502;
+        r.sport = 40000;
+        assert!(r
+            .tcp(C, 50, 1, TcpFlags::SYN | TcpFlags::ACK, b"")
+            .is_empty());
+        assert_eq!(r.data(S, 1, b"q1"), [pdu(1, 0, 0, S, b"q1")]);
+        assert_eq!(r.data(C, 51, b"r1"), [pdu(2, 0, 0, C, b"r1")]);
+        let mut out = Vec::new();
+        r.t.finish(&mut out);
+        assert!(out[0].flow.handshake_seen);
+        assert_eq!(out[0].flow.src_port, 502);
+    }
+
+    #[test]
+    fn sequence_wraps_at_2_pow_32() {
+        let mut r = Rig::new(4);
+        r.handshake(u32::MAX - 2, 0); // first data byte at u32::MAX - 1
+        assert_eq!(r.data(S, u32::MAX - 1, b"ab").len(), 0);
+        assert_eq!(r.data(S, 0, b"cdef"), [pdu(4, 0, 0, S, b"abcd")]);
+        // Out of order across the wrap, and a retransmission from before it.
+        assert!(r.data(S, 6, b"ijkl").is_empty());
+        assert_eq!(
+            r.data(S, 4, b"gh"),
+            [pdu(6, 0, 1, S, b"efgh"), pdu(6, 1, 2, S, b"ijkl")]
+        );
+        assert!(r.data(S, u32::MAX - 1, b"ab").is_empty());
+        assert_eq!(r.stats().tcp_retransmitted_segments, 1);
+    }
+
+    #[test]
+    fn fin_from_both_sides_ends_the_flow_after_its_data() {
+        let mut r = Rig::new(2);
+        r.handshake(0, 0);
+        // The FIN comes before the last data segment (reordered).
+        assert!(r
+            .tcp(S, 3, 1, TcpFlags::FIN | TcpFlags::ACK, b"cd")
+            .is_empty());
+        assert_eq!(
+            r.data(S, 1, b"ab"),
+            [pdu(4, 0, 0, S, b"ab"), pdu(4, 1, 1, S, b"cd")]
+        );
+        assert!(r
+            .tcp(C, 1, 6, TcpFlags::FIN | TcpFlags::ACK, b"")
+            .iter()
+            .any(|e| e.5 == "end"));
+        let s = r.stats();
+        assert_eq!((s.flows_ended, s.flows_active), (1, 0));
+        // The last ACK and a late retransmission are absorbed by the closed flow.
+        assert!(r.tcp(S, 6, 2, TcpFlags::ACK, b"").is_empty());
+        assert!(r.tcp(S, 3, 2, TcpFlags::ACK, b"cd").is_empty());
+        assert_eq!(r.stats().flows_created, 1);
+        // A new connection on the same 5-tuple is a new flow.
+        r.handshake(9000, 0);
+        assert_eq!(
+            r.data(S, 9001, b"zz"),
+            [(11, 8, 0, 0, S, "pdu", b"zz".to_vec())]
+        );
+        assert_eq!(r.stats().flows_created, 2);
+        assert!(r.finish().iter().all(|e| e.1 == 8));
+    }
+
+    #[test]
+    fn rst_ends_the_flow_and_flushes_held_data() {
+        let mut r = Rig::new(2);
+        r.handshake(0, 0);
+        assert_eq!(r.data(S, 1, b"ab").len(), 1);
+        assert!(r.data(S, 5, b"ef").is_empty());
+        let ev = r.tcp(C, 1, 0, TcpFlags::RST, b"");
+        assert_eq!(
+            ev,
+            [
+                (5, 0, 0, 1, S, "gap", vec![]),
+                pdu(5, 1, 2, S, b"ef"),
+                (5, 0, 2, 3, S, "end", vec![])
+            ]
+        );
+        assert_eq!(r.t.buffered_bytes(), 0);
+        // A lone RST makes no flow.
+        r.cport = 1234;
+        assert!(r.tcp(S, 1, 0, TcpFlags::RST, b"").is_empty());
+        assert_eq!(r.stats().flows_created, 1);
+    }
+
+    #[test]
+    fn per_direction_bound_is_a_gap() {
+        let cfg = FlowConfig {
+            max_buffered_per_direction: 8,
+            ..FlowConfig::default()
+        };
+        // PDUs of 10 bytes can never be buffered within 8.
+        let mut r = Rig::with(cfg.clone(), 10);
+        r.handshake(0, 0);
+        assert!(r.data(S, 1, b"12345").is_empty());
+        assert_eq!(r.data(S, 6, b"6789"), [(4, 0, 0, 0, S, "gap", vec![])]);
+        assert_eq!(r.stats().reassembly_bytes_dropped, 9);
+        // Out-of-order data over the bound: the hole is given up.
+        let mut r = Rig::with(cfg, 2);
+        r.handshake(0, 0);
+        assert_eq!(r.data(S, 1, b"ab").len(), 1);
+        assert!(r.data(S, 5, b"efgh").is_empty());
+        assert_eq!(
+            r.data(S, 9, b"ijklm"),
+            [
+                (5, 0, 0, 1, S, "gap", vec![]),
+                pdu(5, 1, 2, S, b"ef"),
+                pdu(5, 2, 3, S, b"gh"),
+                pdu(5, 3, 4, S, b"ij"),
+                pdu(5, 4, 5, S, b"kl"),
+            ]
+        );
+        assert_eq!(r.t.slot(0).unwrap().tcp[0].buffered(), (1, 0));
+    }
+
+    #[test]
+    fn max_flows_evicts_the_least_recently_seen() {
+        let cfg = FlowConfig {
+            max_flows: 2,
+            ..FlowConfig::default()
+        };
+        let mut r = Rig::with(cfg, 2);
+        for port in [1001, 1002] {
+            r.cport = port;
+            assert_eq!(r.data(S, 1, b"aa").len(), 1);
+        }
+        // Flow 1001 is touched again: 1002 is now the least recently seen.
+        r.cport = 1001;
+        assert_eq!(r.data(S, 3, b"bb").len(), 1);
+        r.cport = 1003;
+        let ev = r.data(S, 1, b"cc");
+        // The victim's end comes first (its flow_id, 1, is lower than the new one's).
+        assert_eq!(
+            ev,
+            [
+                (3, 1, 0, 1, S, "end", vec![]),
+                (3, 3, 0, 0, S, "pdu", b"cc".to_vec())
+            ]
+        );
+        let s = r.stats();
+        assert_eq!((s.flows_evicted, s.flows_ended, s.flows_active), (1, 1, 2));
+        assert_eq!(r.t.len(), 2);
+    }
+
+    #[test]
+    fn idle_timeout_lazy_and_swept() {
+        let mut r = Rig::new(2);
+        assert_eq!(r.data(S, 1, b"aa").len(), 1);
+        // 601 s later the same flow speaks again: the old flow ends, a new one starts.
+        r.now += 601.0;
+        assert_eq!(
+            r.data(S, 3, b"bb"),
+            [
+                (1, 0, 0, 1, S, "end", vec![]),
+                (1, 1, 0, 0, S, "pdu", b"bb".to_vec())
+            ]
+        );
+        assert_eq!(r.stats().flows_timed_out, 1);
+        // The sweep ends an idle flow when another flow's packet comes.
+        r.now += 700.0;
+        r.cport = 5555;
+        assert_eq!(
+            r.data(S, 1, b"cc"),
+            [
+                (2, 1, 0, 1, S, "end", vec![]),
+                (2, 2, 0, 0, S, "pdu", b"cc".to_vec())
+            ]
+        );
+        assert_eq!(r.stats().flows_timed_out, 2);
+        assert_eq!(r.t.len(), 1);
+        // UDP times out after 60 s.
+        let udp = ipv4_udp(CLI, SRV, 20000, 20000, b"dd");
+        assert_eq!(r.frame(LinkType::RawIp, &udp).len(), 1);
+        r.now += 61.0;
+        let udp2 = ipv4_udp(CLI, [10, 0, 0, 9], 20000, 20000, b"ee");
+        let ev: Vec<Ev> = r.frame(LinkType::RawIp, &udp2).iter().map(short).collect();
+        assert_eq!(ev[0].5, "end");
+        assert_eq!(r.stats().flows_timed_out, 3);
+    }
+
+    #[test]
+    fn udp_datagrams_are_given_whole_without_buffering() {
+        let mut r = Rig::new(0);
+        r.t.factory_mut().take = Some(3);
+        let d = ipv4_udp(CLI, SRV, 50000, 20000, b"abcdef");
+        let ev: Vec<Ev> = r.frame(LinkType::RawIp, &d).iter().map(short).collect();
+        // The handler took 3 bytes; the rest is lost, not presented again.
+        assert_eq!(ev, [pdu(0, 0, 0, S, b"abc")]);
+        let back = ipv4_udp(SRV, CLI, 20000, 50000, b"xyz");
+        let ev: Vec<Ev> = r.frame(LinkType::RawIp, &back).iter().map(short).collect();
+        assert_eq!(ev, [pdu(1, 0, 0, C, b"xyz")]);
+        assert_eq!(r.t.buffered_bytes(), 0);
+        let mut out = Vec::new();
+        r.t.finish(&mut out);
+        assert_eq!(out[0].flow.transport, Transport::Udp);
+        assert_eq!(out[0].flow.dst_port, 20000);
+    }
+
+    #[test]
+    fn no_handler_means_no_buffering() {
+        let mut r = Rig::new(4);
+        r.t.factory_mut().skip_port = Some(502);
+        r.handshake(0, 0);
+        assert!(r.data(S, 1, b"ab").is_empty());
+        assert!(r.data(S, 9, b"cd").is_empty());
+        assert_eq!(r.t.buffered_bytes(), 0);
+        assert_eq!(r.t.factory_mut().classified.len(), 1);
+        assert!(r.tcp(S, 11, 0, TcpFlags::FIN, b"").is_empty());
+        assert!(r.tcp(C, 1, 0, TcpFlags::FIN, b"").is_empty());
+        assert_eq!(r.stats().flows_ended, 1);
+        // The sequence space was followed: a late retransmission is not a new flow.
+        assert!(r.data(S, 9, b"cd").is_empty());
+        assert_eq!(r.stats().flows_created, 1);
+        assert_eq!(r.t.factory_mut().classified.len(), 1);
+    }
+
+    #[test]
+    fn finish_ends_flows_in_flow_id_order() {
+        let mut r = Rig::new(4);
+        for port in [3000, 2000, 1000] {
+            r.cport = port;
+            assert!(r.data(S, 1, b"ab").is_empty());
+        }
+        r.cport = 3000;
+        assert!(r.data(S, 3, b"c").is_empty());
+        let ev = r.finish();
+        let ids: Vec<_> = ev.iter().map(|e| (e.0, e.1, e.5)).collect();
+        assert_eq!(
+            ids,
+            [
+                (u64::MAX, 0, "end"),
+                (u64::MAX, 1, "end"),
+                (u64::MAX, 2, "end")
+            ]
+        );
+        assert_eq!(r.t.len(), 0);
+        assert_eq!(r.stats().flows_ended, 3);
+    }
+
+    #[test]
+    fn fragmented_udp_is_reassembled_into_its_flow() {
+        let mut r = Rig::new(0);
+        r.t.factory_mut().take = Some(100);
+        let udp = udp_bytes(50000, 20000, &[7u8; 40]);
+        let mut frags = ipv4_fragments(CLI, SRV, 0x99, 17, &udp, 16);
+        frags.reverse();
+        let mut all = Vec::new();
+        for f in &frags {
+            all.extend(r.frame(LinkType::RawIp, f).iter().map(short));
+        }
+        assert_eq!(all, [(2, 2, 0, 0, S, "pdu", vec![7u8; 40])]);
+        assert_eq!(r.stats().fragments_reassembled, 1);
+    }
+
+    #[test]
+    fn fragmented_ipv6_is_reassembled_too() {
+        use std::net::Ipv6Addr;
+        let mut r = Rig::new(0);
+        r.t.factory_mut().take = Some(100);
+        let (a, b) = (
+            Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1),
+            Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2),
+        );
+        let udp = udp_bytes(50000, 20000, &[9u8; 24]); // 32 bytes
+        let frag = |offset: u16, more: bool, part: &[u8]| {
+            // Fragment header: next header UDP, reserved, offset/8 << 3 | M, identification.
+            let mut p = vec![17, 0];
+            p.extend_from_slice(&((offset / 8) << 3 | u16::from(more)).to_be_bytes());
+            p.extend_from_slice(&0xabcd_0001u32.to_be_bytes());
+            p.extend_from_slice(part);
+            ipv6_raw(a, b, 44, &p)
+        };
+        assert!(r
+            .frame(LinkType::RawIp, &frag(16, false, &udp[16..]))
+            .is_empty());
+        let ev: Vec<Ev> = r
+            .frame(LinkType::RawIp, &frag(0, true, &udp[..16]))
+            .iter()
+            .map(short)
+            .collect();
+        assert_eq!(ev, [(1, 1, 0, 0, S, "pdu", vec![9u8; 24])]);
+        assert_eq!(r.stats().fragments_reassembled, 1);
+    }
+
+    #[test]
+    fn undecodable_frames_are_counted() {
+        let mut r = Rig::new(4);
+        assert!(r
+            .frame(LinkType::Ethernet, &ether(0x0806, &[0; 28]))
+            .is_empty());
+        assert!(r.frame(LinkType::Ethernet, &[0; 5]).is_empty());
+        let mut bad = ipv4_udp(CLI, SRV, 1, 2, b"x");
+        bad[0] = 0x43;
+        assert!(r.frame(LinkType::RawIp, &bad).is_empty());
+        let icmp = ipv4_raw(CLI, SRV, 1, 0, 0, false, &[8, 0, 0, 0]);
+        assert!(r.frame(LinkType::RawIp, &icmp).is_empty());
+        let s = r.stats();
+        assert_eq!(
+            (
+                s.non_ip,
+                s.decode_errors,
+                s.decode_truncated,
+                s.decode_malformed,
+                s.other_ip
+            ),
+            (1, 2, 1, 1, 1)
+        );
+        assert_eq!(s.flows_created, 0);
+    }
+}

@@ -1,0 +1,692 @@
+//! TCP stream reassembly, one direction at a time.
+//!
+//! Policy, in the order the code applies it:
+//!
+//! * Sequence numbers are compared with wrapping (RFC 1982) arithmetic.
+//! * A direction starts at its SYN (ISN + 1) or, for flows joined mid-stream, at the
+//!   first segment that carries data or a FIN — or at the peer's acknowledgment, when
+//!   that segment's bytes were already acknowledged (a keep-alive's single old byte,
+//!   a retransmission). Empty ACKs deliver nothing.
+//! * In-order bytes go to the application straight from the packet (zero-copy). Only
+//!   what the application leaves unconsumed (a PDU split across segments) is copied
+//!   into `pending`, and presented again, followed by the next bytes.
+//! * Data entirely before `next_seq` is a retransmission: dropped, counted, never
+//!   delivered twice. **First copy wins**: a segment overlapping bytes already
+//!   delivered or already held out of order is trimmed to the bytes not seen yet, so a
+//!   later copy can never rewrite what an earlier one said.
+//! * Segments beyond `next_seq` are held (copied) until the hole fills.
+//! * A hole that will never fill is a *gap*: `on_gap(dir)`, the unconsumed tail is
+//!   dropped, and delivery goes on after the hole. A hole never fills when a buffer
+//!   bound is hit, when the peer acknowledges bytes past it (the sender will not
+//!   retransmit them), or when the flow ends.
+//! * SYN and FIN consume one sequence number; a direction is closed once all its data
+//!   up to its FIN was delivered.
+
+use crate::config::FlowConfig;
+use crate::decode::TcpFlags;
+use crate::stats::FlowStats;
+use otwatch_event::Direction;
+
+/// Where in-order bytes go: the flow's application layer.
+pub(crate) trait AppSink {
+    /// In-order bytes of `dir`; returns how many were consumed (0 = need more).
+    fn data(&mut self, dir: Direction, data: &[u8]) -> usize;
+    /// Bytes of `dir` were lost.
+    fn gap(&mut self, dir: Direction);
+}
+
+/// What a direction's operations need besides its own state.
+pub(crate) struct Budget<'a> {
+    pub cfg: &'a FlowConfig,
+    /// Bytes buffered by all flows (see [`TcpDir::reaccount`]).
+    pub total: &'a mut usize,
+    pub stats: &'a mut FlowStats,
+}
+
+/// How far before the peer's acknowledgment a mid-stream join may start (a TCP
+/// window); an acknowledgment farther ahead is not trusted.
+const MAX_ACKED_BACKLOG: u32 = 1 << 20;
+
+/// A pending buffer larger than this is freed once it empties.
+const KEEP_CAPACITY: usize = 4096;
+
+/// A segment held out of order.
+#[derive(Debug)]
+struct Held {
+    seq: u32,
+    data: Vec<u8>,
+}
+
+/// Reassembly state of one direction of a TCP flow.
+#[derive(Debug, Default)]
+pub(crate) struct TcpDir {
+    synced: bool,
+    /// Sequence number of the next byte expected in order.
+    next_seq: u32,
+    /// Delivered in order but not consumed by the application; ends at `next_seq`.
+    pending: Vec<u8>,
+    /// Out-of-order segments: disjoint, sorted, all starting after `next_seq`.
+    held: Vec<Held>,
+    held_bytes: usize,
+    /// Sequence number of the FIN, once seen.
+    fin_seq: Option<u32>,
+    /// Highest acknowledgment the peer sent for this direction.
+    peer_acked: Option<u32>,
+    /// Sequence number of the SYN, when seen (tells a retransmitted SYN from a new
+    /// connection on the same 5-tuple).
+    syn_seq: Option<u32>,
+    closed: bool,
+    /// Bytes of this direction counted in the global total.
+    accounted: usize,
+}
+
+pub(crate) fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+pub(crate) fn seq_le(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) <= 0
+}
+
+/// Length as a sequence-space distance (payloads are < 64 KiB).
+fn len32(data: &[u8]) -> u32 {
+    u32::try_from(data.len()).unwrap_or(u32::MAX)
+}
+
+impl TcpDir {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    pub(crate) fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    pub(crate) fn next_seq(&self) -> u32 {
+        self.next_seq
+    }
+
+    pub(crate) fn syn_seq(&self) -> Option<u32> {
+        self.syn_seq
+    }
+
+    /// Follows the sequence space without reassembly, for flows whose payload is
+    /// skipped: enough to close on FIN and to recognise late retransmissions.
+    pub(crate) fn skim(&mut self, seq: u32, flags: TcpFlags, len: usize) {
+        let syn = flags.contains(TcpFlags::SYN);
+        if syn {
+            self.syn_seq.get_or_insert(seq);
+        }
+        let start = if syn { seq.wrapping_add(1) } else { seq };
+        let end = start.wrapping_add(u32::try_from(len).unwrap_or(u32::MAX));
+        if !self.synced {
+            self.synced = true;
+            self.next_seq = start;
+        }
+        if seq_lt(self.next_seq, end) {
+            self.next_seq = end;
+        }
+        if flags.contains(TcpFlags::FIN) {
+            self.closed = true;
+        }
+    }
+
+    /// A segment sent in this direction (its ACK field is for the other direction:
+    /// see [`TcpDir::peer_ack`]).
+    pub(crate) fn segment(
+        &mut self,
+        dir: Direction,
+        seq: u32,
+        flags: TcpFlags,
+        payload: &[u8],
+        b: &mut Budget<'_>,
+        app: &mut dyn AppSink,
+    ) {
+        let syn = flags.contains(TcpFlags::SYN);
+        let fin = flags.contains(TcpFlags::FIN);
+        if syn {
+            self.syn_seq.get_or_insert(seq);
+        }
+        if !self.synced {
+            if syn {
+                self.next_seq = seq.wrapping_add(1);
+            } else if !payload.is_empty() || fin {
+                // Joined mid-stream. Bytes the peer already acknowledged were delivered
+                // before the capture started: the first segment seen is often a
+                // keep-alive (one old byte, at the acknowledged point minus one) or a
+                // retransmission, which must not reach the dissector.
+                self.next_seq = match self.peer_acked {
+                    Some(a) if seq_lt(seq, a) && a.wrapping_sub(seq) <= MAX_ACKED_BACKLOG => a,
+                    _ => seq,
+                };
+            } else {
+                return;
+            }
+            self.synced = true;
+        }
+        let seq = if syn { seq.wrapping_add(1) } else { seq };
+        if self.closed {
+            if !payload.is_empty() {
+                b.stats.tcp_retransmitted_segments += 1;
+            }
+            return;
+        }
+        if fin && self.fin_seq.is_none() {
+            self.fin_seq = Some(seq.wrapping_add(len32(payload)));
+        }
+        if !payload.is_empty() {
+            self.data(dir, seq, payload, b, app);
+        }
+        self.check_fin();
+        self.reaccount(b.total);
+    }
+
+    /// The peer acknowledged up to `ack` (exclusive) of this direction: a hole that
+    /// lies before it will never be filled.
+    pub(crate) fn peer_ack(
+        &mut self,
+        dir: Direction,
+        ack: u32,
+        b: &mut Budget<'_>,
+        app: &mut dyn AppSink,
+    ) {
+        if self.peer_acked.is_none_or(|a| seq_lt(a, ack)) {
+            self.peer_acked = Some(ack);
+        }
+        if !self.synced || self.closed || seq_le(ack, self.next_seq) {
+            return;
+        }
+        // Where the hole ends: the first byte held, or the FIN.
+        let hole_end = match (self.held.first(), self.fin_seq) {
+            (Some(h), _) => h.seq,
+            (None, Some(f)) if f != self.next_seq => f,
+            // No known hole: the acknowledged bytes may still be on their way (a mirror
+            // port can reorder the two directions).
+            _ => return,
+        };
+        let target = if seq_lt(ack, hole_end) { ack } else { hole_end };
+        self.skip_to(dir, target, b, app);
+        self.drain_held(dir, b, app);
+        self.check_fin();
+        self.reaccount(b.total);
+    }
+
+    /// The flow ends: every hole becomes a gap and what was held is delivered.
+    pub(crate) fn flush(&mut self, dir: Direction, b: &mut Budget<'_>, app: &mut dyn AppSink) {
+        while let Some(first) = self.held.first() {
+            let target = first.seq;
+            self.skip_to(dir, target, b, app);
+            self.drain_held(dir, b, app);
+        }
+        self.reaccount(b.total);
+    }
+
+    /// Frees every buffer (the flow ended); sequence state is kept to recognise late
+    /// retransmissions.
+    pub(crate) fn release(&mut self, total: &mut usize) {
+        self.pending = Vec::new();
+        self.held = Vec::new();
+        self.held_bytes = 0;
+        self.reaccount(total);
+    }
+
+    /// Brings this direction's share of the global buffered total up to date.
+    pub(crate) fn reaccount(&mut self, total: &mut usize) {
+        let now = self.pending.capacity() + self.held_bytes;
+        *total = total.saturating_sub(self.accounted).saturating_add(now);
+        self.accounted = now;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> (usize, usize) {
+        (self.pending.len(), self.held.len())
+    }
+
+    fn check_fin(&mut self) {
+        if let Some(f) = self.fin_seq {
+            if !self.closed && self.next_seq == f {
+                self.closed = true;
+                self.next_seq = f.wrapping_add(1);
+            }
+        }
+    }
+
+    fn data(
+        &mut self,
+        dir: Direction,
+        seq: u32,
+        payload: &[u8],
+        b: &mut Budget<'_>,
+        app: &mut dyn AppSink,
+    ) {
+        // Each round delivers up to the next held segment, stores, or skips past a held
+        // segment: bounded by the held segments.
+        let mut delivered = false;
+        let mut overlapped = false;
+        for _ in 0..2 * self.held.len() + 3 {
+            let end = seq.wrapping_add(len32(payload));
+            if seq_le(end, self.next_seq) {
+                break;
+            }
+            if seq_le(seq, self.next_seq) {
+                let skip = self.next_seq.wrapping_sub(seq) as usize;
+                // Bytes before next_seq were delivered already (by another segment, or
+                // by this one in an earlier round).
+                overlapped |= skip > 0 && !delivered;
+                let mut fresh = payload.get(skip..).unwrap_or_default();
+                // First copy wins over what is already held out of order, too: deliver
+                // up to the held segment, which the next round skips over.
+                if let Some(h) = self.held.first() {
+                    if seq_lt(h.seq, end) {
+                        let keep = h.seq.wrapping_sub(self.next_seq) as usize;
+                        fresh = fresh.get(..keep).unwrap_or(fresh);
+                        overlapped = true;
+                    }
+                }
+                self.next_seq = self.next_seq.wrapping_add(len32(fresh));
+                self.deliver(dir, fresh, b, app);
+                self.drain_held(dir, b, app);
+                delivered = true;
+                continue;
+            }
+            if self.hold(seq, payload, b) {
+                return;
+            }
+            // No room: the hole before the earliest data we know of will not be filled
+            // within the bounds.
+            let target = match self.held.first() {
+                Some(h) if seq_lt(h.seq, seq) => h.seq,
+                _ => seq,
+            };
+            self.skip_to(dir, target, b, app);
+            self.drain_held(dir, b, app);
+        }
+        if !delivered {
+            b.stats.tcp_retransmitted_segments += 1;
+        } else if overlapped {
+            b.stats.tcp_overlaps += 1;
+        }
+    }
+
+    /// Holds the parts of an out-of-order segment not already held. Returns false when
+    /// a bound leaves no room for them.
+    fn hold(&mut self, seq: u32, payload: &[u8], b: &mut Budget<'_>) -> bool {
+        // Offsets relative to next_seq: every held segment is ahead of it.
+        let rel = |s: u32| u64::from(s.wrapping_sub(self.next_seq));
+        let start = rel(seq);
+        let end = start + payload.len() as u64;
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        let mut cur = start;
+        for h in &self.held {
+            let (a, z) = (rel(h.seq), rel(h.seq) + h.data.len() as u64);
+            if z <= cur {
+                continue;
+            }
+            if a >= end {
+                break;
+            }
+            if a > cur {
+                pieces.push((cur, a));
+            }
+            cur = cur.max(z);
+        }
+        if cur < end {
+            pieces.push((cur, end));
+        }
+        let fresh: u64 = pieces.iter().map(|(a, z)| z - a).sum();
+        if fresh == 0 {
+            b.stats.tcp_retransmitted_segments += 1;
+            return true;
+        }
+        let fresh = fresh as usize;
+        let fits = self.held.len() + pieces.len() <= b.cfg.max_ooo_segments_per_direction
+            && self.pending.len() + self.held_bytes + fresh <= b.cfg.max_buffered_per_direction
+            && b.total.saturating_add(fresh) <= b.cfg.max_buffered_total;
+        if !fits {
+            return false;
+        }
+        if fresh < payload.len() {
+            b.stats.tcp_overlaps += 1;
+        }
+        b.stats.tcp_out_of_order_segments += 1;
+        for (a, z) in pieces {
+            let data = payload
+                .get((a - start) as usize..(z - start) as usize)
+                .unwrap_or_default()
+                .to_vec();
+            let seq = self.next_seq.wrapping_add(a as u32);
+            let at = self.held.partition_point(|h| rel(h.seq) < a);
+            self.held.insert(at, Held { seq, data });
+        }
+        self.held_bytes += fresh;
+        *b.total += fresh;
+        self.accounted += fresh;
+        true
+    }
+
+    /// Declares the bytes before `target` lost.
+    fn skip_to(&mut self, dir: Direction, target: u32, b: &mut Budget<'_>, app: &mut dyn AppSink) {
+        app.gap(dir);
+        b.stats.tcp_gaps += 1;
+        b.stats.reassembly_bytes_dropped += self.pending.len() as u64;
+        self.clear_pending();
+        self.next_seq = target;
+    }
+
+    /// Delivers held segments that the in-order data has reached.
+    fn drain_held(&mut self, dir: Direction, b: &mut Budget<'_>, app: &mut dyn AppSink) {
+        while let Some(first) = self.held.first() {
+            if seq_lt(self.next_seq, first.seq) {
+                break;
+            }
+            let h = self.held.remove(0);
+            self.held_bytes -= h.data.len();
+            let skip = self.next_seq.wrapping_sub(h.seq) as usize;
+            let fresh = h.data.get(skip..).unwrap_or_default();
+            self.next_seq = self.next_seq.wrapping_add(len32(fresh));
+            self.deliver(dir, fresh, b, app);
+        }
+    }
+
+    /// Gives in-order bytes to the application; keeps what it leaves (bounded).
+    fn deliver(&mut self, dir: Direction, data: &[u8], b: &mut Budget<'_>, app: &mut dyn AppSink) {
+        if data.is_empty() {
+            return;
+        }
+        if self.pending.is_empty() {
+            // Zero-copy: straight from the packet (or the held segment).
+            let used = feed(app, dir, data);
+            let rest = data.get(used..).unwrap_or_default();
+            if rest.is_empty() {
+                return;
+            }
+            let growth = rest.len().saturating_sub(self.pending.capacity());
+            if self.held_bytes + rest.len() > b.cfg.max_buffered_per_direction
+                || b.total.saturating_add(growth) > b.cfg.max_buffered_total
+            {
+                self.overflow(dir, rest.len(), b, app);
+            } else {
+                self.pending.extend_from_slice(rest);
+            }
+            return;
+        }
+        self.pending.extend_from_slice(data);
+        let used = feed(app, dir, &self.pending);
+        self.pending.drain(..used.min(self.pending.len()));
+        let over_dir = self.pending.len() + self.held_bytes > b.cfg.max_buffered_per_direction;
+        let counted = self.accounted.saturating_sub(self.held_bytes);
+        let growth = self.pending.capacity().saturating_sub(counted);
+        let over_total = b.total.saturating_add(growth) > b.cfg.max_buffered_total;
+        if over_dir || over_total {
+            let n = self.pending.len();
+            self.clear_pending();
+            self.overflow(dir, n, b, app);
+        } else if self.pending.is_empty() && self.pending.capacity() > KEEP_CAPACITY {
+            self.pending = Vec::new();
+        }
+    }
+
+    /// The application left more than the bound allows unconsumed: a gap.
+    fn overflow(
+        &mut self,
+        dir: Direction,
+        dropped: usize,
+        b: &mut Budget<'_>,
+        app: &mut dyn AppSink,
+    ) {
+        app.gap(dir);
+        b.stats.tcp_gaps += 1;
+        b.stats.reassembly_bytes_dropped += dropped as u64;
+    }
+
+    fn clear_pending(&mut self) {
+        if self.pending.capacity() > KEEP_CAPACITY {
+            self.pending = Vec::new();
+        } else {
+            self.pending.clear();
+        }
+    }
+}
+
+/// Offers `data` until the application consumes it all or asks for more.
+fn feed(app: &mut dyn AppSink, dir: Direction, data: &[u8]) -> usize {
+    let mut off = 0;
+    // Each round consumes at least one byte.
+    while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
+        let n = app.data(dir, rest).min(rest.len());
+        if n == 0 {
+            break;
+        }
+        off += n;
+    }
+    off
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Direction::ToServer as S;
+
+    /// Records what it is given; consumes whole `pdu`-byte records.
+    #[derive(Default)]
+    struct Rec {
+        pdu: usize,
+        seen: Vec<u8>,
+        pdus: Vec<Vec<u8>>,
+        gaps: usize,
+    }
+
+    impl AppSink for Rec {
+        fn data(&mut self, _dir: Direction, data: &[u8]) -> usize {
+            if data.len() < self.pdu {
+                return 0;
+            }
+            self.pdus.push(data[..self.pdu].to_vec());
+            self.seen.extend_from_slice(&data[..self.pdu]);
+            self.pdu
+        }
+        fn gap(&mut self, _dir: Direction) {
+            self.gaps += 1;
+        }
+    }
+
+    struct Rig {
+        d: TcpDir,
+        cfg: FlowConfig,
+        total: usize,
+        stats: FlowStats,
+        app: Rec,
+    }
+
+    impl Rig {
+        fn new(pdu: usize) -> Self {
+            Rig {
+                d: TcpDir::default(),
+                cfg: FlowConfig::default(),
+                total: 0,
+                stats: FlowStats::default(),
+                app: Rec {
+                    pdu,
+                    ..Rec::default()
+                },
+            }
+        }
+        fn seg(&mut self, seq: u32, payload: &[u8]) {
+            self.seg_flags(seq, false, false, payload);
+        }
+        fn seg_flags(&mut self, seq: u32, syn: bool, fin: bool, payload: &[u8]) {
+            let mut b = Budget {
+                cfg: &self.cfg,
+                total: &mut self.total,
+                stats: &mut self.stats,
+            };
+            let mut flags = TcpFlags::ACK;
+            if syn {
+                flags = flags | TcpFlags::SYN;
+            }
+            if fin {
+                flags = flags | TcpFlags::FIN;
+            }
+            self.d
+                .segment(S, seq, flags, payload, &mut b, &mut self.app);
+        }
+        fn ack(&mut self, ack: u32) {
+            let mut b = Budget {
+                cfg: &self.cfg,
+                total: &mut self.total,
+                stats: &mut self.stats,
+            };
+            self.d.peer_ack(S, ack, &mut b, &mut self.app);
+        }
+        fn flush(&mut self) {
+            let mut b = Budget {
+                cfg: &self.cfg,
+                total: &mut self.total,
+                stats: &mut self.stats,
+            };
+            self.d.flush(S, &mut b, &mut self.app);
+        }
+    }
+
+    #[test]
+    fn midstream_join_skips_what_the_peer_acknowledged() {
+        // The peer acknowledged up to 1000 before this direction sent anything we saw;
+        // then a keep-alive: one old byte at 999.
+        let mut r = Rig::new(1);
+        r.ack(1000);
+        r.seg(999, b"\0");
+        assert_eq!(r.app.seen, b"");
+        assert_eq!(r.stats.tcp_retransmitted_segments, 1);
+        r.seg(1000, b"a");
+        assert_eq!(r.app.seen, b"a");
+        // An acknowledgment far away (more than a window) is not trusted.
+        let mut r = Rig::new(1);
+        r.ack(5_000_000);
+        r.seg(10, b"b");
+        assert_eq!(r.app.seen, b"b");
+    }
+
+    #[test]
+    fn sequence_comparisons_wrap() {
+        assert!(seq_lt(u32::MAX, 0));
+        assert!(seq_lt(u32::MAX - 5, 3));
+        assert!(!seq_lt(3, u32::MAX - 5));
+        assert!(seq_le(7, 7));
+    }
+
+    #[test]
+    fn split_pdu_is_kept_and_presented_again() {
+        let mut r = Rig::new(4);
+        r.seg_flags(99, true, false, b"");
+        r.seg(100, b"ab");
+        assert_eq!(r.d.buffered(), (2, 0));
+        r.seg(102, b"c");
+        r.seg(103, b"def");
+        assert_eq!(r.app.pdus, [b"abcd".to_vec()]);
+        assert_eq!(r.d.buffered(), (2, 0));
+        r.seg(106, b"gh");
+        assert_eq!(r.app.pdus, [b"abcd".to_vec(), b"efgh".to_vec()]);
+        assert_eq!(r.d.buffered(), (0, 0));
+        assert_eq!(r.total, r.d.pending.capacity());
+    }
+
+    #[test]
+    fn overlap_with_held_data_first_copy_wins() {
+        let mut r = Rig::new(1);
+        r.seg(0, b"a");
+        r.seg(3, b"DE"); // held: 3..5
+                         // Covers 1..6: bytes 3..5 were held first and win; 5 is new.
+        r.seg(1, b"bcxyf");
+        assert_eq!(r.app.seen, b"abcDEf");
+        assert_eq!(r.stats.tcp_overlaps, 1);
+        // A held segment spanning over two held ones keeps only the uncovered parts.
+        let mut r = Rig::new(1);
+        r.seg(0, b"a");
+        r.seg(3, b"D");
+        r.seg(6, b"G");
+        r.seg(2, b"cxefxh"); // 2..8: held parts 2..3, 4..6, 7..8 are new
+        assert_eq!(r.d.buffered(), (0, 5));
+        r.seg(1, b"b");
+        assert_eq!(r.app.seen, b"abcDefGh");
+    }
+
+    #[test]
+    fn fin_closes_after_the_hole_fills() {
+        let mut r = Rig::new(1);
+        r.seg(10, b"a");
+        r.seg_flags(12, false, true, b"c"); // held; FIN at 13
+        assert!(!r.d.is_closed());
+        r.seg(11, b"b");
+        assert!(r.d.is_closed());
+        assert_eq!(r.d.next_seq(), 14);
+        assert_eq!(r.app.seen, b"abc");
+    }
+
+    #[test]
+    fn hole_before_fin_acked_is_a_gap() {
+        let mut r = Rig::new(1);
+        r.seg(10, b"a");
+        r.seg_flags(15, false, true, b""); // FIN at 15, bytes 11..15 never seen
+        r.ack(16);
+        assert!(r.d.is_closed());
+        assert_eq!(r.app.gaps, 1);
+    }
+
+    #[test]
+    fn ack_inside_a_hole_skips_only_the_acked_part() {
+        let mut r = Rig::new(1);
+        r.seg(0, b"a");
+        r.seg(10, b"k"); // held
+        r.ack(5); // 1..5 lost for good; 5..10 may still come
+        assert_eq!(r.app.gaps, 1);
+        assert_eq!(r.d.next_seq(), 5);
+        r.seg(5, b"fghij");
+        assert_eq!(r.app.seen, b"afghijk");
+        // An ACK with no hole known does nothing.
+        r.ack(100);
+        assert_eq!(r.app.gaps, 1);
+    }
+
+    #[test]
+    fn too_many_held_segments_is_a_gap() {
+        let mut r = Rig::new(1);
+        r.cfg.max_ooo_segments_per_direction = 2;
+        r.seg(0, b"a");
+        r.seg(2, b"c");
+        r.seg(4, b"e");
+        assert_eq!(r.d.buffered(), (0, 2));
+        r.seg(6, b"g"); // no room: 1..2 given up, c delivered, 3..4 still a hole
+        assert_eq!(r.app.gaps, 1);
+        assert_eq!(r.app.seen, b"ac");
+        assert_eq!(r.d.buffered(), (0, 2));
+        r.flush();
+        assert_eq!(r.app.gaps, 3);
+        assert_eq!(r.app.seen, b"aceg");
+        assert_eq!(r.total, 0);
+        assert_eq!(r.stats.tcp_gaps, 3);
+    }
+
+    #[test]
+    fn global_budget_applies() {
+        let mut r = Rig::new(1);
+        r.cfg.max_buffered_total = 4;
+        r.total = 2; // another flow holds 2
+        r.seg(0, b"a");
+        r.seg(2, b"cde"); // 3 bytes would make 5 > 4: skip to 2
+        assert_eq!(r.app.gaps, 1);
+        assert_eq!(r.app.seen, b"acde");
+        assert_eq!(r.total, 2);
+    }
+
+    #[test]
+    fn wrap_around_with_held_segment() {
+        let mut r = Rig::new(3);
+        let isn = u32::MAX - 3;
+        r.seg_flags(isn, true, false, b""); // next_seq = MAX - 2
+        r.seg(1, b"efg"); // after the wrap, held
+        r.seg(u32::MAX - 2, b"abcd"); // MAX-2, MAX-1, MAX, 0
+        assert_eq!(r.app.seen, b"abcdefg"[..6]);
+        assert_eq!(r.d.next_seq(), 4);
+        assert_eq!(r.d.buffered(), (1, 0));
+    }
+}

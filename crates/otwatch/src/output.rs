@@ -1,0 +1,144 @@
+//! Where events go: JSON lines (the contract) or one readable line per event.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use otwatch_event::{JsonContext, ModbusInfo, Native, OtEvent};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Stdout,
+    File(PathBuf),
+}
+
+impl Destination {
+    /// `-` is stdout; anything else is a file path. (`kafka` arrives with the Kafka sink.)
+    pub fn parse(s: &str) -> anyhow::Result<Destination> {
+        match s {
+            "" => anyhow::bail!("an output destination must be '-' or a file path"),
+            "-" => Ok(Destination::Stdout),
+            path => Ok(Destination::File(PathBuf::from(path))),
+        }
+    }
+
+    /// Opens the destination now, so that an unwritable path is reported before the
+    /// first packet is processed.
+    pub fn open(&self) -> anyhow::Result<Box<dyn Write + Send>> {
+        match self {
+            Destination::Stdout => Ok(Box::new(io::stdout())),
+            Destination::File(path) => {
+                let f = File::create(path)
+                    .with_context(|| format!("{}: cannot write", path.display()))?;
+                Ok(Box::new(f))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Text,
+}
+
+/// Writes events in order, buffered; `finish` flushes.
+pub struct EventWriter {
+    out: BufWriter<Box<dyn Write + Send>>,
+    format: Format,
+    sensor: String,
+    line: Vec<u8>,
+    text: String,
+}
+
+impl EventWriter {
+    pub fn new(out: Box<dyn Write + Send>, format: Format, sensor: String) -> Self {
+        EventWriter {
+            out: BufWriter::with_capacity(256 * 1024, out),
+            format,
+            sensor,
+            line: Vec::with_capacity(512),
+            text: String::with_capacity(256),
+        }
+    }
+
+    pub fn write(&mut self, ev: &OtEvent) -> io::Result<()> {
+        match self.format {
+            Format::Json => {
+                self.line.clear();
+                let ctx = JsonContext {
+                    sensor: &self.sensor,
+                    zones: None,
+                };
+                ev.write_json(&ctx, &mut self.line);
+                self.line.push(b'\n');
+                self.out.write_all(&self.line)
+            }
+            Format::Text => {
+                self.text.clear();
+                text_line(ev, &mut self.text);
+                self.text.push('\n');
+                self.out.write_all(self.text.as_bytes())
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// One line a person can read on a terminal, e.g.
+/// `2026-11-20T10:00:01.000000Z modbus write 10.20.1.5:49152 -> 10.30.1.10:502 unit 1 fc 16 addr 100 qty 2 [80, 81]`.
+fn text_line(ev: &OtEvent, s: &mut String) {
+    let f = &ev.flow;
+    let (from, to) = match ev.pdu.direction {
+        otwatch_event::Direction::ToServer => ((f.src_ip, f.src_port), (f.dst_ip, f.dst_port)),
+        otwatch_event::Direction::ToClient => ((f.dst_ip, f.dst_port), (f.src_ip, f.src_port)),
+    };
+    let _ = write!(
+        s,
+        "{} {} {} {}:{} -> {}:{}",
+        ev.timestamp,
+        ev.protocol(),
+        ev.pdu.operation,
+        from.0,
+        from.1,
+        to.0,
+        to.1
+    );
+    match &ev.pdu.native {
+        Native::Modbus(m) => modbus_text(m, s),
+    }
+    for name in ev.pdu.anomalies.names() {
+        let _ = write!(s, " !{name}");
+    }
+}
+
+fn modbus_text(m: &ModbusInfo, s: &mut String) {
+    let _ = write!(
+        s,
+        " tid {} unit {} fc {} {}",
+        m.transaction_id, m.unit_id, m.function_code, m.function
+    );
+    if let Some(code) = m.exception_code {
+        let _ = write!(s, " exception {code}");
+    }
+    if let Some(a) = m.address {
+        let _ = write!(s, " addr {a}");
+    }
+    if let Some(q) = m.quantity {
+        let _ = write!(s, " qty {q}");
+    }
+    if let Some(v) = &m.values {
+        const SHOWN: usize = 16;
+        let shown: Vec<String> = v.iter().take(SHOWN).map(u16::to_string).collect();
+        let more = if v.len() > SHOWN { ", ..." } else { "" };
+        let _ = write!(s, " [{}{more}]", shown.join(", "));
+    }
+    if let Some(u) = &m.umas {
+        let _ = write!(s, " umas {:#04x} {}", u.function_code, u.function);
+    }
+}

@@ -1,0 +1,85 @@
+//! The run summary printed by `--stats`.
+
+use std::collections::BTreeMap;
+
+use otwatch_event::{OtEvent, Protocol};
+use otwatch_flow::FlowStats;
+
+/// Counters of one run, summed over the workers.
+#[derive(Debug, Default, Clone)]
+pub struct RunStats {
+    pub files: u64,
+    pub read_errors: u64,
+    pub flow: FlowStats,
+    /// PDUs per protocol, and those of them that carried anomalies (parse errors).
+    pub pdus: BTreeMap<Protocol, u64>,
+    pub anomalous: BTreeMap<Protocol, u64>,
+    pub events_written: u64,
+    /// Decode-only runs: packets that decoded to IP.
+    pub decoded: u64,
+}
+
+impl RunStats {
+    pub fn count_event(&mut self, ev: &OtEvent) {
+        *self.pdus.entry(ev.protocol()).or_default() += 1;
+        if !ev.pdu.anomalies.is_empty() {
+            *self.anomalous.entry(ev.protocol()).or_default() += 1;
+        }
+    }
+
+    pub fn merge(&mut self, other: &RunStats) {
+        self.files += other.files;
+        self.read_errors += other.read_errors;
+        self.flow.merge(&other.flow);
+        for (p, n) in &other.pdus {
+            *self.pdus.entry(*p).or_default() += n;
+        }
+        for (p, n) in &other.anomalous {
+            *self.anomalous.entry(*p).or_default() += n;
+        }
+        self.events_written += other.events_written;
+        self.decoded += other.decoded;
+    }
+
+    /// Writes the summary to stderr, one `key: value` line each, so that scripts can
+    /// grep it.
+    #[allow(clippy::print_stderr)] // --stats is a report to stderr by contract.
+    pub fn print_summary(&self) {
+        let f = &self.flow;
+        let mut lines = vec![
+            format!("files: {}", self.files),
+            format!("packets: {}", f.packets),
+            format!("bytes: {}", f.bytes),
+            format!("non_ip_packets: {}", f.non_ip),
+            format!("decode_errors: {}", f.decode_errors),
+            format!("flows: {}", f.flows_created),
+            format!("flows_timed_out: {}", f.flows_timed_out),
+            format!("flows_evicted: {}", f.flows_evicted),
+            format!(
+                "tcp_retransmitted_segments: {}",
+                f.tcp_retransmitted_segments
+            ),
+            format!("tcp_out_of_order_segments: {}", f.tcp_out_of_order_segments),
+            format!("tcp_gaps: {}", f.tcp_gaps),
+            format!("reassembly_bytes_dropped: {}", f.reassembly_bytes_dropped),
+            format!("fragments_reassembled: {}", f.fragments_reassembled),
+            format!("fragments_dropped: {}", f.fragments_dropped),
+        ];
+        if self.decoded > 0 {
+            lines.push(format!("decoded_ip_packets: {}", self.decoded));
+        }
+        for p in Protocol::ALL {
+            let n = self.pdus.get(&p).copied().unwrap_or(0);
+            if n > 0 {
+                lines.push(format!("pdus.{}: {n}", p.as_str()));
+                let bad = self.anomalous.get(&p).copied().unwrap_or(0);
+                lines.push(format!("parse_errors.{}: {bad}", p.as_str()));
+            }
+        }
+        lines.push(format!("events_written: {}", self.events_written));
+        lines.push(format!("read_errors: {}", self.read_errors));
+        for l in lines {
+            eprintln!("{l}");
+        }
+    }
+}

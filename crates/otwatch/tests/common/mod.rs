@@ -1,0 +1,88 @@
+//! Shared helpers of the binary's integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn otwatch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_otwatch"))
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The public captures beside the checkout (`../shared/pcaps`).
+pub fn shared_pcaps() -> PathBuf {
+    repo().join("../shared/pcaps")
+}
+
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Runs `otwatch replay ARGS` and returns its output; events go to stdout as JSON.
+pub fn replay(args: &[&str]) -> Output {
+    otwatch()
+        .arg("replay")
+        .args(args)
+        .output()
+        .expect("run otwatch")
+}
+
+/// Replays `pcap` and returns the events as JSON values, asserting success.
+pub fn events_of(pcap: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = otwatch()
+        .arg("replay")
+        .args(["--events", "-", "--format", "json"])
+        .args(extra)
+        .arg(pcap)
+        .output()
+        .expect("run otwatch");
+    assert!(
+        out.status.success(),
+        "otwatch replay {} failed: {}",
+        pcap.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8 output")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// Is every field of `expected` present in `actual` with the same value (recursively
+/// for objects; arrays and scalars compare whole)?
+pub fn contains(actual: &serde_json::Value, expected: &serde_json::Value) -> Result<(), String> {
+    match (actual, expected) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(e)) => {
+            for (k, ev) in e {
+                match a.get(k) {
+                    Some(av) => contains(av, ev).map_err(|m| format!("{k}.{m}"))?,
+                    None if ev.is_null() => {}
+                    None => return Err(format!("{k}: missing (expected {ev})")),
+                }
+            }
+            Ok(())
+        }
+        _ if actual == expected => Ok(()),
+        _ => Err(format!(" expected {expected}, got {actual}")),
+    }
+}
+
+/// Is tshark on PATH? In CI its absence is a failure, elsewhere a skip.
+pub fn have_tshark() -> bool {
+    let ok = Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !in_ci(),
+            "tshark is required in CI (cargo xtask deps installs it)"
+        );
+        eprintln!("tshark not found: cross-check skipped (cargo xtask deps installs it)");
+    }
+    ok
+}
