@@ -41,7 +41,7 @@ pub struct BatchConfig {
 impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
-            max_packets: 256,
+            max_packets: 1024,
             max_bytes: 1 << 20,
             flush_timeout: Duration::from_millis(5),
             pool: 1024,

@@ -32,6 +32,8 @@ use crate::stats::RunStats;
 const HEARTBEAT_EVERY: u64 = 4096;
 /// Batches queued per worker before the source waits (back-pressure).
 const WORKER_QUEUE: usize = 64;
+/// Event messages queued per worker before the worker waits for the merge.
+const MERGE_QUEUE: usize = 16;
 
 #[derive(Debug)]
 pub struct ReplayOptions {
@@ -59,6 +61,8 @@ pub enum Error {
     Runtime(anyhow::Error),
 }
 
+/// Messages from the merge's point of view; event vectors go back to their worker
+/// through `spent` once written, so the steady state allocates no vectors.
 enum WorkerMsg {
     /// Events in order, and the worker's watermark: it will send no further event
     /// with a packet index below `upto`.
@@ -88,7 +92,11 @@ pub fn replay(opts: ReplayOptions) -> Result<RunOutcome, Error> {
     };
 
     let threads = opts.threads.max(1);
-    let (merge_tx, merge_rx) = crossbeam_channel::unbounded::<WorkerMsg>();
+    // Bounded: when writing is slower than dissection, workers wait, and so does the
+    // source. The merge never waits on a full channel (it only ever receives), so
+    // this cannot deadlock.
+    let (merge_tx, merge_rx) = crossbeam_channel::bounded::<WorkerMsg>(MERGE_QUEUE * threads);
+    let mut spent_txs = Vec::with_capacity(threads);
     let mut batch_txs = Vec::with_capacity(threads);
     let mut batch_rxs = Vec::with_capacity(threads);
     for _ in 0..threads {
@@ -102,10 +110,12 @@ pub fn replay(opts: ReplayOptions) -> Result<RunOutcome, Error> {
     for (id, rx) in batch_rxs.into_iter().enumerate() {
         let tx = merge_tx.clone();
         let recycler = recycler.clone();
+        let (spent_tx, spent_rx) = crossbeam_channel::unbounded::<Vec<OtEvent>>();
+        spent_txs.push(spent_tx);
         let decode_only = opts.decode_only;
         let handle = thread::Builder::new()
             .name(format!("otwatch-worker-{id}"))
-            .spawn(move || worker_loop(id, rx, tx, recycler, decode_only))
+            .spawn(move || worker_loop(id, rx, tx, recycler, spent_rx, decode_only))
             .map_err(|e| Error::Runtime(anyhow!("cannot start a worker thread: {e}")))?;
         workers.push(handle);
     }
@@ -119,7 +129,7 @@ pub fn replay(opts: ReplayOptions) -> Result<RunOutcome, Error> {
         .spawn(move || source_loop(files, batcher, speed, progress))
         .map_err(|e| Error::Runtime(anyhow!("cannot start the source thread: {e}")))?;
 
-    let merged = merge_loop(merge_rx, threads, writer);
+    let merged = merge_loop(merge_rx, spent_txs, writer);
 
     let source_report = source
         .join()
@@ -257,54 +267,47 @@ fn worker_loop(
     rx: Receiver<Batch>,
     tx: Sender<WorkerMsg>,
     recycler: Recycler,
+    spent: Receiver<Vec<OtEvent>>,
     decode_only: bool,
 ) {
     let mut stats = RunStats::default();
-    if decode_only {
-        for batch in rx {
-            for (bp, data) in batch.iter() {
-                stats.flow.packets += 1;
-                stats.flow.bytes += data.len() as u64;
-                if otwatch_flow::decode(bp.linktype, data).is_ok() {
-                    stats.decoded += 1;
-                }
-            }
-            let upto = batch.upto;
-            recycler.recycle(batch);
-            let _ = tx.send(WorkerMsg::Events {
-                worker: id,
-                events: Vec::new(),
-                upto,
-            });
-        }
-        let _ = tx.send(WorkerMsg::Done {
-            worker: id,
-            stats: Box::new(stats),
-        });
-        return;
-    }
-
-    let mut table = FlowTable::new(FlowConfig::default(), AppFactory::default());
+    let mut table =
+        (!decode_only).then(|| FlowTable::new(FlowConfig::default(), AppFactory::default()));
     let mut out = Vec::new();
     for batch in rx {
-        for (bp, data) in batch.iter() {
-            let pkt = PacketIn {
-                index: bp.index,
-                ts: bp.ts,
-                linktype: bp.linktype,
-                data,
-            };
-            table.process(&pkt, &mut out);
+        match table.as_mut() {
+            Some(table) => {
+                for (bp, data) in batch.iter() {
+                    let pkt = PacketIn {
+                        index: bp.index,
+                        ts: bp.ts,
+                        linktype: bp.linktype,
+                        data,
+                    };
+                    table.process(&pkt, &mut out);
+                }
+            }
+            None => {
+                for (bp, data) in batch.iter() {
+                    stats.flow.packets += 1;
+                    stats.flow.bytes += data.len() as u64;
+                    if otwatch_flow::decode(bp.linktype, data).is_ok() {
+                        stats.decoded += 1;
+                    }
+                }
+            }
         }
         let upto = batch.upto;
         recycler.recycle(batch);
-        if out.is_empty() && upto == 0 {
-            continue;
-        }
         for ev in &out {
             stats.count_event(ev);
         }
-        let events = std::mem::take(&mut out);
+        // Spent vectors come back full: dropping the events here, in the thread that
+        // allocated them, keeps frees local (no cross-thread free, no shared refcount
+        // traffic on the flows' Arcs).
+        let mut fresh = spent.try_recv().unwrap_or_default();
+        fresh.clear();
+        let events = std::mem::replace(&mut out, fresh);
         if tx
             .send(WorkerMsg::Events {
                 worker: id,
@@ -316,11 +319,13 @@ fn worker_loop(
             return;
         }
     }
-    table.finish(&mut out);
-    for ev in &out {
-        stats.count_event(ev);
+    if let Some(mut table) = table {
+        table.finish(&mut out);
+        for ev in &out {
+            stats.count_event(ev);
+        }
+        stats.flow = table.stats().clone();
     }
-    stats.flow = table.stats().clone();
     let _ = tx.send(WorkerMsg::Events {
         worker: id,
         events: out,
@@ -335,20 +340,21 @@ fn worker_loop(
 /// Puts the workers' event streams back into packet order and writes them.
 fn merge_loop(
     rx: Receiver<WorkerMsg>,
-    workers: usize,
+    spent: Vec<Sender<Vec<OtEvent>>>,
     mut writer: Option<EventWriter>,
 ) -> anyhow::Result<RunStats> {
-    let mut merge = Merge::new(workers);
+    let mut merge = Merge::new(spent);
     let mut stats = RunStats::default();
     let mut write_error: Option<std::io::Error> = None;
-    let mut emit = |ev: OtEvent, stats: &mut RunStats| {
+    let mut emit = |ev: &OtEvent| {
         if let (Some(w), None) = (writer.as_mut(), write_error.as_ref()) {
-            match w.write(&ev) {
+            match w.write(ev) {
                 Ok(()) => stats.events_written += 1,
                 Err(e) => write_error = Some(e),
             }
         }
     };
+    let mut worker_stats = RunStats::default();
     for msg in rx {
         match msg {
             WorkerMsg::Events {
@@ -358,17 +364,14 @@ fn merge_loop(
             } => merge.push(worker, events, upto),
             WorkerMsg::Done { worker, stats: s } => {
                 merge.done(worker);
-                stats.merge(&s);
+                worker_stats.merge(&s);
             }
         }
-        while let Some(ev) = merge.pop_ready() {
-            emit(ev, &mut stats);
-        }
+        merge.drain_ready(&mut emit);
     }
     // Every worker has hung up: whatever is left is complete.
-    while let Some(ev) = merge.pop_any() {
-        emit(ev, &mut stats);
-    }
+    merge.drain_all(&mut emit);
+    worker_stats.events_written = stats.events_written;
     if let Some(e) = write_error {
         return Err(anyhow!("writing events failed: {e}"));
     }
@@ -376,31 +379,43 @@ fn merge_loop(
         w.finish()
             .map_err(|e| anyhow!("writing events failed: {e}"))?;
     }
-    Ok(stats)
+    Ok(worker_stats)
 }
 
-/// K-way merge of per-worker ordered event streams with watermarks.
+/// One worker's vector of events, read in place from `next` on.
+struct Chunk {
+    events: Vec<OtEvent>,
+    next: usize,
+}
+
+/// K-way merge of per-worker ordered event streams with watermarks. Events are read
+/// in place (never moved); a written vector goes back to its worker for reuse.
 struct Merge {
-    queues: Vec<VecDeque<OtEvent>>,
+    queues: Vec<VecDeque<Chunk>>,
     upto: Vec<u64>,
     done: Vec<bool>,
+    spent: Vec<Sender<Vec<OtEvent>>>,
 }
 
 impl Merge {
-    fn new(workers: usize) -> Self {
+    fn new(spent: Vec<Sender<Vec<OtEvent>>>) -> Self {
+        let workers = spent.len();
         Merge {
             queues: (0..workers).map(|_| VecDeque::new()).collect(),
             upto: vec![0; workers],
             done: vec![false; workers],
+            spent,
         }
     }
 
     fn push(&mut self, worker: usize, events: Vec<OtEvent>, upto: u64) {
-        if let Some(q) = self.queues.get_mut(worker) {
-            q.extend(events);
-        }
         if let Some(u) = self.upto.get_mut(worker) {
             *u = (*u).max(upto);
+        }
+        if events.is_empty() {
+            self.recycle(worker, events);
+        } else if let Some(q) = self.queues.get_mut(worker) {
+            q.push_back(Chunk { events, next: 0 });
         }
     }
 
@@ -410,36 +425,75 @@ impl Merge {
         }
     }
 
-    /// The worker whose head event comes first, and that event's key.
-    fn min_head(&self) -> Option<(usize, (u64, u64, u32))> {
-        self.queues
-            .iter()
-            .enumerate()
-            .filter_map(|(w, q)| q.front().map(|ev| (w, ev.order_key())))
-            .min_by_key(|(_, key)| *key)
-    }
-
-    /// The next event, if no worker can still send an earlier one.
-    fn pop_ready(&mut self) -> Option<OtEvent> {
-        let (w, key) = self.min_head()?;
-        let packet = key.0;
-        let safe = (0..self.queues.len()).all(|v| {
-            v == w
-                || self.done[v]
-                || !self.queues[v].is_empty()
-                // Worker v routes none of packet `packet` (each packet has one owner),
-                // and has sent everything below its watermark.
-                || (packet != u64::MAX && self.upto[v] >= packet)
-        });
-        if safe {
-            self.queues[w].pop_front()
-        } else {
-            None
+    /// Returns a written vector to its worker, events and all: the worker drops them.
+    fn recycle(&self, worker: usize, events: Vec<OtEvent>) {
+        if let Some(tx) = self.spent.get(worker) {
+            // A worker that has finished no longer listens: the vector is dropped.
+            let _ = tx.send(events);
         }
     }
 
-    fn pop_any(&mut self) -> Option<OtEvent> {
-        let (w, _) = self.min_head()?;
-        self.queues[w].pop_front()
+    fn head(&self, worker: usize) -> Option<&OtEvent> {
+        self.queues
+            .get(worker)?
+            .front()
+            .and_then(|c| c.events.get(c.next))
+    }
+
+    /// The worker whose head event comes first, and that event's key.
+    fn min_head(&self) -> Option<(usize, (u64, u64, u32))> {
+        (0..self.queues.len())
+            .filter_map(|w| self.head(w).map(|ev| (w, ev.order_key())))
+            .min_by_key(|(_, key)| *key)
+    }
+
+    /// Can no worker other than `w` still send an event before packet `packet`?
+    fn is_safe(&self, w: usize, packet: u64) -> bool {
+        (0..self.queues.len()).all(|v| {
+            v == w
+                || self.done[v]
+                || self.head(v).is_some()
+                // Worker v owns no part of packet `packet` (each packet has one
+                // owner), and has sent everything below its watermark.
+                || (packet != u64::MAX && self.upto[v] >= packet)
+        })
+    }
+
+    fn advance(&mut self, w: usize) {
+        let Some(q) = self.queues.get_mut(w) else {
+            return;
+        };
+        let finished = q.front_mut().map(|c| {
+            c.next += 1;
+            c.next >= c.events.len()
+        });
+        if finished == Some(true) {
+            if let Some(chunk) = q.pop_front() {
+                self.recycle(w, chunk.events);
+            }
+        }
+    }
+
+    /// Hands every event that is safe to release, in order, to `emit`.
+    fn drain_ready(&mut self, emit: &mut impl FnMut(&OtEvent)) {
+        while let Some((w, key)) = self.min_head() {
+            if !self.is_safe(w, key.0) {
+                break;
+            }
+            if let Some(ev) = self.head(w) {
+                emit(ev);
+            }
+            self.advance(w);
+        }
+    }
+
+    /// Hands every remaining event, in order, to `emit` (all workers are done).
+    fn drain_all(&mut self, emit: &mut impl FnMut(&OtEvent)) {
+        while let Some((w, _)) = self.min_head() {
+            if let Some(ev) = self.head(w) {
+                emit(ev);
+            }
+            self.advance(w);
+        }
     }
 }

@@ -1,7 +1,5 @@
 //! The run summary printed by `--stats`.
 
-use std::collections::BTreeMap;
-
 use otwatch_event::{OtEvent, Protocol};
 use otwatch_flow::FlowStats;
 
@@ -11,9 +9,10 @@ pub struct RunStats {
     pub files: u64,
     pub read_errors: u64,
     pub flow: FlowStats,
-    /// PDUs per protocol, and those of them that carried anomalies (parse errors).
-    pub pdus: BTreeMap<Protocol, u64>,
-    pub anomalous: BTreeMap<Protocol, u64>,
+    /// PDUs per protocol (indexed by `Protocol as usize`), and those of them that
+    /// carried anomalies (parse errors).
+    pub pdus: [u64; Protocol::ALL.len()],
+    pub anomalous: [u64; Protocol::ALL.len()],
     pub events_written: u64,
     /// Decode-only runs: packets that decoded to IP.
     pub decoded: u64,
@@ -21,9 +20,14 @@ pub struct RunStats {
 
 impl RunStats {
     pub fn count_event(&mut self, ev: &OtEvent) {
-        *self.pdus.entry(ev.protocol()).or_default() += 1;
+        let p = ev.protocol() as usize;
+        if let Some(n) = self.pdus.get_mut(p) {
+            *n += 1;
+        }
         if !ev.pdu.anomalies.is_empty() {
-            *self.anomalous.entry(ev.protocol()).or_default() += 1;
+            if let Some(n) = self.anomalous.get_mut(p) {
+                *n += 1;
+            }
         }
     }
 
@@ -31,11 +35,11 @@ impl RunStats {
         self.files += other.files;
         self.read_errors += other.read_errors;
         self.flow.merge(&other.flow);
-        for (p, n) in &other.pdus {
-            *self.pdus.entry(*p).or_default() += n;
+        for (a, b) in self.pdus.iter_mut().zip(other.pdus) {
+            *a += b;
         }
-        for (p, n) in &other.anomalous {
-            *self.anomalous.entry(*p).or_default() += n;
+        for (a, b) in self.anomalous.iter_mut().zip(other.anomalous) {
+            *a += b;
         }
         self.events_written += other.events_written;
         self.decoded += other.decoded;
@@ -69,10 +73,10 @@ impl RunStats {
             lines.push(format!("decoded_ip_packets: {}", self.decoded));
         }
         for p in Protocol::ALL {
-            let n = self.pdus.get(&p).copied().unwrap_or(0);
+            let n = self.pdus.get(p as usize).copied().unwrap_or(0);
             if n > 0 {
                 lines.push(format!("pdus.{}: {n}", p.as_str()));
-                let bad = self.anomalous.get(&p).copied().unwrap_or(0);
+                let bad = self.anomalous.get(p as usize).copied().unwrap_or(0);
                 lines.push(format!("parse_errors.{}: {bad}", p.as_str()));
             }
         }

@@ -8,6 +8,8 @@
 //! reason; for those the test still checks that otwatch reports at least as many PDUs
 //! as tshark's fuller view.
 
+#![allow(clippy::print_stderr)] // A skip is explained on stderr.
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,4 +1,5 @@
 //! Shared helpers of the binary's integration tests.
+#![allow(clippy::print_stderr)] // Tests explain a skip on stderr.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
