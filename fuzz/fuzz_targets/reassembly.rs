@@ -34,6 +34,7 @@ impl StreamHandler for Eat {
         if n > 0 {
             out.push(Pdu {
                 direction: dir,
+                is_response: false,
                 operation: Operation::Other,
                 anomalies: Anomalies::empty(),
                 native: Native::Modbus(ModbusInfo::default()),

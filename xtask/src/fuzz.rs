@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _};
 use crate::sys::{cargo, have, in_ci, output, run, say};
 
 /// Every fuzz target (the `[[bin]]`s of fuzz/Cargo.toml).
-pub const TARGETS: &[&str] = &["modbus", "reassembly"];
+pub const TARGETS: &[&str] = &["modbus", "reassembly", "capture"];
 
 /// The short fuzz run of `cargo xtask test` (about 30 s per target).
 pub fn smoke(root: &Path) -> anyhow::Result<()> {
@@ -92,9 +92,47 @@ fn run_targets(root: &Path, seconds: u64, targets: &[&str]) -> anyhow::Result<()
 
 /// Writes seed inputs for `target` into `corpus`; returns how many it wrote.
 fn seed(root: &Path, target: &str, corpus: &Path) -> anyhow::Result<usize> {
-    if target != "modbus" || !have("tshark") {
-        return Ok(0);
+    match target {
+        "modbus" if have("tshark") => seed_modbus(root, corpus),
+        "capture" => seed_capture(root, corpus),
+        _ => Ok(0),
     }
+}
+
+/// Whole small capture files, generated and public, as they are.
+fn seed_capture(root: &Path, corpus: &Path) -> anyhow::Result<usize> {
+    const MAX_SEED: u64 = 64 * 1024;
+    let mut n = 0;
+    let shared = root.join("../shared/pcaps");
+    let dirs = [
+        root.join("pcaps/modbus"),
+        shared.join("modbus"),
+        shared.join("dnp3"),
+        shared.join("s7comm"),
+        shared.join("opcua"),
+    ];
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for p in files {
+            let small = fs::metadata(&p).is_ok_and(|m| m.is_file() && m.len() <= MAX_SEED);
+            let is_capture = p
+                .extension()
+                .is_some_and(|x| x == "pcap" || x == "pcapng");
+            if small && is_capture {
+                fs::copy(&p, corpus.join(format!("seed-{n:05}")))?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// The TCP payloads that tshark calls Modbus.
+fn seed_modbus(root: &Path, corpus: &Path) -> anyhow::Result<usize> {
     let mut captures: Vec<PathBuf> = Vec::new();
     for dir in [
         root.join("pcaps").join("modbus"),

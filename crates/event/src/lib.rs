@@ -272,6 +272,10 @@ impl Native {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pdu {
     pub direction: Direction,
+    /// A response (or other answer from the device side), as opposed to a request
+    /// from the requesting side. The *source* of the operation is the sender of a
+    /// request and the receiver of a response.
+    pub is_response: bool,
     pub operation: Operation,
     pub anomalies: Anomalies,
     pub native: Native,
@@ -431,6 +435,7 @@ mod tests {
             flow: flow(),
             pdu: Pdu {
                 direction: Direction::ToServer,
+                is_response: false,
                 operation: Operation::Write,
                 anomalies: Anomalies::empty(),
                 native: Native::Modbus(ModbusInfo {

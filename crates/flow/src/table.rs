@@ -874,6 +874,7 @@ mod tests {
     fn marker(dir: Direction, function: &'static str, bytes: &[u8]) -> Pdu {
         Pdu {
             direction: dir,
+            is_response: false,
             operation: Operation::Other,
             anomalies: Anomalies::empty(),
             native: Native::Modbus(ModbusInfo {

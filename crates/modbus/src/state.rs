@@ -171,6 +171,7 @@ impl ModbusFlow {
         st.in_garbage = true;
         out.push(Pdu {
             direction: dir,
+            is_response: dir == Direction::ToClient,
             operation: Operation::Other,
             anomalies: Anomalies::GARBAGE,
             native: Native::Modbus(ModbusInfo {
@@ -209,6 +210,7 @@ impl ModbusFlow {
         };
         out.push(Pdu {
             direction: dir,
+            is_response: dir == Direction::ToClient,
             operation: decoded.operation,
             anomalies: decoded.anomalies,
             native: Native::Modbus(decoded.info),

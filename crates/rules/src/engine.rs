@@ -1,0 +1,3 @@
+//! (Being written.)
+#[derive(Debug)]
+pub struct Engine;
