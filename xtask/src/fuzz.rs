@@ -119,9 +119,7 @@ fn seed_capture(root: &Path, corpus: &Path) -> anyhow::Result<usize> {
         files.sort();
         for p in files {
             let small = fs::metadata(&p).is_ok_and(|m| m.is_file() && m.len() <= MAX_SEED);
-            let is_capture = p
-                .extension()
-                .is_some_and(|x| x == "pcap" || x == "pcapng");
+            let is_capture = p.extension().is_some_and(|x| x == "pcap" || x == "pcapng");
             if small && is_capture {
                 fs::copy(&p, corpus.join(format!("seed-{n:05}")))?;
                 n += 1;

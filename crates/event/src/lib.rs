@@ -309,9 +309,10 @@ pub struct OtEvent {
 }
 
 impl OtEvent {
-    /// The key that puts events back into packet order after the workers.
-    pub fn order_key(&self) -> (u64, u64, u32) {
-        (self.packet_index, self.flow_id, self.pdu_ordinal)
+    /// The key that puts events back into packet order after the workers (shared
+    /// with [`FlowNote::order_key`]).
+    pub fn order_key(&self) -> (u64, u64, u8, u32) {
+        (self.packet_index, self.flow_id, 1, self.pdu_ordinal)
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -336,6 +337,46 @@ impl OtEvent {
         };
         // Serializing plain structs into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, &event);
+    }
+}
+
+/// A flow's life, as the rule engine needs it: its first packet (new assets), and its
+/// end (conduits of flows that never carried a recognised PDU).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowNote {
+    /// Time of the packet that started or ended the flow (at the end of input: the
+    /// flow's last packet).
+    pub timestamp: Timestamp,
+    /// As in [`OtEvent::packet_index`]; `u64::MAX` for flows ended by the end of input.
+    pub packet_index: u64,
+    pub flow_id: u64,
+    pub flow: Arc<FlowMeta>,
+    pub kind: FlowNoteKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowNoteKind {
+    Start,
+    End {
+        /// At least one PDU was dissected on the flow.
+        recognised: bool,
+        /// SYN and SYN-ACK were seen and the initiator went on sending (TCP only).
+        handshake_completed: bool,
+        /// Packets and transport payload bytes, both directions.
+        packets: u64,
+        bytes: u64,
+    },
+}
+
+impl FlowNote {
+    /// Where the note goes in the global order: a flow's start before the PDUs of its
+    /// first packet, its end after the PDUs of its last.
+    pub fn order_key(&self) -> (u64, u64, u8, u32) {
+        let rank = match self.kind {
+            FlowNoteKind::Start => 0,
+            FlowNoteKind::End { .. } => 2,
+        };
+        (self.packet_index, self.flow_id, rank, 0)
     }
 }
 

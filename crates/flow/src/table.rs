@@ -23,7 +23,9 @@ type FlowHasher = foldhash::fast::RandomState;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use otwatch_event::{Direction, FlowMeta, OtEvent, Pdu, Timestamp, Transport};
+use otwatch_event::{
+    Direction, FlowMeta, FlowNote, FlowNoteKind, OtEvent, Pdu, Timestamp, Transport,
+};
 
 use crate::app::{HandlerFactory, StreamHandler};
 use crate::community_id::community_id_v1;
@@ -100,6 +102,10 @@ struct Emit {
 #[derive(Debug)]
 struct Flow<H> {
     key: FlowKey,
+    /// Packets per direction (indexed by `Direction::index()`) and payload bytes, for
+    /// the flow's end note.
+    packets: [u64; 2],
+    bytes: u64,
     /// The initiator is the `lo` end of the key.
     client_is_lo: bool,
     last_seen: i64,
@@ -123,12 +129,13 @@ impl<H> Flow<H> {
     }
 }
 
-/// The packet being processed: where its events go.
+/// The packet being processed: where its events and flow notes go.
 struct Out<'a> {
     ts: Timestamp,
     index: u64,
     scratch: &'a mut Vec<Pdu>,
     events: &'a mut Vec<OtEvent>,
+    notes: &'a mut Vec<FlowNote>,
 }
 
 impl Out<'_> {
@@ -218,6 +225,8 @@ pub struct FlowTable<F: HandlerFactory> {
     defrag: Defragmenter,
     stats: FlowStats,
     scratch: Vec<Pdu>,
+    /// Flow starts and ends not yet taken by `take_notes`.
+    notes: Vec<FlowNote>,
     buffered_total: usize,
 }
 
@@ -243,8 +252,15 @@ impl<F: HandlerFactory> FlowTable<F> {
             defrag: Defragmenter::default(),
             stats: FlowStats::default(),
             scratch: Vec::new(),
+            notes: Vec::new(),
             buffered_total: 0,
         }
+    }
+
+    /// Moves the flow starts and ends noted since the last call to `into`, in order
+    /// (see [`FlowNote::order_key`]).
+    pub fn take_notes(&mut self, into: &mut Vec<FlowNote>) {
+        into.append(&mut self.notes);
     }
 
     pub fn stats(&self) -> &FlowStats {
@@ -289,11 +305,13 @@ impl<F: HandlerFactory> FlowTable<F> {
         // Taken out for the packet so that `Out` and `&mut self` can coexist; moving a
         // Vec does not allocate.
         let mut scratch = std::mem::take(&mut self.scratch);
+        let mut notes = std::mem::take(&mut self.notes);
         let mut o = Out {
             ts: pkt.ts,
             index: pkt.index,
             scratch: &mut scratch,
             events: out,
+            notes: &mut notes,
         };
         Self::sweep(
             &mut self.slots,
@@ -328,6 +346,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         }
         scratch.clear();
         self.scratch = scratch;
+        self.notes = notes;
         if let Some(events) = out.get_mut(start..) {
             // Unique keys: an unstable sort is deterministic and does not allocate.
             events.sort_unstable_by_key(|e| (e.flow_id, e.pdu_ordinal));
@@ -355,6 +374,7 @@ impl<F: HandlerFactory> FlowTable<F> {
                 index: u64::MAX,
                 scratch: &mut self.scratch,
                 events: out,
+                notes: &mut self.notes,
             };
             Self::remove(
                 &mut self.slots,
@@ -400,6 +420,7 @@ impl<F: HandlerFactory> FlowTable<F> {
                 // A lone RST does not make a flow.
                 let create = !seg.flags.contains(TcpFlags::RST) || !seg.payload.is_empty();
                 if let Some(idx) = self.lookup(key, from_lo, Some(&seg), create, o) {
+                    self.count(idx, from_lo, seg.payload.len());
                     self.tcp(idx, from_lo, &seg, now, o);
                 }
             }
@@ -409,6 +430,7 @@ impl<F: HandlerFactory> FlowTable<F> {
                 let Some(idx) = self.lookup(key, from_lo, None, true, o) else {
                     return;
                 };
+                self.count(idx, from_lo, udp.payload.len());
                 self.touch(idx, now);
                 let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
                     return;
@@ -528,18 +550,28 @@ impl<F: HandlerFactory> FlowTable<F> {
             handshake_seen,
         };
         tracing::trace!(flow_id = o.index, ?meta, "new flow");
+        let meta = Arc::new(meta);
         let list = match key.transport {
             Transport::Tcp => LIST_TCP,
             Transport::Udp => LIST_UDP,
         };
+        o.notes.push(FlowNote {
+            timestamp: o.ts,
+            packet_index: o.index,
+            flow_id: o.index,
+            flow: Arc::clone(&meta),
+            kind: FlowNoteKind::Start,
+        });
         let flow = Flow {
             key,
+            packets: [0; 2],
+            bytes: 0,
             client_is_lo: sender_is_client == from_lo,
             last_seen: o.ts.as_nanos(),
             ended: false,
             app: App::Unclassified,
             emit: Emit {
-                meta: Arc::new(meta),
+                meta,
                 flow_id: o.index,
                 ordinals: [0; 2],
                 packet: u64::MAX,
@@ -578,6 +610,16 @@ impl<F: HandlerFactory> FlowTable<F> {
             (false, true) => true,
             (true, false) => false,
             _ => receiver_port <= sender_port,
+        }
+    }
+
+    fn count(&mut self, idx: u32, from_lo: bool, payload: usize) {
+        if let Some(f) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+            let dir = f.dir(from_lo).index();
+            if let Some(p) = f.packets.get_mut(dir) {
+                *p += 1;
+            }
+            f.bytes += payload as u64;
         }
     }
 
@@ -692,6 +734,25 @@ impl<F: HandlerFactory> FlowTable<F> {
         *sink.app = App::Skip;
         d0.release(b.total);
         d1.release(b.total);
+        let [to_server, to_client] = flow.packets;
+        let meta = &flow.emit.meta;
+        o.notes.push(FlowNote {
+            timestamp: o.ts,
+            packet_index: o.index,
+            flow_id: flow.emit.flow_id,
+            flow: Arc::clone(meta),
+            kind: FlowNoteKind::End {
+                recognised: flow.emit.ordinals.iter().any(|&n| n > 0),
+                // SYN (and SYN-ACK) opened the flow, the responder answered, and the
+                // initiator sent again (its ACK).
+                handshake_completed: meta.transport == Transport::Tcp
+                    && meta.handshake_seen
+                    && to_client > 0
+                    && to_server > 1,
+                packets: to_server + to_client,
+                bytes: flow.bytes,
+            },
+        });
     }
 
     /// Ends (if needed) and forgets a flow.

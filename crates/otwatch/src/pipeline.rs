@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use crossbeam_channel::{Receiver, Sender};
 use otwatch_capture::{Batch, BatchConfig, Batcher, CaptureFile, ReadError, Recycler};
-use otwatch_event::{OtEvent, Timestamp};
+use otwatch_event::{FlowNote, OtEvent, Timestamp};
 use otwatch_flow::{FlowConfig, FlowTable, PacketIn};
 use tracing::warn;
 
@@ -64,11 +64,12 @@ pub enum Error {
 /// Messages from the merge's point of view; event vectors go back to their worker
 /// through `spent` once written, so the steady state allocates no vectors.
 enum WorkerMsg {
-    /// Events in order, and the worker's watermark: it will send no further event
-    /// with a packet index below `upto`.
+    /// Events and flow notes, each in order, and the worker's watermark: it will
+    /// send nothing further with a packet index below `upto`.
     Events {
         worker: usize,
         events: Vec<OtEvent>,
+        notes: Vec<FlowNote>,
         upto: u64,
     },
     /// The worker has ended every flow and sent its last event.
@@ -271,9 +272,9 @@ fn worker_loop(
     decode_only: bool,
 ) {
     let mut stats = RunStats::default();
-    let mut table =
-        (!decode_only).then(|| FlowTable::new(FlowConfig::default(), AppFactory::default()));
+    let mut table = (!decode_only).then(|| FlowTable::new(flow_config(), AppFactory::default()));
     let mut out = Vec::new();
+    let mut notes = Vec::new();
     for batch in rx {
         match table.as_mut() {
             Some(table) => {
@@ -299,6 +300,9 @@ fn worker_loop(
         }
         let upto = batch.upto;
         recycler.recycle(batch);
+        if let Some(table) = table.as_mut() {
+            table.take_notes(&mut notes);
+        }
         for ev in &out {
             stats.count_event(ev);
         }
@@ -308,19 +312,19 @@ fn worker_loop(
         let mut fresh = spent.try_recv().unwrap_or_default();
         fresh.clear();
         let events = std::mem::replace(&mut out, fresh);
-        if tx
-            .send(WorkerMsg::Events {
-                worker: id,
-                events,
-                upto,
-            })
-            .is_err()
-        {
+        let msg = WorkerMsg::Events {
+            worker: id,
+            events,
+            notes: std::mem::take(&mut notes),
+            upto,
+        };
+        if tx.send(msg).is_err() {
             return;
         }
     }
     if let Some(mut table) = table {
         table.finish(&mut out);
+        table.take_notes(&mut notes);
         for ev in &out {
             stats.count_event(ev);
         }
@@ -329,6 +333,7 @@ fn worker_loop(
     let _ = tx.send(WorkerMsg::Events {
         worker: id,
         events: out,
+        notes,
         upto: u64::MAX,
     });
     let _ = tx.send(WorkerMsg::Done {
@@ -346,7 +351,10 @@ fn merge_loop(
     let mut merge = Merge::new(spent);
     let mut stats = RunStats::default();
     let mut write_error: Option<std::io::Error> = None;
-    let mut emit = |ev: &OtEvent| {
+    let mut emit = |item: Item<'_>| {
+        let Item::Event(ev) = item else {
+            return;
+        };
         if let (Some(w), None) = (writer.as_mut(), write_error.as_ref()) {
             match w.write(ev) {
                 Ok(()) => stats.events_written += 1,
@@ -360,8 +368,9 @@ fn merge_loop(
             WorkerMsg::Events {
                 worker,
                 events,
+                notes,
                 upto,
-            } => merge.push(worker, events, upto),
+            } => merge.push(worker, events, notes, upto),
             WorkerMsg::Done { worker, stats: s } => {
                 merge.done(worker);
                 worker_stats.merge(&s);
@@ -382,14 +391,57 @@ fn merge_loop(
     Ok(worker_stats)
 }
 
-/// One worker's vector of events, read in place from `next` on.
-struct Chunk {
-    events: Vec<OtEvent>,
-    next: usize,
+/// What the merge hands on, in order.
+#[derive(Debug, Clone, Copy)]
+pub enum Item<'a> {
+    Event(&'a OtEvent),
+    Note(&'a FlowNote),
 }
 
-/// K-way merge of per-worker ordered event streams with watermarks. Events are read
-/// in place (never moved); a written vector goes back to its worker for reuse.
+type OrderKey = (u64, u64, u8, u32);
+
+/// One message of a worker: its events and its flow notes, each read in place from
+/// its cursor on.
+struct Chunk {
+    events: Vec<OtEvent>,
+    next_event: usize,
+    notes: Vec<FlowNote>,
+    next_note: usize,
+}
+
+impl Chunk {
+    /// The chunk's next item and its order key.
+    fn head(&self) -> Option<(OrderKey, Item<'_>)> {
+        let ev = self
+            .events
+            .get(self.next_event)
+            .map(|e| (e.order_key(), Item::Event(e)));
+        let note = self
+            .notes
+            .get(self.next_note)
+            .map(|n| (n.order_key(), Item::Note(n)));
+        match (ev, note) {
+            (Some(e), Some(n)) => Some(if n.0 < e.0 { n } else { e }),
+            (e, n) => e.or(n),
+        }
+    }
+
+    /// Steps past the head; true when the chunk is used up.
+    fn advance(&mut self) -> bool {
+        let ev = self.events.get(self.next_event).map(OtEvent::order_key);
+        let note = self.notes.get(self.next_note).map(FlowNote::order_key);
+        match (ev, note) {
+            (Some(e), Some(n)) if n < e => self.next_note += 1,
+            (Some(_), _) => self.next_event += 1,
+            (None, Some(_)) => self.next_note += 1,
+            (None, None) => {}
+        }
+        self.next_event >= self.events.len() && self.next_note >= self.notes.len()
+    }
+}
+
+/// K-way merge of per-worker ordered streams with watermarks. Items are read in place
+/// (never moved); a written event vector goes back to its worker for reuse.
 struct Merge {
     queues: Vec<VecDeque<Chunk>>,
     upto: Vec<u64>,
@@ -408,14 +460,19 @@ impl Merge {
         }
     }
 
-    fn push(&mut self, worker: usize, events: Vec<OtEvent>, upto: u64) {
+    fn push(&mut self, worker: usize, events: Vec<OtEvent>, notes: Vec<FlowNote>, upto: u64) {
         if let Some(u) = self.upto.get_mut(worker) {
             *u = (*u).max(upto);
         }
-        if events.is_empty() {
+        if events.is_empty() && notes.is_empty() {
             self.recycle(worker, events);
         } else if let Some(q) = self.queues.get_mut(worker) {
-            q.push_back(Chunk { events, next: 0 });
+            q.push_back(Chunk {
+                events,
+                next_event: 0,
+                notes,
+                next_note: 0,
+            });
         }
     }
 
@@ -433,67 +490,71 @@ impl Merge {
         }
     }
 
-    fn head(&self, worker: usize) -> Option<&OtEvent> {
-        self.queues
-            .get(worker)?
-            .front()
-            .and_then(|c| c.events.get(c.next))
+    fn head_key(&self, worker: usize) -> Option<OrderKey> {
+        self.queues.get(worker)?.front()?.head().map(|(k, _)| k)
     }
 
-    /// The worker whose head event comes first, and that event's key.
-    fn min_head(&self) -> Option<(usize, (u64, u64, u32))> {
+    /// The worker whose head item comes first, and that item's key.
+    fn min_head(&self) -> Option<(usize, OrderKey)> {
         (0..self.queues.len())
-            .filter_map(|w| self.head(w).map(|ev| (w, ev.order_key())))
+            .filter_map(|w| self.head_key(w).map(|k| (w, k)))
             .min_by_key(|(_, key)| *key)
     }
 
-    /// Can no worker other than `w` still send an event before packet `packet`?
+    /// Can no worker other than `w` still send an item before packet `packet`?
     fn is_safe(&self, w: usize, packet: u64) -> bool {
         (0..self.queues.len()).all(|v| {
             v == w
                 || self.done[v]
-                || self.head(v).is_some()
+                || self.head_key(v).is_some()
                 // Worker v owns no part of packet `packet` (each packet has one
                 // owner), and has sent everything below its watermark.
                 || (packet != u64::MAX && self.upto[v] >= packet)
         })
     }
 
-    fn advance(&mut self, w: usize) {
+    fn emit_head(&mut self, w: usize, emit: &mut impl FnMut(Item<'_>)) {
         let Some(q) = self.queues.get_mut(w) else {
             return;
         };
-        let finished = q.front_mut().map(|c| {
-            c.next += 1;
-            c.next >= c.events.len()
-        });
-        if finished == Some(true) {
+        let Some(chunk) = q.front_mut() else {
+            return;
+        };
+        if let Some((_, item)) = chunk.head() {
+            emit(item);
+        }
+        if chunk.advance() {
             if let Some(chunk) = q.pop_front() {
                 self.recycle(w, chunk.events);
             }
         }
     }
 
-    /// Hands every event that is safe to release, in order, to `emit`.
-    fn drain_ready(&mut self, emit: &mut impl FnMut(&OtEvent)) {
+    /// Hands every item that is safe to release, in order, to `emit`.
+    fn drain_ready(&mut self, emit: &mut impl FnMut(Item<'_>)) {
         while let Some((w, key)) = self.min_head() {
             if !self.is_safe(w, key.0) {
                 break;
             }
-            if let Some(ev) = self.head(w) {
-                emit(ev);
-            }
-            self.advance(w);
+            self.emit_head(w, emit);
         }
     }
 
-    /// Hands every remaining event, in order, to `emit` (all workers are done).
-    fn drain_all(&mut self, emit: &mut impl FnMut(&OtEvent)) {
+    /// Hands every remaining item, in order, to `emit` (all workers are done).
+    fn drain_all(&mut self, emit: &mut impl FnMut(Item<'_>)) {
         while let Some((w, _)) = self.min_head() {
-            if let Some(ev) = self.head(w) {
-                emit(ev);
-            }
-            self.advance(w);
+            self.emit_head(w, emit);
         }
+    }
+}
+
+/// The flow table's settings for replay. Idle flows are ended lazily (by their own
+/// next packet, or at the end of input) rather than by a per-worker sweep, whose
+/// timing would depend on how packets are spread over workers and would break the
+/// byte-identical output across `--threads`; `max_flows` still bounds memory.
+fn flow_config() -> FlowConfig {
+    FlowConfig {
+        sweep_per_packet: 0,
+        ..FlowConfig::default()
     }
 }

@@ -97,7 +97,10 @@ pub struct WeeklySpan {
 pub enum WindowSchedule {
     Weekly(Vec<WeeklySpan>),
     /// `[start, end)`.
-    OneOff { start: JiffTimestamp, end: JiffTimestamp },
+    OneOff {
+        start: JiffTimestamp,
+        end: JiffTimestamp,
+    },
 }
 
 /// What a window or a setpoint applies to: names resolved to zones or assets.
