@@ -71,7 +71,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Demo => demo(&root),
         Command::Test { no_fuzz } => test(&root, !no_fuzz),
-        Command::Deps => sys::install_deps(),
+        Command::Deps => sys::install_deps(sys::TEST_PACKAGES),
         Command::GenPcaps => {
             let out = root.join("pcaps");
             gen::gen_pcaps(&out)?;
@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn demo(root: &std::path::Path) -> anyhow::Result<()> {
-    sys::install_deps()?;
+    sys::install_deps(sys::DEMO_PACKAGES)?;
     let pcap: PathBuf = root.join("pcaps").join("demo-plant.pcap");
     anyhow::ensure!(
         pcap.exists(),
@@ -113,7 +113,7 @@ fn demo(root: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn test(root: &std::path::Path, fuzz_smoke: bool) -> anyhow::Result<()> {
-    sys::install_deps()?;
+    sys::install_deps(sys::TEST_PACKAGES)?;
     let shared = root.join("..").join("shared").join("pcaps");
     if !shared.is_dir() {
         let msg = format!(

@@ -7,7 +7,9 @@ use anyhow::{bail, Context as _};
 
 /// Debian packages the tests need: tshark is the independent dissector the
 /// cross-checks compare against; libpcap-dev is for live capture.
-const APT_PACKAGES: &[&str] = &["tshark", "libpcap-dev"];
+pub const TEST_PACKAGES: &[&str] = &["tshark", "libpcap-dev"];
+/// Debian packages the demo needs (replay needs no system library).
+pub const DEMO_PACKAGES: &[&str] = &[];
 
 #[allow(clippy::print_stderr)] // xtask talks to the developer on stderr.
 pub fn say(msg: &str) {
@@ -86,10 +88,14 @@ fn is_root() -> bool {
     output(Command::new("id").arg("-u")).is_ok_and(|s| s.trim() == "0")
 }
 
-/// Installs the missing Debian packages (idempotent: installed ones are left alone).
-pub fn install_deps() -> anyhow::Result<()> {
+/// Installs the missing Debian packages among `packages` (idempotent: installed ones
+/// are left alone).
+pub fn install_deps(packages: &[&str]) -> anyhow::Result<()> {
+    if packages.is_empty() {
+        return Ok(());
+    }
     if !have("dpkg-query") || !have("apt-get") {
-        let missing: Vec<&str> = APT_PACKAGES
+        let missing: Vec<&str> = packages
             .iter()
             .copied()
             .filter(|p| *p != "tshark" || !have("tshark"))
@@ -103,16 +109,13 @@ pub fn install_deps() -> anyhow::Result<()> {
         ));
         return Ok(());
     }
-    let missing: Vec<&str> = APT_PACKAGES
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| !dpkg_installed(p))
         .collect();
     if missing.is_empty() {
-        say(&format!(
-            "system packages present: {}",
-            APT_PACKAGES.join(", ")
-        ));
+        say(&format!("system packages present: {}", packages.join(", ")));
         return Ok(());
     }
     let sudo = if is_root() {

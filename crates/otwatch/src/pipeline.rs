@@ -381,12 +381,18 @@ fn merge_loop(
     // Every worker has hung up: whatever is left is complete.
     merge.drain_all(&mut emit);
     worker_stats.events_written = stats.events_written;
-    if let Some(e) = write_error {
-        return Err(anyhow!("writing events failed: {e}"));
+    // A reader that went away (`otwatch replay ... | head`) is not a failure.
+    let broken_pipe = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+    match write_error {
+        Some(e) if broken_pipe(&e) => return Ok(worker_stats),
+        Some(e) => return Err(anyhow!("writing events failed: {e}")),
+        None => {}
     }
     if let Some(w) = writer {
-        w.finish()
-            .map_err(|e| anyhow!("writing events failed: {e}"))?;
+        match w.finish() {
+            Err(e) if !broken_pipe(&e) => return Err(anyhow!("writing events failed: {e}")),
+            _ => {}
+        }
     }
     Ok(worker_stats)
 }

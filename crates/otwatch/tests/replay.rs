@@ -326,3 +326,25 @@ fn stats_summarise_the_run() {
     assert!(err.contains("flows: 1\n"), "{err}");
     assert!(err.contains("pdus.modbus: "), "{err}");
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_failure() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let demo = repo().join("pcaps/demo-plant.pcap");
+    let mut child = otwatch()
+        .args(["replay", "--events", "-", "--format", "json"])
+        .arg(&demo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run otwatch");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    // The reader is dropped here, like `| head -1`.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+}
