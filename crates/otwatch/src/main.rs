@@ -4,16 +4,21 @@
 mod dispatch;
 mod output;
 mod pipeline;
+mod sink;
 mod stats;
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::anyhow;
 use clap::{Parser, Subcommand, ValueEnum};
+use otwatch_rules::{Engine, Policy};
 
-use crate::output::{Destination, Format};
-use crate::pipeline::{ReplayOptions, RunOutcome};
+use crate::output::{Destination, Format, LineWriter};
+use crate::pipeline::{RunOptions, RunOutcome};
+use crate::sink::{Detect, Learn};
 
 /// Passive, process-aware network sensor for industrial (OT) networks.
 #[derive(Debug, Parser)]
@@ -25,8 +30,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Replay pcap/pcapng files (in order, as one timeline).
+    /// Replay pcap/pcapng files (in order, as one timeline) and report alerts.
     Replay(ReplayArgs),
+    /// Draft [[conduits]] from what the captures show.
+    Learn(LearnArgs),
+    /// Validate a policy and print a summary.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -34,6 +43,14 @@ struct ReplayArgs {
     /// Capture files (pcap or pcapng, recognised by their magic number).
     #[arg(required = true, value_name = "PCAP")]
     pcaps: Vec<PathBuf>,
+
+    /// Policy TOML (default: the demo policy built into the binary).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+
+    /// Where alerts go: '-' (stdout) or a file path.
+    #[arg(long, value_name = "DEST", default_value = "-")]
+    alerts: String,
 
     /// Also write every dissected PDU as an event: '-' (stdout) or a file path.
     #[arg(long, value_name = "DEST")]
@@ -61,6 +78,32 @@ struct ReplayArgs {
     decode_only: bool,
 }
 
+#[derive(Debug, clap::Args)]
+struct LearnArgs {
+    /// Capture files (pcap or pcapng).
+    #[arg(required = true, value_name = "PCAP")]
+    pcaps: Vec<PathBuf>,
+
+    /// Policy TOML whose zones classify the addresses.
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+
+    /// Where the drafted conduits go: '-' (stdout, the default) or a file path.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    out: String,
+
+    /// Flow workers (default: number of cores minus one, at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// Policy TOML to validate.
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
     Json,
@@ -81,6 +124,81 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => replay(args),
+        Command::Learn(args) => learn(args),
+        Command::Check(args) => check(&args.policy),
+    }
+}
+
+/// The policy of `--policy`, or the embedded demo policy.
+fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
+    match path {
+        Some(p) => otwatch_rules::load(p).map_err(|e| anyhow!("{e}")),
+        None => Ok(otwatch_rules::demo()),
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    match otwatch_rules::load(path) {
+        Ok(policy) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}: ok", path.display());
+            let _ = write!(out, "{}", policy.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(2, &anyhow!("{e}")),
+    }
+}
+
+fn learn(args: LearnArgs) -> ExitCode {
+    let policy = match load_policy(Some(&args.policy)) {
+        Ok(p) => Arc::new(p),
+        Err(e) => return fail(2, &e),
+    };
+    let files = match pipeline::open_captures(&args.pcaps) {
+        Ok(f) => f,
+        Err(pipeline::Error::Input(e) | pipeline::Error::Runtime(e)) => return fail(2, &e),
+    };
+    let out = match Destination::parse(&args.out).and_then(|d| d.open()) {
+        Ok(o) => o,
+        Err(e) => return fail(2, &e),
+    };
+    let opts = RunOptions {
+        threads: args
+            .threads
+            .map(usize::from)
+            .unwrap_or_else(default_threads),
+        speed: 0.0,
+        decode_only: false,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let mut consumer = Learn {
+        learner: otwatch_rules::learn::Learner::new(policy),
+    };
+    match pipeline::run(files, &opts, &mut consumer) {
+        Ok(RunOutcome { clean, .. }) => {
+            let mut out = std::io::BufWriter::new(out);
+            let written = consumer
+                .learner
+                .write_conduits_toml(&mut out)
+                .and_then(|()| out.flush());
+            if let Err(e) = written {
+                return fail(1, &anyhow!("{}: {e}", args.out));
+            }
+            let unzoned = consumer.learner.unzoned_addresses();
+            if !unzoned.is_empty() {
+                tracing::warn!(
+                    "{} addresses are in no zone of the policy (listed in the draft)",
+                    unzoned.len()
+                );
+            }
+            if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(pipeline::Error::Input(e)) => fail(2, &e),
+        Err(pipeline::Error::Runtime(e)) => fail(1, &e),
     }
 }
 
@@ -109,29 +227,62 @@ fn replay(args: ReplayArgs) -> ExitCode {
         .threads
         .map(usize::from)
         .unwrap_or_else(default_threads);
+    let policy = match load_policy(args.policy.as_deref()) {
+        Ok(p) => Arc::new(p),
+        Err(e) => return fail(2, &e),
+    };
+    let files = match pipeline::open_captures(&args.pcaps) {
+        Ok(f) => f,
+        Err(pipeline::Error::Input(e) | pipeline::Error::Runtime(e)) => return fail(2, &e),
+    };
+    let alerts = match Destination::parse(&args.alerts) {
+        Ok(d) => d,
+        Err(e) => return fail(2, &e),
+    };
     let events = match args.events.as_deref().map(Destination::parse).transpose() {
         Ok(d) => d,
         Err(e) => return fail(2, &e),
     };
+    let to_terminal = [Some(&alerts), events.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|d| *d == Destination::Stdout && std::io::stdout().is_terminal());
     let format = match args.format {
         Some(FormatArg::Json) => Format::Json,
         Some(FormatArg::Text) => Format::Text,
-        None => match &events {
-            Some(Destination::Stdout) if std::io::stdout().is_terminal() => Format::Text,
-            _ => Format::Json,
+        None if to_terminal => Format::Text,
+        None => Format::Json,
+    };
+    // One writer per distinct destination: events and alerts sent to the same place
+    // share a stream, each event before the alerts it triggers.
+    let sensor = policy.sensor.name.clone();
+    let mut writers = Vec::new();
+    let alerts_to = match alerts.open() {
+        Ok(w) => {
+            writers.push(LineWriter::new(w, format, sensor.clone()));
+            Some(0)
+        }
+        Err(e) => return fail(2, &e),
+    };
+    let events_to = match events {
+        None => None,
+        Some(d) if d == alerts => alerts_to,
+        Some(d) => match d.open() {
+            Ok(w) => {
+                writers.push(LineWriter::new(w, format, sensor.clone()));
+                Some(writers.len() - 1)
+            }
+            Err(e) => return fail(2, &e),
         },
     };
-    let opts = ReplayOptions {
-        pcaps: args.pcaps,
-        events,
-        format,
+    let mut consumer = Detect::new(Engine::new(policy), writers, events_to, alerts_to);
+    let opts = RunOptions {
         threads,
         speed: args.speed,
         decode_only: args.decode_only,
         progress: std::io::stderr().is_terminal(),
-        sensor: "otwatch".to_owned(),
     };
-    match pipeline::replay(opts) {
+    match pipeline::run(files, &opts, &mut consumer) {
         Ok(RunOutcome { stats, clean }) => {
             if args.stats {
                 stats.print_summary();

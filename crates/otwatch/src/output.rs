@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use otwatch_event::{JsonContext, ModbusInfo, Native, OtEvent};
+use otwatch_rules::Alert;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
@@ -15,10 +16,13 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// `-` is stdout; anything else is a file path. (`kafka` arrives with the Kafka sink.)
+    /// `-` is stdout; anything else is a file path.
     pub fn parse(s: &str) -> anyhow::Result<Destination> {
         match s {
             "" => anyhow::bail!("an output destination must be '-' or a file path"),
+            "kafka" => anyhow::bail!(
+                "'kafka': the Kafka sink is not part of this build yet; use '-' or a file path"
+            ),
             "-" => Ok(Destination::Stdout),
             path => Ok(Destination::File(PathBuf::from(path))),
         }
@@ -44,8 +48,9 @@ pub enum Format {
     Text,
 }
 
-/// Writes events in order, buffered; `finish` flushes.
-pub struct EventWriter {
+/// Writes events and alerts in order, buffered, as JSON lines or text; `finish`
+/// flushes.
+pub struct LineWriter {
     out: BufWriter<Box<dyn Write + Send>>,
     format: Format,
     sensor: String,
@@ -53,9 +58,9 @@ pub struct EventWriter {
     text: String,
 }
 
-impl EventWriter {
+impl LineWriter {
     pub fn new(out: Box<dyn Write + Send>, format: Format, sensor: String) -> Self {
-        EventWriter {
+        LineWriter {
             out: BufWriter::with_capacity(256 * 1024, out),
             format,
             sensor,
@@ -64,13 +69,13 @@ impl EventWriter {
         }
     }
 
-    pub fn write(&mut self, ev: &OtEvent) -> io::Result<()> {
+    pub fn write_event(&mut self, ev: &OtEvent, zones: Option<(&str, &str)>) -> io::Result<()> {
         match self.format {
             Format::Json => {
                 self.line.clear();
                 let ctx = JsonContext {
                     sensor: &self.sensor,
-                    zones: None,
+                    zones,
                 };
                 ev.write_json(&ctx, &mut self.line);
                 self.line.push(b'\n');
@@ -85,7 +90,23 @@ impl EventWriter {
         }
     }
 
-    pub fn finish(mut self) -> io::Result<()> {
+    pub fn write_alert(&mut self, alert: &Alert) -> io::Result<()> {
+        match self.format {
+            Format::Json => {
+                self.line.clear();
+                alert.write_json(&mut self.line);
+                self.line.push(b'\n');
+                self.out.write_all(&self.line)
+            }
+            Format::Text => {
+                let mut line = alert.text_line();
+                line.push('\n');
+                self.out.write_all(line.as_bytes())
+            }
+        }
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }

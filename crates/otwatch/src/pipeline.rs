@@ -25,7 +25,7 @@ use otwatch_flow::{FlowConfig, FlowTable, PacketIn};
 use tracing::warn;
 
 use crate::dispatch::AppFactory;
-use crate::output::{Destination, EventWriter, Format};
+use crate::sink::Consumer;
 use crate::stats::RunStats;
 
 /// How many packets the source reads between heartbeats to idle workers.
@@ -35,16 +35,13 @@ const WORKER_QUEUE: usize = 64;
 /// Event messages queued per worker before the worker waits for the merge.
 const MERGE_QUEUE: usize = 16;
 
+/// How to run the pipeline over capture files.
 #[derive(Debug)]
-pub struct ReplayOptions {
-    pub pcaps: Vec<PathBuf>,
-    pub events: Option<Destination>,
-    pub format: Format,
+pub struct RunOptions {
     pub threads: usize,
     pub speed: f64,
     pub decode_only: bool,
     pub progress: bool,
-    pub sensor: String,
 }
 
 #[derive(Debug)]
@@ -76,22 +73,23 @@ enum WorkerMsg {
     Done { worker: usize, stats: Box<RunStats> },
 }
 
-pub fn replay(opts: ReplayOptions) -> Result<RunOutcome, Error> {
-    // Every file is checked before the first packet is processed.
-    let mut files = Vec::with_capacity(opts.pcaps.len());
-    for path in &opts.pcaps {
-        let file = CaptureFile::open(path)
-            .map_err(|e| Error::Input(anyhow!("{}: {e}", path.display())))?;
-        files.push(file);
-    }
-    let writer = match &opts.events {
-        Some(dest) => {
-            let out = dest.open().map_err(Error::Input)?;
-            Some(EventWriter::new(out, opts.format, opts.sensor.clone()))
-        }
-        None => None,
-    };
+/// Opens and checks every capture file before anything is processed.
+pub fn open_captures(paths: &[PathBuf]) -> Result<Vec<CaptureFile>, Error> {
+    paths
+        .iter()
+        .map(|path| {
+            CaptureFile::open(path).map_err(|e| Error::Input(anyhow!("{}: {e}", path.display())))
+        })
+        .collect()
+}
 
+/// Runs the files through the source, the workers and the merge, handing the merged
+/// stream to `consumer` on this thread.
+pub fn run(
+    files: Vec<CaptureFile>,
+    opts: &RunOptions,
+    consumer: &mut dyn Consumer,
+) -> Result<RunOutcome, Error> {
     let threads = opts.threads.max(1);
     // Bounded: when writing is slower than dissection, workers wait, and so does the
     // source. The merge never waits on a full channel (it only ever receives), so
@@ -130,7 +128,7 @@ pub fn replay(opts: ReplayOptions) -> Result<RunOutcome, Error> {
         .spawn(move || source_loop(files, batcher, speed, progress))
         .map_err(|e| Error::Runtime(anyhow!("cannot start the source thread: {e}")))?;
 
-    let merged = merge_loop(merge_rx, spent_txs, writer);
+    let merged = merge_loop(merge_rx, spent_txs, consumer);
 
     let source_report = source
         .join()
@@ -342,27 +340,22 @@ fn worker_loop(
     });
 }
 
-/// Puts the workers' event streams back into packet order and writes them.
+/// Puts the workers' streams back into packet order and hands them to `consumer`.
 fn merge_loop(
     rx: Receiver<WorkerMsg>,
     spent: Vec<Sender<Vec<OtEvent>>>,
-    mut writer: Option<EventWriter>,
+    consumer: &mut dyn Consumer,
 ) -> anyhow::Result<RunStats> {
     let mut merge = Merge::new(spent);
-    let mut stats = RunStats::default();
-    let mut write_error: Option<std::io::Error> = None;
+    let mut error: Option<std::io::Error> = None;
     let mut emit = |item: Item<'_>| {
-        let Item::Event(ev) = item else {
-            return;
-        };
-        if let (Some(w), None) = (writer.as_mut(), write_error.as_ref()) {
-            match w.write(ev) {
-                Ok(()) => stats.events_written += 1,
-                Err(e) => write_error = Some(e),
+        if error.is_none() {
+            if let Err(e) = consumer.item(item) {
+                error = Some(e);
             }
         }
     };
-    let mut worker_stats = RunStats::default();
+    let mut stats = RunStats::default();
     for msg in rx {
         match msg {
             WorkerMsg::Events {
@@ -373,28 +366,23 @@ fn merge_loop(
             } => merge.push(worker, events, notes, upto),
             WorkerMsg::Done { worker, stats: s } => {
                 merge.done(worker);
-                worker_stats.merge(&s);
+                stats.merge(&s);
             }
         }
         merge.drain_ready(&mut emit);
     }
     // Every worker has hung up: whatever is left is complete.
     merge.drain_all(&mut emit);
-    worker_stats.events_written = stats.events_written;
-    // A reader that went away (`otwatch replay ... | head`) is not a failure.
-    let broken_pipe = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
-    match write_error {
-        Some(e) if broken_pipe(&e) => return Ok(worker_stats),
-        Some(e) => return Err(anyhow!("writing events failed: {e}")),
-        None => {}
+    if error.is_none() {
+        error = consumer.finish().err();
     }
-    if let Some(w) = writer {
-        match w.finish() {
-            Err(e) if !broken_pipe(&e) => return Err(anyhow!("writing events failed: {e}")),
-            _ => {}
-        }
+    consumer.add_stats(&mut stats);
+    match error {
+        // A reader that went away (`otwatch replay ... | head`) is not a failure.
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(stats),
+        Some(e) => Err(anyhow!("writing output failed: {e}")),
+        None => Ok(stats),
     }
-    Ok(worker_stats)
 }
 
 /// What the merge hands on, in order.

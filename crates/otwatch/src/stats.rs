@@ -14,6 +14,9 @@ pub struct RunStats {
     pub pdus: [u64; Protocol::ALL.len()],
     pub anomalous: [u64; Protocol::ALL.len()],
     pub events_written: u64,
+    pub alerts_written: u64,
+    /// Alerts emitted per kind (repeats folded), in the rules' order.
+    pub alerts: Vec<(String, u64)>,
     /// Decode-only runs: packets that decoded to IP.
     pub decoded: u64,
 }
@@ -81,6 +84,12 @@ impl RunStats {
             }
         }
         lines.push(format!("events_written: {}", self.events_written));
+        lines.push(format!("alerts: {}", self.alerts_written));
+        for (kind, n) in &self.alerts {
+            if *n > 0 {
+                lines.push(format!("alerts.{kind}: {n}"));
+            }
+        }
         lines.push(format!("read_errors: {}", self.read_errors));
         for l in lines {
             eprintln!("{l}");

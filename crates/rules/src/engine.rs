@@ -33,6 +33,7 @@
 //! forgetting them changes nothing, then the least recently emitted half, whose folded
 //! counts are lost).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -169,14 +170,27 @@ struct Origin<'p> {
     ts: Timestamp,
     flow: &'p Arc<FlowMeta>,
     direction: Option<Direction>,
-    protocol: Option<String>,
+    protocol: Option<Cow<'static, str>>,
     operation: Option<Operation>,
     src_ip: IpAddr,
     dst_ip: IpAddr,
     src_asset: Option<&'p Asset>,
     dst_asset: Option<&'p Asset>,
-    /// The parts of the id that identify the trigger (PDU or flow event).
-    id_parts: Vec<Vec<u8>>,
+    trigger: Trigger,
+}
+
+/// What triggered an alert: identifies it in the alert id.
+#[derive(Debug, Clone, Copy)]
+enum Trigger {
+    /// A PDU: its direction and ordinal within the flow and direction.
+    Pdu {
+        direction: Direction,
+        flow_ordinal: u64,
+    },
+    /// The flow's first packet (its time is the origin's).
+    FlowStart,
+    /// The flow's end.
+    FlowEnd,
 }
 
 impl Origin<'_> {
@@ -305,17 +319,13 @@ impl Engine {
             ts,
             flow,
             direction: None,
-            protocol: Some(name.clone()),
+            protocol: Some(name.clone().into()),
             operation: None,
             src_ip: flow.src_ip,
             dst_ip: flow.dst_ip,
             src_asset: policy.asset_by_ip(flow.src_ip),
             dst_asset: policy.asset_by_ip(flow.dst_ip),
-            id_parts: vec![
-                flow.community_id.as_bytes().to_vec(),
-                b"flow_end".to_vec(),
-                ts.as_nanos().to_be_bytes().to_vec(),
-            ],
+            trigger: Trigger::FlowEnd,
         };
         if let Some(f) = self.new_conduit(&policy, flow, protocol, name, handshake_completed) {
             self.emit(&origin, f, out);
@@ -324,15 +334,45 @@ impl Engine {
 
     /// Every dissected PDU, in packet order.
     pub fn on_event(&mut self, ev: &OtEvent, out: &mut Vec<Alert>) {
-        let policy = Arc::clone(&self.policy);
         let flow = &ev.flow;
         let pdu = &ev.pdu;
         let ts = ev.timestamp;
-        if self.flows.entry(flow).1 {
+        let is_request = !pdu.is_response;
+        let op = pdu.operation;
+        let is_download =
+            is_request && matches!(op, Operation::ProgramDownload | Operation::FirmwareUpdate);
+
+        // The flow's state, in one lookup: every transition this PDU makes.
+        let (state, created) = self.flows.entry(flow);
+        let first_pdu = !state.conduit_decided;
+        state.conduit_decided = true;
+        let mut anomalies = pdu.anomalies;
+        if pdu.is_response && !flow.handshake_seen && !state.request_seen {
+            // Joined mid-stream: see the module docs.
+            anomalies.remove(Anomalies::UNMATCHED_RESPONSE);
+        }
+        state.request_seen |= is_request;
+        let new_session = is_download
+            && state.last_download.is_none_or(|last| {
+                ts.as_nanos().saturating_sub(last.as_nanos())
+                    >= DOWNLOAD_SESSION_GAP_SECS * NANOS_PER_SEC
+            });
+        if is_download {
+            state.last_download = Some(ts);
+        }
+        if created {
             // No flow note announced this flow: its first PDU stands in for its start.
             self.new_assets(ts, flow, out);
         }
 
+        // The common case (polling) leaves here: nothing below can fire for it.
+        let operation_alerts = is_request
+            && (changes_device(op) || matches!(op, Operation::ProgramUpload | Operation::Session));
+        if !first_pdu && anomalies.is_empty() && !operation_alerts {
+            return;
+        }
+
+        let policy = Arc::clone(&self.policy);
         // Source = the requesting side: the sender of a request, the receiver of a
         // response. Target = the other end.
         let src_is_initiator = (pdu.direction == Direction::ToServer) != pdu.is_response;
@@ -345,34 +385,22 @@ impl Engine {
             ts,
             flow,
             direction: Some(pdu.direction),
-            protocol: Some(ev.protocol().as_str().to_string()),
-            operation: Some(pdu.operation),
+            protocol: Some(ev.protocol().as_str().into()),
+            operation: Some(op),
             src_ip,
             dst_ip,
             src_asset: policy.asset_by_ip(src_ip),
             dst_asset: policy.asset_by_ip(dst_ip),
-            id_parts: vec![
-                flow.community_id.as_bytes().to_vec(),
-                pdu.direction.as_str().as_bytes().to_vec(),
-                ev.flow_ordinal.to_be_bytes().to_vec(),
-                ts.as_nanos().to_be_bytes().to_vec(),
-            ],
+            trigger: Trigger::Pdu {
+                direction: pdu.direction,
+                flow_ordinal: ev.flow_ordinal,
+            },
         };
-        let is_request = !pdu.is_response;
-        let op = pdu.operation;
 
         // program_download_outside_window
-        if is_request && matches!(op, Operation::ProgramDownload | Operation::FirmwareUpdate) {
-            let (state, _) = self.flows.entry(flow);
-            let new_session = state.last_download.is_none_or(|last| {
-                ts.as_nanos().saturating_sub(last.as_nanos())
-                    >= DOWNLOAD_SESSION_GAP_SECS * NANOS_PER_SEC
-            });
-            state.last_download = Some(ts);
-            if new_session {
-                if let Some(f) = download_outside_window(&policy, &origin, &pdu.native) {
-                    self.emit(&origin, f, out);
-                }
+        if new_session {
+            if let Some(f) = download_outside_window(&policy, &origin, &pdu.native) {
+                self.emit(&origin, f, out);
             }
         }
 
@@ -387,9 +415,7 @@ impl Engine {
         }
 
         // new_conduit: decided at the flow's first recognised PDU.
-        let (state, _) = self.flows.entry(flow);
-        if !state.conduit_decided {
-            state.conduit_decided = true;
+        if first_pdu {
             let name = conduit_dissector_name(ev.protocol());
             let protocol = ConduitProtocol::Dissector(name.to_string());
             if let Some(mut f) = self.new_conduit(
@@ -399,7 +425,10 @@ impl Engine {
                 name.to_string(),
                 flow.handshake_seen,
             ) {
-                f.evidence.insert("pdu".into(), native_block(&pdu.native));
+                f.evidence.insert(
+                    origin_protocol_key(&pdu.native).into(),
+                    native_block(&pdu.native),
+                );
                 self.emit(&origin, f, out);
             }
         }
@@ -435,14 +464,6 @@ impl Engine {
         }
 
         // protocol_anomaly
-        let (state, _) = self.flows.entry(flow);
-        let mut anomalies = pdu.anomalies;
-        if pdu.is_response && !flow.handshake_seen && !state.request_seen {
-            anomalies.remove(Anomalies::UNMATCHED_RESPONSE);
-        }
-        if is_request {
-            state.request_seen = true;
-        }
         if !anomalies.is_empty() {
             // The sender of the malformed PDU is the alert's source.
             let (sender, receiver) = match pdu.direction {
@@ -485,11 +506,7 @@ impl Engine {
                 dst_ip: flow.dst_ip,
                 src_asset: policy.asset_by_ip(flow.src_ip),
                 dst_asset: policy.asset_by_ip(flow.dst_ip),
-                id_parts: vec![
-                    flow.community_id.as_bytes().to_vec(),
-                    b"flow_start".to_vec(),
-                    ts.as_nanos().to_be_bytes().to_vec(),
-                ],
+                trigger: Trigger::FlowStart,
             };
             let mut evidence = Map::new();
             evidence.insert("address".into(), json!(ip.to_string()));
@@ -661,7 +678,7 @@ impl Engine {
             Some(c) => {
                 let ok = origin
                     .src_asset
-                    .is_some_and(|a| c.sources.iter().any(|s| *s == a.name));
+                    .is_some_and(|a| c.sources.contains(&a.name));
                 if ok {
                     return None;
                 }
@@ -765,9 +782,19 @@ impl Engine {
         part(self.sensor.as_bytes());
         part(kind.as_bytes());
         part(rule_id.as_bytes());
-        for p in &origin.id_parts {
-            part(p);
+        part(origin.flow.community_id.as_bytes());
+        match origin.trigger {
+            Trigger::Pdu {
+                direction,
+                flow_ordinal,
+            } => {
+                part(direction.as_str().as_bytes());
+                part(&flow_ordinal.to_be_bytes());
+            }
+            Trigger::FlowStart => part(b"flow_start"),
+            Trigger::FlowEnd => part(b"flow_end"),
         }
+        part(&ts.as_nanos().to_be_bytes());
         part(f.target.as_bytes());
         let mut id = h.digest().to_string();
         id.truncate(32);
@@ -796,7 +823,7 @@ impl Engine {
             src_zone: src_zone.into(),
             dst_zone: dst_zone.into(),
             direction: origin.direction,
-            protocol: origin.protocol.clone(),
+            protocol: origin.protocol.as_deref().map(str::to_string),
             operation: origin.operation,
             src_ip: origin.src_ip,
             dst_ip: origin.dst_ip,
@@ -2285,7 +2312,7 @@ modbus = { unit = 1, coils = "0-15" }
                 dst_ip: f.dst_ip,
                 src_asset: policy.asset_by_ip(src_ip),
                 dst_asset: policy.asset_by_ip(f.dst_ip),
-                id_parts: vec![],
+                trigger: Trigger::FlowStart,
             };
             e.credential_unusual_origin(&policy, &origin, user)
                 .map(|f| f.message)

@@ -244,3 +244,203 @@ fn plural(n: u64) -> &'static str {
 fn quote(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+    use crate::policy::parse_str;
+    use otwatch_event::{Anomalies, Direction, ModbusInfo, Native, Operation, Pdu};
+    use std::path::Path;
+
+    const POLICY: &str = r#"
+[sensor]
+name = "plant-a-span1"
+timezone = "Europe/Berlin"
+
+[zones]
+enterprise  = ["10.0.0.0/16"]
+engineering = ["10.20.1.0/24"]
+cell-1      = ["10.30.1.0/24"]
+
+[[assets]]
+name = "plc-boiler-1"
+ip   = "10.30.1.10"
+role = "plc"
+"#;
+
+    fn policy(extra: &str) -> Arc<Policy> {
+        Arc::new(parse_str(&format!("{POLICY}\n{extra}"), Path::new("p.toml")).unwrap())
+    }
+
+    fn flow(src: &str, sport: u16, dst: &str, dport: u16, transport: Transport) -> Arc<FlowMeta> {
+        Arc::new(FlowMeta {
+            src_ip: src.parse().unwrap(),
+            src_port: sport,
+            dst_ip: dst.parse().unwrap(),
+            dst_port: dport,
+            transport,
+            community_id: format!("1:{src}:{sport}"),
+            handshake_seen: true,
+        })
+    }
+
+    fn read(f: &Arc<FlowMeta>, secs: i64) -> OtEvent {
+        OtEvent {
+            timestamp: Timestamp::from_secs_micros(secs, 0),
+            packet_index: 0,
+            flow_id: 0,
+            pdu_ordinal: 0,
+            flow_ordinal: 0,
+            flow: Arc::clone(f),
+            pdu: Pdu {
+                direction: Direction::ToServer,
+                is_response: false,
+                operation: Operation::Read,
+                anomalies: Anomalies::empty(),
+                native: Native::Modbus(ModbusInfo {
+                    function_code: 3,
+                    function: "read_holding_registers",
+                    ..ModbusInfo::default()
+                }),
+            },
+        }
+    }
+
+    /// 2026-11-20T14:22:10Z.
+    const T0: i64 = 1_795_184_530;
+
+    /// What the captures "show": modbus from engineering and the enterprise zone to
+    /// the cell, a web port, SNMP from an address in no zone, traffic inside the cell.
+    fn feed(l: &mut impl FnMut(Step<'_>)) {
+        let tcp = Transport::Tcp;
+        let ews = flow("10.20.1.5", 49152, "10.30.1.10", 502, tcp);
+        let his1 = flow("10.0.5.20", 50000, "10.30.1.10", 502, tcp);
+        let his2 = flow("10.0.5.20", 50001, "10.30.1.11", 502, tcp);
+        let web = flow("10.0.5.20", 50002, "10.30.1.10", 80, tcp);
+        let snmp = flow("192.168.7.7", 40000, "10.30.1.10", 161, Transport::Udp);
+        let cell = flow("10.30.1.11", 40000, "10.30.1.10", 502, tcp);
+        for (i, f) in [&ews, &his1, &his2, &web, &snmp, &cell]
+            .into_iter()
+            .enumerate()
+        {
+            l(Step::Start(T0 + i as i64, f));
+        }
+        l(Step::Event(read(&ews, T0 + 10)));
+        l(Step::Event(read(&ews, T0 + 11)));
+        l(Step::Event(read(&his2, T0 + 12)));
+        l(Step::Event(read(&his1, T0 + 13)));
+        l(Step::Event(read(&his1, T0 + 14)));
+        l(Step::Event(read(&his1, T0 + 15)));
+        l(Step::Event(read(&cell, T0 + 16)));
+        l(Step::End(T0 + 20, &ews, true));
+        l(Step::End(T0 + 21, &his1, true));
+        l(Step::End(T0 + 22, &his2, true));
+        l(Step::End(T0 + 23, &web, false));
+        l(Step::End(T0 + 24, &snmp, false));
+        l(Step::End(T0 + 25, &cell, true));
+    }
+
+    enum Step<'a> {
+        Start(i64, &'a Arc<FlowMeta>),
+        Event(OtEvent),
+        End(i64, &'a Arc<FlowMeta>, bool),
+    }
+
+    fn learn(policy: Arc<Policy>) -> Learner {
+        let mut l = Learner::new(policy);
+        feed(&mut |s| match s {
+            Step::Start(t, f) => l.on_flow_start(Timestamp::from_secs_micros(t, 0), f),
+            Step::Event(ev) => l.on_event(&ev),
+            Step::End(t, f, r) => l.on_flow_end(Timestamp::from_secs_micros(t, 0), f, r, true),
+        });
+        l
+    }
+
+    #[test]
+    fn drafts_one_conduit_per_zone_pair_with_counts() {
+        let l = learn(policy(""));
+        let mut out = Vec::new();
+        l.write_conduits_toml(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let expected = r#"# Conduits drafted by `otwatch learn` from the traffic it saw.
+# Review every entry before including this file in the policy: it approves
+# whatever the captures contained, including what should not be there.
+
+# engineering -> cell-1: 1 flow, 2 PDUs, first seen 2026-11-20T14:22:20.000000Z
+#   modbus: 1 flow, 2 PDUs, first seen 2026-11-20T14:22:20.000000Z
+[[conduits]]
+from = "engineering"
+to = "cell-1"
+protocols = ["modbus"]
+
+# enterprise -> cell-1: 3 flows, 4 PDUs, first seen 2026-11-20T14:22:22.000000Z
+#   modbus: 2 flows, 4 PDUs, first seen 2026-11-20T14:22:22.000000Z
+#   tcp/80: 1 flow, 0 PDUs, first seen 2026-11-20T14:22:33.000000Z
+[[conduits]]
+from = "enterprise"
+to = "cell-1"
+protocols = ["modbus", "tcp/80"]
+
+# unknown -> cell-1: 1 flow, 0 PDUs, first seen 2026-11-20T14:22:34.000000Z
+#   udp/161: 1 flow, 0 PDUs, first seen 2026-11-20T14:22:34.000000Z
+# Involves addresses in no zone: define a zone for them rather than approve "unknown".
+# [[conduits]]
+# from = "unknown"
+# to = "cell-1"
+# protocols = ["udp/161"]
+
+# Addresses in no zone (1):
+#   192.168.7.7
+"#;
+        assert_eq!(text, expected);
+        assert_eq!(
+            l.unzoned_addresses(),
+            ["192.168.7.7".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn the_draft_included_in_the_policy_silences_new_conduit() {
+        let mut draft = Vec::new();
+        learn(policy("")).write_conduits_toml(&mut draft).unwrap();
+        let draft = String::from_utf8(draft).unwrap();
+        // Before: the engine alerts on the paths the draft approves.
+        let run = |p: Arc<Policy>| {
+            let mut e = Engine::new(p);
+            let mut alerts = Vec::new();
+            feed(&mut |s| match s {
+                Step::Start(t, f) => {
+                    e.on_flow_start(Timestamp::from_secs_micros(t, 0), f, &mut alerts)
+                }
+                Step::Event(ev) => e.on_event(&ev, &mut alerts),
+                Step::End(t, f, r) => {
+                    e.on_flow_end(Timestamp::from_secs_micros(t, 0), f, r, true, &mut alerts)
+                }
+            });
+            alerts
+                .iter()
+                .filter(|a| a.kind == crate::alert::AlertKind::NewConduit)
+                .map(|a| {
+                    a.evidence["conduit_protocol"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(policy("")), ["modbus", "modbus", "tcp/80", "udp/161"]);
+        // After: only the commented-out path from addresses in no zone remains.
+        assert_eq!(run(policy(&draft)), ["udp/161"]);
+    }
+
+    #[test]
+    fn nothing_between_zones_says_so() {
+        let l = Learner::new(policy(""));
+        let mut out = Vec::new();
+        l.write_conduits_toml(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("# No traffic between two different zones was seen.\n"));
+        assert!(parse_str(&format!("{POLICY}\n{text}"), Path::new("p.toml")).is_ok());
+    }
+}

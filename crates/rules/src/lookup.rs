@@ -356,7 +356,7 @@ impl Window {
     }
 
     /// Whether the window applies to a target asset (by name) or zone.
-    pub fn applies_to(&self, target_asset: Option<&str>, target_zone: &str) -> bool {
+    pub fn applies_to_target(&self, target_asset: Option<&str>, target_zone: &str) -> bool {
         self.applies_to.iter().any(|t| match t {
             Target::Asset(a) => Some(a.as_str()) == target_asset,
             Target::Zone(z) => z == target_zone,
@@ -823,9 +823,9 @@ mod tests {
         assert_eq!(c.open.map(|w| w.name.as_str()), Some("plant all week"));
         let c = p.window_check(t, None, "unknown", None);
         assert!(c.open.is_none() && c.considered.is_empty());
-        assert!(p.windows[1].applies_to(Some("plc-1"), "x"));
-        assert!(p.windows[1].applies_to(None, "host"));
-        assert!(!p.windows[1].applies_to(Some("plc-2"), "cell-1"));
+        assert!(p.windows[1].applies_to_target(Some("plc-1"), "x"));
+        assert!(p.windows[1].applies_to_target(None, "host"));
+        assert!(!p.windows[1].applies_to_target(Some("plc-2"), "cell-1"));
         // The extremes of packet time (years 1677 and 2262) are handled.
         for n in [i64::MIN, i64::MAX] {
             let c = p.window_check(otwatch_event::Timestamp::from_nanos(n), None, "plant", None);

@@ -31,8 +31,17 @@ pub fn replay(args: &[&str]) -> Output {
         .expect("run otwatch")
 }
 
-/// Replays `pcap` and returns the events as JSON values, asserting success.
+/// Replays `pcap` and returns the events (`event_type` "ot") as JSON values, asserting
+/// success.
 pub fn events_of(pcap: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    objects_of(pcap, extra)
+        .into_iter()
+        .filter(|v| v["event_type"] == "ot")
+        .collect()
+}
+
+/// Replays `pcap` and returns every object written to stdout (events and alerts).
+pub fn objects_of(pcap: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
     let out = otwatch()
         .arg("replay")
         .args(["--events", "-", "--format", "json"])
