@@ -18,6 +18,10 @@ use crate::sys::{cargo, run, say};
 const TARGET_PPS_THREADS_1: f64 = 2_000_000.0;
 const TARGET_RATIO_TO_DECODE: f64 = 0.60;
 const TARGET_RSS_ANON_MB: f64 = 200.0;
+/// A plant-sized policy may cost at most 10 % of replay throughput.
+const TARGET_POLICY_RATIO: f64 = 0.90;
+/// Runs per policy in the policy comparison (the median is compared).
+const POLICY_RUNS: usize = 5;
 
 struct Measured {
     seconds: f64,
@@ -43,23 +47,33 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
     }
     let pcap_s = pcap.to_string_lossy().into_owned();
     let events_path = dir.join("events.jsonl").to_string_lossy().into_owned();
-    let configs: Vec<(&str, Vec<&str>)> = vec![
+    // Every configuration runs the embedded demo policy (the default) with alerts to
+    // /dev/null: every stage works, nothing but the events under test is written.
+    let with = |extra: &[&str]| -> Vec<String> {
+        ["--alerts", "/dev/null"]
+            .iter()
+            .chain(extra)
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+    let configs: Vec<(&str, Vec<String>)> = vec![
         (
             "decode-only, --threads 1",
-            vec!["--threads", "1", "--decode-only"],
+            with(&["--threads", "1", "--decode-only"]),
         ),
-        ("end to end, --threads 1", vec!["--threads", "1"]),
-        ("end to end, --threads 2", vec!["--threads", "2"]),
+        ("end to end, --threads 1", with(&["--threads", "1"])),
+        ("end to end, --threads 2", with(&["--threads", "2"])),
         (
             "end to end + --events file, --threads 1",
-            vec!["--threads", "1", "--events", &events_path],
+            with(&["--threads", "1", "--events", &events_path]),
         ),
     ];
     let mut results = Vec::new();
     for (name, args) in &configs {
         let mut all = Vec::new();
         for _ in 0..runs.max(1) {
-            all.push(measure(&bin, &pcap_s, args)?);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            all.push(measure(&bin, &pcap_s, &args)?);
         }
         all.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
         let median = all.swap_remove(all.len() / 2);
@@ -122,6 +136,59 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
             format!("{worst_rss:.1} MB"),
         ),
     ];
+    // The cost of the policy: a plant-sized policy against one that holds only [sensor].
+    let small = dir.join("policy-sensor-only.toml");
+    fs::write(&small, "[sensor]\nname = \"bench\"\n")?;
+    let large = dir.join("policy-scaled.toml");
+    fs::write(
+        &large,
+        otwatch_rules::policy::scaled_demo_text(100, 1000, 200),
+    )?;
+    let mut medians = Vec::new();
+    for policy in [&small, &large] {
+        let policy_s = policy.to_string_lossy().into_owned();
+        let args = [
+            "--alerts",
+            "/dev/null",
+            "--threads",
+            "1",
+            "--policy",
+            &policy_s,
+        ];
+        let mut times = Vec::new();
+        for _ in 0..POLICY_RUNS {
+            times.push(measure(&bin, &pcap_s, &args)?.seconds);
+        }
+        times.sort_by(f64::total_cmp);
+        medians.push(times[times.len() / 2]);
+    }
+    let policy_ratio = medians[0] / medians[1];
+    let _ = writeln!(
+        table,
+        "\n| policy (--threads 1, median of {POLICY_RUNS}) | wall time | packets/s |\n|---|---|---|"
+    );
+    for (name, secs) in [
+        ("only [sensor]", medians[0]),
+        (
+            "demo scaled: 100 zones, 1,000 assets, 200 setpoints",
+            medians[1],
+        ),
+    ] {
+        let _ = writeln!(
+            table,
+            "| {name} | {secs:.3} s | {:.2} M |",
+            packets as f64 / secs / 1e6
+        );
+    }
+    let mut checks = checks.to_vec();
+    checks.push((
+        format!(
+            "scaled policy >= {:.0} % of the [sensor]-only throughput",
+            TARGET_POLICY_RATIO * 100.0
+        ),
+        policy_ratio >= TARGET_POLICY_RATIO,
+        format!("{:.0} %", policy_ratio * 100.0),
+    ));
     let _ = writeln!(table);
     for (what, ok, got) in &checks {
         let _ = writeln!(
