@@ -10,9 +10,9 @@ use otwatch_event::{Anomalies, ModbusInfo, Operation};
 
 use crate::codes::{DiagnosticSubFunction, FunctionCode, MeiType, UmasFunctionCode};
 use crate::parser::{
-    be_words, parse_device_id_object, parse_device_id_request, parse_device_id_response,
+    be_words, be_words_vec, parse_device_id_object, parse_device_id_request, parse_device_id_response,
     parse_file_read_sub_request, parse_file_read_sub_response, parse_file_write_sub_request,
-    parse_request, parse_response, unpack_bits, FileSubRequest, ModbusAdu, Request, Response,
+    parse_request, parse_response, unpack_bits_vec, FileSubRequest, ModbusAdu, Request, Response,
 };
 
 /// Spec limits (Modbus Application Protocol v1.1b3, section 6).
@@ -218,7 +218,7 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
                 Request::Diagnostics { sub_function, data } => {
                     info.sub_function = Some(sub_function);
                     if !data.is_empty() {
-                        info.values = Some(be_words(data).collect());
+                        info.values = Some(be_words_vec(data, usize::MAX));
                     }
                 }
                 Request::WriteMultiple {
@@ -240,7 +240,7 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
                             Anomalies::OUT_OF_SPEC_VALUE,
                         );
                         flag_if(&mut a, bc != q.div_ceil(8), Anomalies::BAD_LENGTH);
-                        info.values = Some(unpack_bits(bytes, q).collect());
+                        info.values = Some(unpack_bits_vec(bytes, q));
                     } else {
                         flag_if(
                             &mut a,
@@ -248,7 +248,7 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
                             Anomalies::OUT_OF_SPEC_VALUE,
                         );
                         flag_if(&mut a, bc != 2 * q, Anomalies::BAD_LENGTH);
-                        info.values = Some(be_words(bytes).take(q).collect());
+                        info.values = Some(be_words_vec(bytes, q));
                     }
                 }
                 Request::FileRecords { byte_count, data } => {
@@ -308,7 +308,7 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
                         bc != data.len() || bc != 2 * q,
                         Anomalies::BAD_LENGTH,
                     );
-                    info.values = Some(be_words(counted(data, bc)).take(q).collect());
+                    info.values = Some(be_words_vec(counted(data, bc), q));
                 }
                 Request::ReadFifo { pointer_address } => {
                     info.address = Some(pointer_address);
@@ -463,7 +463,7 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                                 }
                                 None => bytes.len() * 8,
                             };
-                            info.values = Some(unpack_bits(bytes, q).collect());
+                            info.values = Some(unpack_bits_vec(bytes, q));
                         }
                         FunctionCode::REPORT_SERVER_ID => {}
                         _ => {
@@ -490,7 +490,7 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                                 }
                                 None => bytes.len() / 2,
                             };
-                            info.values = Some(be_words(bytes).take(q).collect());
+                            info.values = Some(be_words_vec(bytes, q));
                         }
                     }
                 }
@@ -512,7 +512,7 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                     echo(&mut a, Some(sub_function), info.sub_function);
                     info.sub_function = Some(sub_function);
                     if !data.is_empty() {
-                        info.values = Some(be_words(data).collect());
+                        info.values = Some(be_words_vec(data, usize::MAX));
                     }
                 }
                 Response::CommEventCounter {
@@ -586,7 +586,7 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                         fifo_count > MAX_FIFO_COUNT,
                         Anomalies::OUT_OF_SPEC_VALUE,
                     );
-                    info.values = Some(be_words(data).take(usize::from(fifo_count)).collect());
+                    info.values = Some(be_words_vec(data, usize::from(fifo_count)));
                 }
                 Response::Mei { mei_type, data } => {
                     echo(

@@ -683,6 +683,21 @@ pub fn unpack_bits(packed: &[u8], count: usize) -> impl Iterator<Item = u16> + '
         .take(count)
 }
 
+/// At most `limit` big-endian words of `b`, collected with their exact capacity (an
+/// event's values are allocated once, never regrown).
+pub fn be_words_vec(b: &[u8], limit: usize) -> Vec<u16> {
+    let mut v = Vec::with_capacity((b.len() / 2).min(limit));
+    v.extend(be_words(b).take(limit));
+    v
+}
+
+/// The first `count` bits of `packed` as 0/1, collected with their exact capacity.
+pub fn unpack_bits_vec(packed: &[u8], count: usize) -> Vec<u16> {
+    let mut v = Vec::with_capacity(packed.len().saturating_mul(8).min(count));
+    v.extend(unpack_bits(packed, count));
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
