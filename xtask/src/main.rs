@@ -30,7 +30,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Replay the demo capture (pcaps/demo-plant.pcap) and print its events.
+    /// Replay the demo capture (pcaps/demo-plant.pcap) with the demo policy and print the alerts.
     Demo,
     /// Install test dependencies, then fmt check, clippy -D warnings, all tests,
     /// and a short run of every fuzz target.
@@ -101,14 +101,15 @@ fn demo(root: &std::path::Path) -> anyhow::Result<()> {
     sys::say("building otwatch");
     run(cargo().args(["build", "--quiet", "-p", "otwatch"]))?;
     let bin = root.join("target").join("debug").join("otwatch");
+    let shown = pcap.strip_prefix(root).unwrap_or(&pcap);
     sys::say(&format!(
-        "otwatch replay {} --events - --stats",
-        pcap.strip_prefix(root).unwrap_or(&pcap).display()
+        "otwatch replay {} --stats   (embedded demo policy: rules/demo-plant.toml)",
+        shown.display()
     ));
     run(std::process::Command::new(bin)
         .current_dir(root)
-        .args(["replay", "--events", "-", "--stats"])
-        .arg(&pcap))
+        .args(["replay", "--stats"])
+        .arg(shown))
     .context("the demo replay failed")
 }
 

@@ -10,9 +10,10 @@ use otwatch_event::{Anomalies, ModbusInfo, Operation};
 
 use crate::codes::{DiagnosticSubFunction, FunctionCode, MeiType, UmasFunctionCode};
 use crate::parser::{
-    be_words, be_words_vec, parse_device_id_object, parse_device_id_request, parse_device_id_response,
-    parse_file_read_sub_request, parse_file_read_sub_response, parse_file_write_sub_request,
-    parse_request, parse_response, unpack_bits_vec, FileSubRequest, ModbusAdu, Request, Response,
+    be_words, be_words_vec, parse_device_id_object, parse_device_id_request,
+    parse_device_id_response, parse_file_read_sub_request, parse_file_read_sub_response,
+    parse_file_write_sub_request, parse_request, parse_response, unpack_bits_vec, FileSubRequest,
+    ModbusAdu, Request, Response,
 };
 
 /// Spec limits (Modbus Application Protocol v1.1b3, section 6).

@@ -72,6 +72,20 @@ const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 type FlowKey = (IpAddr, u16, IpAddr, u16, Transport);
 
+/// The dissector whose well-known port a PDU-less flow went to. A conduit that admits
+/// the protocol admits a connection to its port that carried no PDU (a health check,
+/// a connection test): otherwise every such probe on an approved path would raise
+/// `new_conduit` as `tcp/502`.
+fn dissector_of_port(p: &ConduitProtocol) -> Option<&'static str> {
+    match p {
+        ConduitProtocol::Tcp(502) => Some("modbus"),
+        ConduitProtocol::Tcp(102) => Some("s7comm"),
+        ConduitProtocol::Tcp(20000) | ConduitProtocol::Udp(20000) => Some("dnp3"),
+        ConduitProtocol::Tcp(4840) => Some("opcua"),
+        _ => None,
+    }
+}
+
 fn flow_key(f: &FlowMeta) -> FlowKey {
     (f.src_ip, f.src_port, f.dst_ip, f.dst_port, f.transport)
 }
@@ -319,8 +333,15 @@ impl Engine {
             Transport::Tcp => ConduitProtocol::Tcp(flow.dst_port),
             Transport::Udp => ConduitProtocol::Udp(flow.dst_port),
         };
-        let name = conduit_protocol_name(&protocol);
         let policy = Arc::clone(&self.policy);
+        if let Some(dissector) = dissector_of_port(&protocol) {
+            let from = policy.zone_of(flow.src_ip);
+            let to = policy.zone_of(flow.dst_ip);
+            if policy.conduit_allows(from, to, &ConduitProtocol::Dissector(dissector.into())) {
+                return;
+            }
+        }
+        let name = conduit_protocol_name(&protocol);
         let origin = Origin {
             ts,
             flow,
@@ -2004,6 +2025,36 @@ modbus = { unit = 1, coils = "0-15" }
     }
 
     // ---- new_conduit ----
+
+    #[test]
+    fn pdu_less_flow_on_an_approved_protocols_port_is_not_a_new_conduit() {
+        let policy = parse_str(
+            "[sensor]\nname = \"s\"\n[zones]\nhmi = [\"10.40.1.0/24\"]\ncell = [\"10.30.1.0/24\"]\n\
+             [[conduits]]\nfrom = \"hmi\"\nto = \"cell\"\nprotocols = [\"modbus\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let mut e = Engine::new(Arc::new(policy));
+        let mut out = Vec::new();
+        let meta = |port: u16| {
+            Arc::new(FlowMeta {
+                src_ip: "10.40.1.11".parse().unwrap(),
+                src_port: 50000 + port,
+                dst_ip: "10.30.1.10".parse().unwrap(),
+                dst_port: port,
+                transport: Transport::Tcp,
+                community_id: format!("1:{port}"),
+                handshake_seen: true,
+            })
+        };
+        // A TCP health check on 502: the conduit admits modbus, so its port too.
+        e.on_flow_end(Timestamp::from_nanos(1), &meta(502), false, true, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // Port 102 (s7comm) is not admitted on this path.
+        e.on_flow_end(Timestamp::from_nanos(2), &meta(102), false, true, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].protocol.as_deref(), Some("tcp/102"));
+    }
 
     #[test]
     fn new_conduit_once_per_zone_pair_and_protocol() {

@@ -9,14 +9,16 @@
 //!
 //! Code map: `wire` (Ethernet/IPv4/TCP frames, pcap files), `tcp` (connections and
 //! captures), `modbus` (ADUs with their expected events), `expect` (JSON lines,
-//! Community ID, timestamps), `scenarios` (one function per capture), `bench` (the
-//! large benchmark capture).
+//! Community ID, timestamps), `scenarios` (one function per capture), `rules` (captures
+//! with a policy and the alerts they must raise, under `pcaps/rules/`, and the demo's
+//! expected alerts), `bench` (the large benchmark capture).
 
 use std::path::Path;
 
 mod bench;
 mod expect;
 mod modbus;
+mod rules;
 mod scenarios;
 mod tcp;
 mod wire;
@@ -33,6 +35,18 @@ pub fn gen_pcaps(out_dir: &Path) -> anyhow::Result<()> {
         };
         cap.write(&dir, &stem)?;
     }
+    let rules_dir = out_dir.join("rules");
+    for (name, build) in rules::CASES {
+        build().write(&rules_dir, name)?;
+    }
+    let demo_alerts: String = rules::demo_alerts()
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        out_dir.join("demo-plant.expected-alerts.jsonl"),
+        demo_alerts,
+    )?;
     Ok(())
 }
 
@@ -80,7 +94,7 @@ mod tests {
                     stack.push(p);
                 } else if matches!(
                     p.extension().and_then(|e| e.to_str()),
-                    Some("pcap" | "jsonl")
+                    Some("pcap" | "jsonl" | "toml")
                 ) {
                     out.push(p.strip_prefix(dir).unwrap().to_path_buf());
                 }
@@ -95,7 +109,12 @@ mod tests {
         let tmp = temp_dir("gen-pcaps");
         gen_pcaps(&tmp).unwrap();
         let fresh = generated_files(&tmp);
-        assert_eq!(fresh.len(), 2 * scenarios::CASES.len());
+        // Each scenario: capture and events; each rule case: capture, policy and
+        // alerts; and the demo's alerts.
+        assert_eq!(
+            fresh.len(),
+            2 * scenarios::CASES.len() + 3 * rules::CASES.len() + 1
+        );
         assert_eq!(
             fresh,
             generated_files(&committed_dir()),
@@ -123,6 +142,131 @@ mod tests {
         }
         let _ = std::fs::remove_dir_all(&tmp);
         let _ = std::fs::remove_dir_all(&again);
+    }
+
+    /// The rule cases' captures as tshark sees them: every frame with good IP and TCP
+    /// checksums and not malformed (but in `protocol_anomaly`, malformed on purpose);
+    /// and each expected alert's timestamp is a frame that can trigger it: a SYN of the
+    /// flow for `new_asset`, its FIN or RST for a `new_conduit` decided at the flow's
+    /// end (`tcp/PORT`), and for a PDU alert a frame from the flow's client to its
+    /// server, in which tshark sees a Modbus PDU unless the alert is an anomaly.
+    #[test]
+    #[allow(clippy::print_stderr)]
+    fn rule_captures_agree_with_tshark() {
+        if !tshark_on_path() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "tshark is required in CI to cross-check the generated captures"
+            );
+            eprintln!("tshark not on PATH: skipping the cross-check of pcaps/rules");
+            return;
+        }
+        let dir = temp_dir("tshark-rules");
+        gen_pcaps(&dir).unwrap();
+        for (name, _) in rules::CASES {
+            let pcap = dir.join(format!("rules/{name}.pcap"));
+            let fields = [
+                "frame.time_epoch",
+                "_ws.malformed",
+                "ip.checksum.status",
+                "tcp.checksum.status",
+                "ip.src",
+                "tcp.srcport",
+                "ip.dst",
+                "tcp.dstport",
+                "tcp.flags.syn",
+                "tcp.flags.fin",
+                "tcp.flags.reset",
+                "modbus.func_code",
+            ];
+            let mut args: Vec<String> = [
+                "-r",
+                pcap.to_str().unwrap(),
+                "-o",
+                "ip.check_checksum:TRUE",
+                "-o",
+                "tcp.check_checksum:TRUE",
+                "--disable-protocol",
+                "http",
+                "-T",
+                "fields",
+                "-E",
+                "separator=/t",
+                "-E",
+                "occurrence=f",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+            for f in fields {
+                args.push("-e".into());
+                args.push(f.into());
+            }
+            let out = Command::new("tshark").args(&args).output().unwrap();
+            assert!(out.status.success(), "{name}: tshark failed");
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            let mut frames: BTreeMap<String, BTreeMap<&str, String>> = BTreeMap::new();
+            for (n, line) in stdout.lines().enumerate() {
+                let cols: Vec<&str> = line.split('\t').collect();
+                assert_eq!(cols.len(), fields.len(), "{name} frame {}", n + 1);
+                let ts = expect::rfc3339_micros(epoch_micros(cols[0]));
+                let at = format!("{name} frame {} ({ts})", n + 1);
+                if *name != "protocol_anomaly" {
+                    assert_eq!(cols[1], "", "{at}: malformed");
+                }
+                assert_eq!((cols[2], cols[3]), ("1", "1"), "{at}: bad checksum");
+                let f = fields
+                    .iter()
+                    .copied()
+                    .zip(cols.iter().map(|c| (*c).to_owned()))
+                    .collect();
+                assert!(frames.insert(ts, f).is_none(), "{at}: two frames, one time");
+            }
+            let alerts =
+                std::fs::read_to_string(dir.join(format!("rules/{name}.expected-alerts.jsonl")))
+                    .unwrap();
+            for line in alerts.lines() {
+                let a: Value = serde_json::from_str(line).unwrap();
+                let ts = a["timestamp"].as_str().unwrap();
+                let kind = a["alert"]["kind"].as_str().unwrap();
+                let at = format!("{name}: {kind} at {ts}");
+                let f = frames
+                    .get(ts)
+                    .unwrap_or_else(|| panic!("{at}: no frame then"));
+                let flow = &a["flow"];
+                let ends = [
+                    (
+                        flow["src_ip"].as_str().unwrap(),
+                        flow["src_port"].to_string(),
+                    ),
+                    (
+                        flow["dst_ip"].as_str().unwrap(),
+                        flow["dst_port"].to_string(),
+                    ),
+                ];
+                let from = (f["ip.src"].as_str(), f["tcp.srcport"].clone());
+                let to = (f["ip.dst"].as_str(), f["tcp.dstport"].clone());
+                let forward = from == ends[0] && to == ends[1];
+                let backward = from == ends[1] && to == ends[0];
+                let set = |k: &str| matches!(f[k].as_str(), "1" | "True");
+                let protocol = a["protocol"].as_str().unwrap_or("");
+                if kind == "new_asset" {
+                    assert!(forward && set("tcp.flags.syn"), "{at}: not the flow's SYN");
+                } else if protocol.starts_with("tcp/") {
+                    assert!(
+                        (forward || backward) && (set("tcp.flags.fin") || set("tcp.flags.reset")),
+                        "{at}: not the flow's FIN or RST"
+                    );
+                } else {
+                    assert_eq!(a["direction"], "to_server", "{at}");
+                    assert!(forward, "{at}: not a frame from the flow's client");
+                    if kind != "protocol_anomaly" {
+                        assert_ne!(f["modbus.func_code"], "", "{at}: tshark sees no Modbus PDU");
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// PDUs tshark 4.0 does not show, with the reason; otwatch must still report them.

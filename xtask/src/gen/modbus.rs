@@ -116,6 +116,10 @@ pub mod umas {
     pub const INITIALIZE_UPLOAD: u8 = 0x30;
     pub const UPLOAD_BLOCK: u8 = 0x31;
     pub const END_STRATEGY_UPLOAD: u8 = 0x32;
+    /// "Initialize download": start of a strategy transfer *from* the PLC.
+    pub const INITIALIZE_DOWNLOAD: u8 = 0x33;
+    pub const DOWNLOAD_BLOCK: u8 = 0x34;
+    pub const END_STRATEGY_DOWNLOAD: u8 = 0x35;
     pub const START_PLC: u8 = 0x40;
     pub const STOP_PLC: u8 = 0x41;
     pub const STATUS_OK: u8 = 0xfe;

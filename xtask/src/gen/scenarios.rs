@@ -403,7 +403,7 @@ fn diagnostics() -> anyhow::Result<Capture> {
 }
 
 /// A deterministic "program block" of `len` bytes.
-fn block(n: u16, len: usize) -> Vec<u8> {
+pub(super) fn block(n: u16, len: usize) -> Vec<u8> {
     let mut x = 0x2545_f491u32 ^ u32::from(n);
     (0..len)
         .map(|_| {
@@ -520,15 +520,137 @@ fn setpoints_at(t: u64) -> Vec<u16> {
     regs
 }
 
+const DEMO_INWINDOW: u64 = T0 + 40 * SEC + 250 * MS;
 const DEMO_WRITE_80: u64 = T0 + 90 * SEC + 412 * MS;
 const DEMO_UMAS: u64 = T0 + 190 * SEC + 250 * MS;
+/// The out-of-window session starts the PLC again 75 s after connecting.
+const DEMO_UMAS_START: u64 = DEMO_UMAS + 75 * SEC;
 const DEMO_WRITE_120: u64 = T0 + 340 * SEC + 730 * MS;
 const DEMO_UNKNOWN_WRITE: u64 = T0 + 435 * SEC + 118 * MS;
 const UNKNOWN_VALUES: [u16; 6] = [1, 1, 130, 90, 90, 90];
+const DEMO_OUT_OF_WINDOW_PORT: u16 = 50322;
+const DEMO_WRITE_120_PORT: u16 = 50323;
+const DEMO_UNKNOWN_PORT: u16 = 41872;
+
+/// When the packets of the demo story that raise alerts were sent, and on which
+/// client ports (for `rules::demo_alerts`).
+#[derive(Debug, Clone, Copy)]
+pub struct DemoTimes {
+    pub out_of_window_port: u16,
+    pub write_120_port: u16,
+    pub unknown_port: u16,
+    /// UMAS stop PLC of the out-of-window session.
+    pub stop: u64,
+    /// Its initialize-upload request: the session's first program_download PDU.
+    pub initialize: u64,
+    /// UMAS start PLC of that session.
+    pub start: u64,
+    /// ews-1's FC6 of 120 (the request).
+    pub write_120: u64,
+    /// The unknown host's SYN, its first request (FC3) and its FC16.
+    pub unknown_syn: u64,
+    pub unknown_read: u64,
+    pub unknown_write: u64,
+}
+
+pub fn demo_times() -> DemoTimes {
+    DemoTimes {
+        out_of_window_port: DEMO_OUT_OF_WINDOW_PORT,
+        write_120_port: DEMO_WRITE_120_PORT,
+        unknown_port: DEMO_UNKNOWN_PORT,
+        stop: DEMO_UMAS + 70 * MS,
+        initialize: DEMO_UMAS + 130 * MS,
+        start: DEMO_UMAS_START,
+        write_120: DEMO_WRITE_120 - 3 * MS,
+        unknown_syn: DEMO_UNKNOWN_WRITE - 900 * MS,
+        unknown_read: DEMO_UNKNOWN_WRITE - 800 * MS,
+        unknown_write: DEMO_UNKNOWN_WRITE - 4 * MS,
+    }
+}
+
+/// A strategy transfer to the PLC as the demo's engineering station does it, on `c`
+/// from `t`: reserve, [stop], initialize upload, three blocks of 200 bytes, end,
+/// [start at `start_at`], release; each step 60 ms after the previous one. Returns the
+/// time after the last step.
+fn demo_transfer(c: &mut Conn, cap: &mut Capture, mut t: u64, start_at: Option<u64>) -> u64 {
+    const KEY: u8 = 0x8c;
+    let mut tid = 1u16;
+    let mut next = || {
+        tid += 1;
+        tid - 1
+    };
+    let mut reserve = vec![0x00, 0x00, 0x05];
+    reserve.extend_from_slice(b"EWS-1");
+    umas_step(
+        c,
+        cap,
+        &mut t,
+        mb::umas_req(next(), 0, 0x00, umas::TAKE_PLC_RESERVATION, &reserve),
+        &[KEY],
+    );
+    if start_at.is_some() {
+        umas_step(
+            c,
+            cap,
+            &mut t,
+            mb::umas_req(next(), 0, KEY, umas::STOP_PLC, &[0xff, 0x00]),
+            &[],
+        );
+    }
+    umas_step(
+        c,
+        cap,
+        &mut t,
+        mb::umas_req(next(), 0, KEY, umas::INITIALIZE_UPLOAD, &[0x00, 0x01]),
+        &[0x00, 0x04, 0x00, 0x00],
+    );
+    for n in 1..=3u16 {
+        let data = block(n, 200);
+        let mut d = Vec::with_capacity(4 + data.len());
+        d.extend_from_slice(&n.to_le_bytes());
+        d.extend_from_slice(&(data.len() as u16).to_le_bytes());
+        d.extend_from_slice(&data);
+        umas_step(
+            c,
+            cap,
+            &mut t,
+            mb::umas_req(next(), 0, KEY, umas::UPLOAD_BLOCK, &d),
+            &[],
+        );
+    }
+    umas_step(
+        c,
+        cap,
+        &mut t,
+        mb::umas_req(next(), 0, KEY, umas::END_STRATEGY_UPLOAD, &[0x03, 0x00]),
+        &[],
+    );
+    if let Some(start) = start_at {
+        t = t.max(start);
+        umas_step(
+            c,
+            cap,
+            &mut t,
+            mb::umas_req(next(), 0, KEY, umas::START_PLC, &[0xff, 0x00]),
+            &[],
+        );
+    }
+    umas_step(
+        c,
+        cap,
+        &mut t,
+        mb::umas_req(next(), 0, KEY, umas::RELEASE_PLC_RESERVATION, &[]),
+        &[],
+    );
+    t
+}
 
 /// The demo plant (pcaps/README.md): hmi-1 polls plc-boiler-1 every 5 s for ten
-/// minutes while ews-1 writes the boiler setpoint (80, later 120) and downloads a
-/// program over UMAS, and an unknown host writes registers 98..=103.
+/// minutes; ews-1 downloads a program inside the change window CHG-4711 (09:00-10:02
+/// UTC, rules/demo-plant.toml) and writes the boiler setpoint (80); then ews-1
+/// downloads again after the window with a stop and start of the PLC, writes the
+/// setpoint out of range (120), and an unknown host in the enterprise zone writes
+/// registers 98..=103.
 fn demo_plant() -> anyhow::Result<Capture> {
     // hmi-1: one long connection, two reads per poll.
     let mut hmi_cap = Capture::new();
@@ -558,6 +680,14 @@ fn demo_plant() -> anyhow::Result<Capture> {
     }
     h.close(&mut hmi_cap, T0 + 599 * SEC + 500 * MS);
 
+    // ews-1 downloads the planned logic update inside the change window (no stop or
+    // start: a mode change alerts even inside a window).
+    let mut dl1 = Capture::new();
+    let mut c = Conn::new(ews(), 50320, plc(), 502, 0x0e1f_2a3b, 0x5c6d_7e8f);
+    c.handshake(&mut dl1, DEMO_INWINDOW);
+    let t = demo_transfer(&mut c, &mut dl1, DEMO_INWINDOW + 10 * MS, None);
+    c.close(&mut dl1, t + 100 * MS);
+
     // ews-1 sets the boiler setpoint to 80 (allowed, in range), reading it before and
     // after.
     let mut w1 = Capture::new();
@@ -584,16 +714,31 @@ fn demo_plant() -> anyhow::Result<Capture> {
     );
     c.close(&mut w1, DEMO_WRITE_80 + 150 * MS);
 
-    // ews-1 downloads a program (UMAS strategy transfer), outside any window.
-    let mut dl = Capture::new();
-    let mut c = Conn::new(ews(), 50322, plc(), 502, 0x2e3f_4051, 0x6c7d_8e9f);
-    c.handshake(&mut dl, DEMO_UMAS);
-    let t = umas_session(&mut c, &mut dl, DEMO_UMAS + 10 * MS, 1);
-    c.close(&mut dl, t + 100 * MS);
+    // ews-1 downloads again after the window has closed, stopping the PLC and
+    // starting it 75 s later.
+    let mut dl2 = Capture::new();
+    let mut c = Conn::new(
+        ews(),
+        DEMO_OUT_OF_WINDOW_PORT,
+        plc(),
+        502,
+        0x2e3f_4051,
+        0x6c7d_8e9f,
+    );
+    c.handshake(&mut dl2, DEMO_UMAS);
+    let t = demo_transfer(&mut c, &mut dl2, DEMO_UMAS + 10 * MS, Some(DEMO_UMAS_START));
+    c.close(&mut dl2, t + 100 * MS);
 
     // ews-1 sets the setpoint to 120: an allowed writer, a value out of range.
     let mut w2 = Capture::new();
-    let mut c = Conn::new(ews(), 50323, plc(), 502, 0x3f40_5162, 0x7d8e_9fa0);
+    let mut c = Conn::new(
+        ews(),
+        DEMO_WRITE_120_PORT,
+        plc(),
+        502,
+        0x3f40_5162,
+        0x7d8e_9fa0,
+    );
     c.handshake(&mut w2, DEMO_WRITE_120 - 20 * MS);
     let q = mb::write_single_reg(1, UNIT, 100, 120);
     c.exchange(&mut w2, DEMO_WRITE_120 - 3 * MS, 3 * MS, &q, &mb::echo(&q));
@@ -601,7 +746,14 @@ fn demo_plant() -> anyhow::Result<Capture> {
 
     // An unknown host reads around the setpoints, then writes 98..=103.
     let mut un = Capture::new();
-    let mut c = Conn::new(unknown_host(), 41872, plc(), 502, 0x4051_6273, 0x8e9f_a0b1);
+    let mut c = Conn::new(
+        unknown_host(),
+        DEMO_UNKNOWN_PORT,
+        plc(),
+        502,
+        0x4051_6273,
+        0x8e9f_a0b1,
+    );
     c.handshake(&mut un, DEMO_UNKNOWN_WRITE - 900 * MS);
     let q = mb::read_regs(fc::READ_HOLDING_REGISTERS, 1, UNIT, 90, 20);
     let mut seen = vec![0u16; 10];
@@ -623,7 +775,7 @@ fn demo_plant() -> anyhow::Result<Capture> {
     );
     c.close(&mut un, DEMO_UNKNOWN_WRITE + 200 * MS);
 
-    Capture::merge(vec![hmi_cap, w1, dl, w2, un])
+    Capture::merge(vec![hmi_cap, dl1, w1, dl2, w2, un])
 }
 
 #[cfg(test)]

@@ -85,8 +85,8 @@ impl Capture {
         Ok(())
     }
 
-    /// Writes `<name>.pcap` and `<name>.expected.jsonl` into `dir`.
-    pub fn write(&self, dir: &Path, name: &str) -> anyhow::Result<()> {
+    /// Writes only `<name>.pcap` into `dir` (creating it).
+    pub fn write_pcap(&self, dir: &Path, name: &str) -> anyhow::Result<()> {
         self.check_times()
             .with_context(|| format!("capture {name}"))?;
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -98,6 +98,14 @@ impl Capture {
             w.write_packet(*ts, frame)?;
         }
         std::io::Write::flush(&mut w.into_inner())?;
+        Ok(())
+    }
+
+    /// Writes `<name>.pcap` and `<name>.expected.jsonl` into `dir`.
+    pub fn write(&self, dir: &Path, name: &str) -> anyhow::Result<()> {
+        self.check_times()
+            .with_context(|| format!("capture {name}"))?;
+        self.write_pcap(dir, name)?;
         let mut jsonl = String::new();
         for e in &self.events {
             jsonl.push_str(&e.json_line());
