@@ -122,12 +122,14 @@ impl Consumer for Learn {
                 FlowNoteKind::End {
                     recognised,
                     handshake_completed,
+                    packets,
                     ..
                 } => self.learner.on_flow_end(
                     note.timestamp,
                     &note.flow,
                     recognised,
                     handshake_completed,
+                    packets,
                 ),
             },
             Item::Event(ev) => self.learner.on_event(ev),

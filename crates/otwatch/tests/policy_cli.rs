@@ -127,6 +127,10 @@ fn learn_drafts_conduits_that_silence_new_conduit_when_included() {
     assert!(text.contains("from = \"hmi\""), "{text}");
     assert!(text.contains("to = \"cell-1\""), "{text}");
     assert!(text.contains("modbus"), "{text}");
+    assert!(
+        text.contains(" packets, "),
+        "packet counts in the comments: {text}"
+    );
 
     let with = write(
         &dir,

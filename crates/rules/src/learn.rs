@@ -32,6 +32,7 @@ struct LearnFlow {
 struct Seen {
     first: Timestamp,
     flows: u64,
+    packets: u64,
     pdus: u64,
 }
 
@@ -91,22 +92,37 @@ impl Learner {
         }
     }
 
+    /// A flow ended with `packets` packets (both directions): they are added to the
+    /// path and protocol the flow was counted under.
     pub fn on_flow_end(
         &mut self,
         ts: Timestamp,
         flow: &Arc<FlowMeta>,
         recognised: bool,
         _handshake_completed: bool,
+        packets: u64,
     ) {
         let state = self.flows.remove(flow);
-        if recognised || state.is_some_and(|s| s.decided) {
-            return;
-        }
-        let name = match flow.transport {
-            Transport::Tcp => format!("tcp/{}", flow.dst_port),
-            Transport::Udp => format!("udp/{}", flow.dst_port),
+        let counted = match state {
+            Some(s) if recognised || s.decided => s.counted,
+            _ if recognised => None,
+            _ => {
+                let name = match flow.transport {
+                    Transport::Tcp => format!("tcp/{}", flow.dst_port),
+                    Transport::Udp => format!("udp/{}", flow.dst_port),
+                };
+                self.count_flow(ts, flow, name)
+            }
         };
-        self.count_flow(ts, flow, name);
+        if let Some((from, to, protocol)) = counted {
+            if let Some(seen) = self
+                .paths
+                .get_mut(&(from, to))
+                .and_then(|p| p.get_mut(&protocol))
+            {
+                seen.packets += packets;
+            }
+        }
     }
 
     /// Counts a flow under its path and protocol; `None` inside one zone.
@@ -129,6 +145,7 @@ impl Learner {
             .or_insert(Seen {
                 first: ts,
                 flows: 0,
+                packets: 0,
                 pdus: 0,
             });
         seen.flows += 1;
@@ -176,6 +193,7 @@ impl Learner {
         for ((from, to), protocols) in &self.paths {
             let flows: u64 = protocols.values().map(|s| s.flows).sum();
             let pdus: u64 = protocols.values().map(|s| s.pdus).sum();
+            let packets: u64 = protocols.values().map(|s| s.packets).sum();
             let first = protocols
                 .values()
                 .map(|s| s.first)
@@ -184,16 +202,19 @@ impl Learner {
             writeln!(w)?;
             writeln!(
                 w,
-                "# {from} -> {to}: {flows} flow{}, {pdus} PDU{}, first seen {first}",
+                "# {from} -> {to}: {flows} flow{}, {packets} packet{}, {pdus} PDU{}, first seen {first}",
                 plural(flows),
+                plural(packets),
                 plural(pdus)
             )?;
             for (p, s) in protocols {
                 writeln!(
                     w,
-                    "#   {p}: {} flow{}, {} PDU{}, first seen {}",
+                    "#   {p}: {} flow{}, {} packet{}, {} PDU{}, first seen {}",
                     s.flows,
                     plural(s.flows),
+                    s.packets,
+                    plural(s.packets),
                     s.pdus,
                     plural(s.pdus),
                     s.first
@@ -352,7 +373,7 @@ role = "plc"
         feed(&mut |s| match s {
             Step::Start(t, f) => l.on_flow_start(Timestamp::from_secs_micros(t, 0), f),
             Step::Event(ev) => l.on_event(&ev),
-            Step::End(t, f, r) => l.on_flow_end(Timestamp::from_secs_micros(t, 0), f, r, true),
+            Step::End(t, f, r) => l.on_flow_end(Timestamp::from_secs_micros(t, 0), f, r, true, 3),
         });
         l
     }
@@ -367,23 +388,23 @@ role = "plc"
 # Review every entry before including this file in the policy: it approves
 # whatever the captures contained, including what should not be there.
 
-# engineering -> cell-1: 1 flow, 2 PDUs, first seen 2026-11-20T14:22:20.000000Z
-#   modbus: 1 flow, 2 PDUs, first seen 2026-11-20T14:22:20.000000Z
+# engineering -> cell-1: 1 flow, 3 packets, 2 PDUs, first seen 2026-11-20T14:22:20.000000Z
+#   modbus: 1 flow, 3 packets, 2 PDUs, first seen 2026-11-20T14:22:20.000000Z
 [[conduits]]
 from = "engineering"
 to = "cell-1"
 protocols = ["modbus"]
 
-# enterprise -> cell-1: 3 flows, 4 PDUs, first seen 2026-11-20T14:22:22.000000Z
-#   modbus: 2 flows, 4 PDUs, first seen 2026-11-20T14:22:22.000000Z
-#   tcp/80: 1 flow, 0 PDUs, first seen 2026-11-20T14:22:33.000000Z
+# enterprise -> cell-1: 3 flows, 9 packets, 4 PDUs, first seen 2026-11-20T14:22:22.000000Z
+#   modbus: 2 flows, 6 packets, 4 PDUs, first seen 2026-11-20T14:22:22.000000Z
+#   tcp/80: 1 flow, 3 packets, 0 PDUs, first seen 2026-11-20T14:22:33.000000Z
 [[conduits]]
 from = "enterprise"
 to = "cell-1"
 protocols = ["modbus", "tcp/80"]
 
-# unknown -> cell-1: 1 flow, 0 PDUs, first seen 2026-11-20T14:22:34.000000Z
-#   udp/161: 1 flow, 0 PDUs, first seen 2026-11-20T14:22:34.000000Z
+# unknown -> cell-1: 1 flow, 3 packets, 0 PDUs, first seen 2026-11-20T14:22:34.000000Z
+#   udp/161: 1 flow, 3 packets, 0 PDUs, first seen 2026-11-20T14:22:34.000000Z
 # Involves addresses in no zone: define a zone for them rather than approve "unknown".
 # [[conduits]]
 # from = "unknown"
