@@ -348,3 +348,24 @@ fn a_reader_that_goes_away_is_not_a_failure() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 }
+
+#[test]
+fn the_readme_shows_the_demo_as_it_is() {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let after = readme
+        .split_once("then what should wake the SOC:\n\n```\n")
+        .expect("the README's demo block")
+        .1;
+    let shown = after.split_once("```").unwrap().0;
+    let out = otwatch()
+        .args(["replay", "--format", "text"])
+        .arg(repo().join("pcaps/demo-plant.pcap"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        shown,
+        String::from_utf8_lossy(&out.stdout),
+        "README.md's demo output is stale: paste the output of `otwatch replay pcaps/demo-plant.pcap --format text`"
+    );
+}
