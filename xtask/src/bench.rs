@@ -206,8 +206,10 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
     say(&format!("written to {}", report.display()));
 
     if criterion {
-        say("cargo bench -p otwatch-modbus (criterion)");
+        say("cargo bench -p otwatch-modbus (criterion: dissector throughput)");
         run(cargo().args(["bench", "-p", "otwatch-modbus"]))?;
+        say("cargo bench -p otwatch-rules --bench policy_load (criterion: 10,000 assets, 1,000 setpoints)");
+        run(cargo().args(["bench", "-p", "otwatch-rules", "--bench", "policy_load"]))?;
     }
     if checks.iter().any(|(_, ok, _)| !ok) {
         bail!("a benchmark target was missed (see above)");
