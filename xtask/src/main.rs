@@ -12,6 +12,7 @@
 mod bench;
 mod fuzz;
 mod gen;
+mod kafka;
 mod sys;
 
 use std::path::PathBuf;
@@ -126,6 +127,12 @@ fn test(root: &std::path::Path, fuzz_smoke: bool) -> anyhow::Result<()> {
         }
         sys::say(&format!("warning: {msg}"));
     }
+    // The Kafka integration tests start their own broker on loopback.
+    let tansu = kafka::ensure_tansu()?;
+    sys::say(&format!(
+        "Kafka-compatible broker for the tests: {}",
+        tansu.display()
+    ));
     sys::say("cargo fmt --all -- --check");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     sys::say("cargo clippy --workspace --all-targets -- -D warnings");

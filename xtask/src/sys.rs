@@ -6,8 +6,9 @@ use std::process::Command;
 use anyhow::{bail, Context as _};
 
 /// Debian packages the tests need: tshark is the independent dissector the
-/// cross-checks compare against; libpcap-dev is for live capture.
-pub const TEST_PACKAGES: &[&str] = &["tshark", "libpcap-dev"];
+/// cross-checks compare against; libpcap-dev is for live capture; libssl-dev and
+/// pkg-config let the bundled librdkafka (the Kafka sink) build with TLS.
+pub const TEST_PACKAGES: &[&str] = &["tshark", "libpcap-dev", "libssl-dev", "pkg-config"];
 /// Debian packages the demo needs (replay needs no system library).
 pub const DEMO_PACKAGES: &[&str] = &[];
 
