@@ -18,7 +18,7 @@ use otwatch_rules::{Engine, Policy};
 
 use crate::output::{Destination, Format, LineWriter};
 use crate::pipeline::{RunOptions, RunOutcome};
-use crate::sink::{Detect, Learn};
+use crate::sink::{Detect, Learn, Target};
 
 /// Passive, process-aware network sensor for industrial (OT) networks.
 #[derive(Debug, Parser)]
@@ -48,13 +48,21 @@ struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 
-    /// Where alerts go: '-' (stdout) or a file path.
+    /// Where alerts go: '-' (stdout), a file path, or 'kafka' (needs --kafka-brokers).
     #[arg(long, value_name = "DEST", default_value = "-")]
     alerts: String,
 
-    /// Also write every dissected PDU as an event: '-' (stdout) or a file path.
+    /// Also write every dissected PDU as an event: '-', a file path, or 'kafka'.
     #[arg(long, value_name = "DEST")]
     events: Option<String>,
+
+    #[command(flatten)]
+    kafka: KafkaArgs,
+
+    /// State that survives restarts: the Kafka spool (default /var/lib/otwatch as
+    /// root, else $XDG_STATE_HOME/otwatch).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 
     /// Flow workers (default: number of cores minus one, at least 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -76,6 +84,50 @@ struct ReplayArgs {
     /// dissection), then print the summary.
     #[arg(long, hide = true)]
     decode_only: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct KafkaArgs {
+    /// Kafka bootstrap servers, e.g. 127.0.0.1:9092 (for --alerts/--events kafka).
+    #[arg(long, value_name = "LIST")]
+    kafka_brokers: Option<String>,
+
+    /// Kafka topic for alerts.
+    #[arg(long, value_name = "T", default_value = otwatch_sinks::kafka::DEFAULT_ALERTS_TOPIC)]
+    kafka_topic: String,
+
+    /// Kafka topic for events (--events kafka).
+    #[arg(long, value_name = "T", default_value = otwatch_sinks::kafka::DEFAULT_EVENTS_TOPIC)]
+    kafka_events_topic: String,
+
+    /// Any librdkafka property (security.protocol, sasl.*, ssl.*, ...), repeatable.
+    #[arg(short = 'X', long = "kafka-config", value_name = "K=V", value_parser = parse_property)]
+    kafka_config: Vec<(String, String)>,
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("'{s}' is not KEY=VALUE")),
+    }
+}
+
+/// `--state-dir`'s default: /var/lib/otwatch as root, else $XDG_STATE_HOME/otwatch
+/// (~/.local/state/otwatch).
+fn default_state_dir() -> PathBuf {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if root {
+        return PathBuf::from("/var/lib/otwatch");
+    }
+    match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("otwatch"),
+        None => std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".local/state/otwatch"))
+            .unwrap_or_else(|| PathBuf::from("otwatch-state")),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -209,6 +261,7 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .init();
 }
@@ -253,29 +306,57 @@ fn replay(args: ReplayArgs) -> ExitCode {
         None if to_terminal => Format::Text,
         None => Format::Json,
     };
-    // One writer per distinct destination: events and alerts sent to the same place
-    // share a stream, each event before the alerts it triggers.
+    // One writer per distinct stream destination: events and alerts sent to the same
+    // place share a stream, each event before the alerts it triggers.
+    let uses_kafka = alerts == Destination::Kafka || events == Some(Destination::Kafka);
+    let kafka = if uses_kafka {
+        let Some(brokers) = args.kafka.kafka_brokers.clone() else {
+            return fail(
+                2,
+                &anyhow!("--alerts kafka and --events kafka need --kafka-brokers"),
+            );
+        };
+        let config = otwatch_sinks::kafka::KafkaConfig {
+            alerts_topic: args.kafka.kafka_topic.clone(),
+            events_topic: args.kafka.kafka_events_topic.clone(),
+            properties: args.kafka.kafka_config.clone(),
+            ..otwatch_sinks::kafka::KafkaConfig::new(brokers)
+        };
+        let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+        match otwatch_sinks::kafka::KafkaSink::start(config, &state_dir) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                return fail(
+                    2,
+                    &anyhow!("kafka (state dir {}): {e}", state_dir.display()),
+                )
+            }
+        }
+    } else {
+        None
+    };
     let sensor = policy.sensor.name.clone();
     let mut writers = Vec::new();
-    let alerts_to = match alerts.open() {
-        Ok(w) => {
-            writers.push(LineWriter::new(w, format, sensor.clone()));
-            Some(0)
+    let mut open_stream = |d: &Destination| -> anyhow::Result<Target> {
+        if *d == Destination::Kafka {
+            return Ok(Target::Kafka);
         }
+        writers.push(LineWriter::new(d.open()?, format, sensor.clone()));
+        Ok(Target::Writer(writers.len() - 1))
+    };
+    let alerts_to = match open_stream(&alerts) {
+        Ok(t) => Some(t),
         Err(e) => return fail(2, &e),
     };
     let events_to = match events {
         None => None,
         Some(d) if d == alerts => alerts_to,
-        Some(d) => match d.open() {
-            Ok(w) => {
-                writers.push(LineWriter::new(w, format, sensor.clone()));
-                Some(writers.len() - 1)
-            }
+        Some(d) => match open_stream(&d) {
+            Ok(t) => Some(t),
             Err(e) => return fail(2, &e),
         },
     };
-    let mut consumer = Detect::new(Engine::new(policy), writers, events_to, alerts_to);
+    let mut consumer = Detect::new(Engine::new(policy), writers, kafka, events_to, alerts_to);
     let opts = RunOptions {
         threads,
         speed: args.speed,
@@ -286,6 +367,13 @@ fn replay(args: ReplayArgs) -> ExitCode {
         Ok(RunOutcome { stats, clean }) => {
             if args.stats {
                 stats.print_summary();
+            }
+            let dropped = stats.kafka.map_or(0, |k| k.dropped_alerts);
+            if dropped > 0 {
+                return fail(
+                    1,
+                    &anyhow!("{dropped} alerts were dropped: the Kafka spool was full"),
+                );
             }
             if clean {
                 ExitCode::SUCCESS

@@ -13,16 +13,17 @@ use otwatch_rules::Alert;
 pub enum Destination {
     Stdout,
     File(PathBuf),
+    /// The Kafka sink (`--kafka-brokers`).
+    Kafka,
 }
 
 impl Destination {
-    /// `-` is stdout; anything else is a file path.
+    /// `-` is stdout, `kafka` the Kafka sink; anything else is a file path (write
+    /// `./kafka` for a file of that name).
     pub fn parse(s: &str) -> anyhow::Result<Destination> {
         match s {
-            "" => anyhow::bail!("an output destination must be '-' or a file path"),
-            "kafka" => anyhow::bail!(
-                "'kafka': the Kafka sink is not part of this build yet; use '-' or a file path"
-            ),
+            "" => anyhow::bail!("an output destination must be '-', 'kafka' or a file path"),
+            "kafka" => Ok(Destination::Kafka),
             "-" => Ok(Destination::Stdout),
             path => Ok(Destination::File(PathBuf::from(path))),
         }
@@ -32,6 +33,7 @@ impl Destination {
     /// first packet is processed.
     pub fn open(&self) -> anyhow::Result<Box<dyn Write + Send>> {
         match self {
+            Destination::Kafka => anyhow::bail!("kafka is not a stream destination"),
             Destination::Stdout => Ok(Box::new(io::stdout())),
             Destination::File(path) => {
                 let f = File::create(path)

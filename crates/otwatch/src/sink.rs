@@ -3,9 +3,10 @@
 
 use std::io;
 
-use otwatch_event::FlowNoteKind;
+use otwatch_event::{FlowNoteKind, JsonContext};
 use otwatch_rules::learn::Learner;
 use otwatch_rules::{Alert, Engine};
+use otwatch_sinks::kafka::{KafkaCounters, KafkaSink};
 
 use crate::output::LineWriter;
 use crate::pipeline::Item;
@@ -20,15 +21,26 @@ pub trait Consumer {
     fn add_stats(&self, _stats: &mut RunStats) {}
 }
 
+/// Where events or alerts go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `writers[i]` (the same index for events and alerts when both go to one stream:
+    /// then each event comes before the alerts it triggers).
+    Writer(usize),
+    Kafka,
+}
+
 /// `replay`: events through the rule engine; events (optionally) and alerts written.
 pub struct Detect {
     engine: Engine,
+    sensor: String,
     writers: Vec<LineWriter>,
-    /// Index into `writers` of the events' and the alerts' destination (the same when
-    /// both go to one stream: then each event comes before the alerts it triggers).
-    events_to: Option<usize>,
-    alerts_to: Option<usize>,
+    kafka: Option<KafkaSink>,
+    kafka_counters: Option<KafkaCounters>,
+    events_to: Option<Target>,
+    alerts_to: Option<Target>,
     alerts: Vec<Alert>,
+    json: Vec<u8>,
     events_written: u64,
     alerts_written: u64,
 }
@@ -37,15 +49,20 @@ impl Detect {
     pub fn new(
         engine: Engine,
         writers: Vec<LineWriter>,
-        events_to: Option<usize>,
-        alerts_to: Option<usize>,
+        kafka: Option<KafkaSink>,
+        events_to: Option<Target>,
+        alerts_to: Option<Target>,
     ) -> Self {
         Detect {
+            sensor: engine.policy().sensor.name.clone(),
             engine,
             writers,
+            kafka,
+            kafka_counters: None,
             events_to,
             alerts_to,
             alerts: Vec::new(),
+            json: Vec::with_capacity(1024),
             events_written: 0,
             alerts_written: 0,
         }
@@ -73,17 +90,45 @@ impl Consumer for Detect {
                 ),
             },
             Item::Event(ev) => {
-                if let Some(w) = self.events_to.and_then(|i| self.writers.get_mut(i)) {
-                    let zones = self.engine.zones(&ev.flow);
-                    w.write_event(ev, Some(zones))?;
-                    self.events_written += 1;
+                match self.events_to {
+                    Some(Target::Writer(i)) => {
+                        if let Some(w) = self.writers.get_mut(i) {
+                            w.write_event(ev, Some(self.engine.zones(&ev.flow)))?;
+                            self.events_written += 1;
+                        }
+                    }
+                    Some(Target::Kafka) => {
+                        if let Some(k) = &self.kafka {
+                            self.json.clear();
+                            let ctx = JsonContext {
+                                sensor: &self.sensor,
+                                zones: Some(self.engine.zones(&ev.flow)),
+                            };
+                            ev.write_json(&ctx, &mut self.json);
+                            k.send_event(&ev.flow.community_id, &self.json);
+                            self.events_written += 1;
+                        }
+                    }
+                    None => {}
                 }
                 self.engine.on_event(ev, &mut self.alerts);
             }
         }
         for alert in self.alerts.drain(..) {
-            if let Some(w) = self.alerts_to.and_then(|i| self.writers.get_mut(i)) {
-                w.write_alert(&alert)?;
+            match self.alerts_to {
+                Some(Target::Writer(i)) => {
+                    if let Some(w) = self.writers.get_mut(i) {
+                        w.write_alert(&alert)?;
+                    }
+                }
+                Some(Target::Kafka) => {
+                    if let Some(k) = &self.kafka {
+                        self.json.clear();
+                        alert.write_json(&mut self.json);
+                        k.send_alert(alert.kafka_key(), &self.json);
+                    }
+                }
+                None => {}
             }
             self.alerts_written += 1;
         }
@@ -93,6 +138,11 @@ impl Consumer for Detect {
     fn finish(&mut self) -> io::Result<()> {
         for w in &mut self.writers {
             w.flush()?;
+        }
+        // Flush Kafka (bounded by its flush timeout); what is unsent stays spooled
+        // under --state-dir for the next start.
+        if let Some(k) = self.kafka.take() {
+            self.kafka_counters = Some(k.shutdown());
         }
         Ok(())
     }
@@ -106,6 +156,7 @@ impl Consumer for Detect {
             .map(|(k, n)| (k.to_owned(), n))
             .collect();
         stats.alerts_written += self.alerts_written;
+        stats.kafka = self.kafka_counters;
     }
 }
 

@@ -2,6 +2,7 @@
 
 use otwatch_event::{OtEvent, Protocol};
 use otwatch_flow::FlowStats;
+use otwatch_sinks::kafka::KafkaCounters;
 
 /// Counters of one run, summed over the workers.
 #[derive(Debug, Default, Clone)]
@@ -17,6 +18,8 @@ pub struct RunStats {
     pub alerts_written: u64,
     /// Alerts emitted per kind (repeats folded), in the rules' order.
     pub alerts: Vec<(String, u64)>,
+    /// The Kafka sink's final counters, when it was used.
+    pub kafka: Option<KafkaCounters>,
     /// Decode-only runs: packets that decoded to IP.
     pub decoded: u64,
 }
@@ -89,6 +92,17 @@ impl RunStats {
             if *n > 0 {
                 lines.push(format!("alerts.{kind}: {n}"));
             }
+        }
+        if let Some(k) = &self.kafka {
+            lines.push(format!("kafka.produced: {}", k.produced));
+            lines.push(format!("kafka.delivered: {}", k.delivered));
+            lines.push(format!("kafka.failed: {}", k.failed));
+            lines.push(format!("kafka.alerts_delivered: {}", k.alerts_delivered));
+            lines.push(format!("kafka.spooled: {}", k.spooled));
+            lines.push(format!("kafka.spool_bytes: {}", k.spool_bytes));
+            lines.push(format!("kafka.dropped_events: {}", k.dropped_events));
+            lines.push(format!("kafka.dropped_alerts: {}", k.dropped_alerts));
+            lines.push(format!("kafka.producer_rebuilds: {}", k.producer_rebuilds));
         }
         lines.push(format!("read_errors: {}", self.read_errors));
         for l in lines {
