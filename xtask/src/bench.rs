@@ -217,6 +217,180 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
     Ok(())
 }
 
+/// Events to Kafka: the benchmark capture replayed at full speed with `--events kafka`
+/// to a tansu broker on loopback (memory engine), every stage running. Reports events
+/// delivered per second over the whole run and what was dropped (events are best
+/// effort: what the producer cannot take is dropped and counted, never queued without
+/// bound). Replaying one capture twice would add no events (the second copy looks like
+/// retransmissions), hence `--packets` for a longer run.
+pub fn kafka_bench(root: &Path, packets: u64) -> anyhow::Result<()> {
+    const TARGET_EVENTS_PER_SEC: f64 = 200_000.0;
+    const TARGET_SECONDS: f64 = 30.0;
+    let tansu = crate::kafka::ensure_tansu()?;
+    say("cargo build --release -p otwatch");
+    run(cargo().args(["build", "--release", "--quiet", "-p", "otwatch"]))?;
+    let bin = root.join("target/release/otwatch");
+    let dir = root.join("target/bench");
+    fs::create_dir_all(&dir)?;
+    let pcap = dir.join(format!("modbus-{packets}.pcap"));
+    if !pcap.exists() {
+        say(&format!(
+            "generating {} ({packets} packets)",
+            pcap.display()
+        ));
+        gen::gen_bench_pcap(&pcap, packets)?;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    say(&format!("starting tansu on {url} (memory storage engine)"));
+    let mut broker = Command::new(&tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting tansu")?;
+    let result = (|| -> anyhow::Result<()> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "tansu did not listen on {addr}");
+            thread::sleep(Duration::from_millis(50));
+        }
+        for topic in ["otwatch.events", "otwatch.alerts"] {
+            run(Command::new(&tansu)
+                .args([
+                    "topic",
+                    "create",
+                    topic,
+                    "--broker",
+                    &url,
+                    "--partitions",
+                    "3",
+                ])
+                .stdout(Stdio::null()))?;
+        }
+        let state = dir.join("kafka-state");
+        let _ = fs::remove_dir_all(&state);
+        let pcap_s = pcap.to_string_lossy().into_owned();
+        let brokers = format!("127.0.0.1:{port}");
+        let state_s = state.to_string_lossy().into_owned();
+        let args = [
+            "--threads",
+            "1",
+            "--alerts",
+            "/dev/null",
+            "--events",
+            "kafka",
+            "--kafka-brokers",
+            &brokers,
+            "--state-dir",
+            &state_s,
+            &pcap_s,
+        ];
+        say(&format!("otwatch replay {} --events kafka", pcap.display()));
+        let m = measure_with(&bin, &args)?;
+        let stat = |key: &str| stat_of(&m.stderr, key);
+        let delivered = stat("kafka.delivered:") as f64;
+        let rate = delivered / m.seconds;
+        let report = format!(
+            "| events to Kafka (--threads 1, {packets} packets) | value |\n|---|---|\n\
+             | wall time | {:.1} s |\n| events written | {} |\n| delivered | {} |\n\
+             | dropped events | {} |\n| failed deliveries | {} |\n| delivered/s over the run | {:.0} |\n\
+             | peak RssAnon | {:.1} MB |\n\n- {} >= {TARGET_EVENTS_PER_SEC} events/s: {rate:.0}\n- {} run >= {TARGET_SECONDS} s: {:.1} s\n",
+            m.seconds,
+            stat("events_written:"),
+            stat("kafka.delivered:"),
+            stat("kafka.dropped_events:"),
+            stat("kafka.failed:"),
+            rate,
+            m.rss_anon_kb as f64 / 1024.0,
+            if rate >= TARGET_EVENTS_PER_SEC { "PASS" } else { "FAIL" },
+            if m.seconds >= TARGET_SECONDS { "PASS" } else { "FAIL" },
+            m.seconds,
+        );
+        fs::write(dir.join("kafka-results.md"), &report)?;
+        #[allow(clippy::print_stdout)] // The report is the command's output.
+        {
+            println!("{report}");
+        }
+        anyhow::ensure!(
+            rate >= TARGET_EVENTS_PER_SEC && m.seconds >= TARGET_SECONDS,
+            "the Kafka throughput target was missed (see above)"
+        );
+        Ok(())
+    })();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    result
+}
+
+struct Run {
+    seconds: f64,
+    rss_anon_kb: u64,
+    stderr: String,
+}
+
+fn stat_of(stderr: &str, key: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Runs `otwatch replay ARGS --stats`, sampling its RssAnon until it exits.
+fn measure_with(bin: &Path, args: &[&str]) -> anyhow::Result<Run> {
+    let start = Instant::now();
+    let mut child = Command::new(bin)
+        .arg("replay")
+        .args(args)
+        .arg("--stats")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting otwatch")?;
+    // Drain stderr on a thread so that a chatty run cannot block on a full pipe.
+    let mut err_pipe = child.stderr.take().context("stderr")?;
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err_pipe, &mut s);
+        s
+    });
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    let status = loop {
+        if let Some(kb) = fs::read_to_string(&status_path)
+            .ok()
+            .and_then(|s| rss_anon_kb(&s))
+        {
+            peak = peak.max(kb);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let stderr = reader.join().unwrap_or_default();
+    if !status.success() {
+        bail!("otwatch replay {args:?} failed: {stderr}");
+    }
+    Ok(Run {
+        seconds,
+        rss_anon_kb: peak,
+        stderr,
+    })
+}
+
 /// Runs one replay, sampling the process's RssAnon until it exits.
 fn measure(bin: &Path, pcap: &str, args: &[&str]) -> anyhow::Result<Measured> {
     let start = Instant::now();

@@ -55,6 +55,10 @@ enum Command {
         /// Skip the criterion micro-benchmarks.
         #[arg(long)]
         no_criterion: bool,
+        /// Instead: events to Kafka (a tansu broker on loopback) at full speed; use
+        /// `--packets 8000000` for a run of 30 s or more.
+        #[arg(long)]
+        kafka: bool,
     },
     /// Run cargo-fuzz targets with a corpus seeded from captures.
     Fuzz {
@@ -84,8 +88,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Bench {
             packets,
+            kafka: true,
+            ..
+        } => bench::kafka_bench(&root, packets),
+        Command::Bench {
+            packets,
             runs,
             no_criterion,
+            kafka: false,
         } => bench::bench(&root, packets, runs, !no_criterion),
         Command::Fuzz { seconds, targets } => fuzz::fuzz(&root, seconds, &targets),
     }
