@@ -115,10 +115,13 @@ fn parse_property(s: &str) -> Result<(String, String), String> {
 /// `--state-dir`'s default: /var/lib/otwatch as root, else $XDG_STATE_HOME/otwatch
 /// (~/.local/state/otwatch).
 fn default_state_dir() -> PathBuf {
-    let root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    // The effective uid, from /proc (no libc call, no unsafe): "Uid: real effective ...".
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    });
     if root {
         return PathBuf::from("/var/lib/otwatch");
     }
