@@ -155,6 +155,13 @@ fn test(root: &std::path::Path, fuzz_smoke: bool) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The fuzz smoke runs and the doc tests come first, so that the test runner's
+    // summary of every test is the last thing this command prints.
+    if fuzz_smoke {
+        fuzz::smoke(root)?;
+    }
+    sys::say("cargo test --workspace --doc");
+    run(cargo().args(["test", "--quiet", "--workspace", "--doc"]))?;
     if sys::have("cargo-nextest") {
         sys::say("cargo nextest run --workspace");
         run(cargo().args([
@@ -165,14 +172,9 @@ fn test(root: &std::path::Path, fuzz_smoke: bool) -> anyhow::Result<()> {
             "--failure-output",
             "final",
         ]))?;
-        sys::say("cargo test --workspace --doc");
-        run(cargo().args(["test", "--quiet", "--workspace", "--doc"]))?;
     } else {
         sys::say("cargo test --workspace");
         run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
-    }
-    if fuzz_smoke {
-        fuzz::smoke(root)?;
     }
     sys::say("all checks passed");
     Ok(())
