@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _};
 use crate::gen;
 use crate::sys::{cargo, run, say};
 
-/// Targets of the issue that introduced the benchmark (on a 2-core machine).
+/// The project's throughput and memory targets (on a 2-core machine).
 const TARGET_PPS_THREADS_1: f64 = 2_000_000.0;
 const TARGET_RATIO_TO_DECODE: f64 = 0.60;
 const TARGET_RSS_ANON_MB: f64 = 200.0;

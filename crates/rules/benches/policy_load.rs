@@ -1,5 +1,5 @@
-//! Loading a large policy: 10,000 assets, 1,000 setpoints, 100 zones (issue: "must load
-//! in under a second"), and the per-event lookups the engine makes against it.
+//! Loading a large policy: 10,000 assets, 1,000 setpoints, 100 zones (target: it must load
+//! in under a second), and the per-event lookups the engine makes against it.
 //!
 //! Run: `cargo bench -p otwatch-rules --bench policy_load`.
 
