@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use otwatch_sinks::testbroker::TestBroker;
+use otwatch_sinks::testbroker::{Received, TestBroker};
 
 fn demo() -> String {
     repo()
@@ -194,7 +194,7 @@ fn ids_of_lines(text: &str) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-fn ids_of(msgs: &[otwatch_sinks::testbroker::Received]) -> std::collections::BTreeSet<String> {
+fn ids_of(msgs: &[Received]) -> std::collections::BTreeSet<String> {
     ids_of_lines(
         &msgs
             .iter()
@@ -205,126 +205,14 @@ fn ids_of(msgs: &[otwatch_sinks::testbroker::Received]) -> std::collections::BTr
     )
 }
 
-#[test]
-fn broker_killed_mid_replay_and_restarted_loses_no_alert() {
-    let Some(mut broker) =
-        TestBroker::start_or_skip("broker_killed_mid_replay_and_restarted_loses_no_alert")
-    else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let policy = outage_policy(dir.path());
-    let pcap = shared_pcaps().join("modbus/iti_plant1_modbustcp.pcap");
-    if !pcap.exists() {
-        assert!(!in_ci(), "../shared/pcaps is missing");
-        return;
-    }
-    // What the JSON-lines output holds.
-    let out = otwatch()
-        .args(["replay", "--format", "json", "--policy", &policy])
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let expected = ids_of_lines(&String::from_utf8_lossy(&out.stdout));
-    assert!(
-        expected.len() > 1500,
-        "thousands of alerts: {}",
-        expected.len()
-    );
-
-    broker.create_topic("otwatch.alerts");
-    let state = dir.path().join("state");
-    let bootstrap = broker.bootstrap();
-    let replay = |pcap: &std::path::Path, log: &str| {
-        let log = std::fs::File::create(dir.path().join(log)).unwrap();
-        otwatch()
-            .args(["replay", "--alerts", "kafka", "--kafka-brokers", &bootstrap])
-            .args([
-                "--policy",
-                &policy,
-                "--stats",
-                "--speed",
-                "10",
-                "--state-dir",
-            ])
-            .arg(&state)
-            .arg(pcap)
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap()
-    };
-    let log = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
-    // 85 s of capture at 10x: about 8.5 s of replay. After 3 s the broker dies and
-    // comes back (empty: the memory engine forgets) 2 s later. A consumer reads up to
-    // the outage: otwatch is held (SIGSTOP) while the consumer drains what the broker
-    // acknowledged, so that "read before the outage" is exact; what the broker stored
-    // but otwatch never saw acknowledged is resent after the restart.
-    let mut child = replay(&pcap, "first.log");
-    let signal = |sig: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    };
-    let early = broker.consumer("otwatch.alerts");
-    let mut first = early.read(usize::MAX, Duration::from_secs(3));
-    signal("-STOP");
-    first.extend(early.read_all(Duration::from_secs(1), Duration::from_secs(10)));
-    // The test's consumer is closed before its broker dies (librdkafka consumers left
-    // polling a broker that restarts empty have crashed the test process).
-    drop(early);
-    broker.kill();
-    signal("-CONT");
-    std::thread::sleep(Duration::from_secs(2));
-    broker.restart();
-    broker.create_topic("otwatch.alerts");
-    let consumer = broker.consumer("otwatch.alerts");
-    let mut second = Vec::new();
-    let status = loop {
-        second.extend(consumer.read(usize::MAX, Duration::from_millis(500)));
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-    };
-    assert!(status.success(), "{}", log("first.log"));
-    // What the run could not deliver before its flush timeout stays in the spool; the
-    // next start with the same --state-dir sends it first.
-    if !log("first.log").contains("kafka.spooled: 0\n") {
-        let quiet = repo().join("pcaps/modbus/polling.pcap");
-        let status = replay(&quiet, "second.log").wait().unwrap();
-        assert!(status.success(), "{}", log("second.log"));
-        assert!(
-            log("second.log").contains("kafka.spooled: 0\n"),
-            "{}",
-            log("second.log")
-        );
-    }
-    second.extend(consumer.read_all(Duration::from_secs(3), Duration::from_secs(30)));
-    let mut got = ids_of(&first);
-    got.extend(ids_of(&second));
-    let missing = expected.difference(&got).count();
-    assert_eq!(
-        missing,
-        0,
-        "{missing} of {} alerts never reached Kafka ({} read before the outage, {} after)",
-        expected.len(),
-        first.len(),
-        second.len()
-    );
-    assert!(
-        !first.is_empty(),
-        "the outage should cut a replay in flight"
-    );
-}
-
-/// Replays the outage capture into Kafka at 10x while `during` disturbs the broker,
-/// drains the spool with a second start if needed, and checks that every alert of the
-/// JSON-lines run was read at least once.
-fn every_alert_arrives_despite(test: &str, during: impl FnOnce(&mut TestBroker)) {
+/// Replays the outage capture into Kafka at 10x while `during` disturbs the broker
+/// (given the replaying otwatch's pid, it returns what a consumer read from the
+/// broker's lifetime that ends, if one does), drains the spool with a second start if
+/// needed, and checks that the distinct alert ids read equal the JSON-lines run's.
+fn every_alert_arrives_despite(
+    test: &str,
+    during: impl FnOnce(&mut TestBroker, u32) -> Vec<Received>,
+) {
     let Some(mut broker) = TestBroker::start_or_skip(test) else {
         return;
     };
@@ -341,6 +229,11 @@ fn every_alert_arrives_despite(test: &str, during: impl FnOnce(&mut TestBroker))
         .output()
         .unwrap();
     let expected = ids_of_lines(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        expected.len() > 1500,
+        "thousands of alerts: {}",
+        expected.len()
+    );
     broker.create_topic("otwatch.alerts");
     let state = dir.path().join("state");
     let bootstrap = broker.bootstrap();
@@ -365,9 +258,11 @@ fn every_alert_arrives_despite(test: &str, during: impl FnOnce(&mut TestBroker))
     };
     let log = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
     let child = run(&pcap, "first.log");
-    during(&mut broker);
+    let before = during(&mut broker, child.id());
     let status = child.wait_with_output().unwrap().status;
     assert!(status.success(), "{}", log("first.log"));
+    // What the run could not deliver before its flush timeout stays in the spool; the
+    // next start with the same --state-dir sends it first.
     if !log("first.log").contains("kafka.spooled: 0\n") {
         let quiet = repo().join("pcaps/modbus/polling.pcap");
         let status = run(&quiet, "second.log").wait().unwrap();
@@ -378,36 +273,85 @@ fn every_alert_arrives_despite(test: &str, during: impl FnOnce(&mut TestBroker))
             log("second.log")
         );
     }
-    let got = ids_of(
-        &broker
-            .consumer("otwatch.alerts")
-            .read_all(Duration::from_secs(3), Duration::from_secs(60)),
-    );
+    let after = broker
+        .consumer("otwatch.alerts")
+        .read_all(Duration::from_secs(3), Duration::from_secs(60));
+    let mut got = ids_of(&before);
+    got.extend(ids_of(&after));
     let missing = expected.difference(&got).count();
     assert_eq!(
         missing,
         0,
-        "{missing} of {} alerts never reached Kafka",
-        expected.len()
+        "{missing} of {} alerts never reached Kafka ({} read before an outage, {} after)",
+        expected.len(),
+        before.len(),
+        after.len()
+    );
+    assert_eq!(
+        got, expected,
+        "the distinct alert ids equal the JSON-lines run's"
+    );
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[test]
+fn broker_killed_mid_replay_and_restarted_loses_no_alert() {
+    // 85 s of capture at 10x: about 8.5 s of replay. After 3 s the broker dies and
+    // comes back (empty: the memory engine forgets) 2 s later. A consumer reads up to
+    // the outage: otwatch is held (SIGSTOP) while the consumer drains what the broker
+    // acknowledged, so that "read before the outage" is exact; what the broker stored
+    // but otwatch never saw acknowledged is resent after the restart.
+    every_alert_arrives_despite(
+        "broker_killed_mid_replay_and_restarted_loses_no_alert",
+        |broker, otwatch| {
+            let early = broker.consumer("otwatch.alerts");
+            let mut first = early.read(usize::MAX, Duration::from_secs(3));
+            signal(otwatch, "-STOP");
+            first.extend(early.read_all(Duration::from_secs(1), Duration::from_secs(10)));
+            // The test's consumer is closed before its broker dies (a librdkafka
+            // consumer left polling a broker that restarts empty crashed the test
+            // process once).
+            drop(early);
+            broker.kill();
+            signal(otwatch, "-CONT");
+            std::thread::sleep(Duration::from_secs(2));
+            broker.restart();
+            broker.create_topic("otwatch.alerts");
+            assert!(
+                !first.is_empty(),
+                "the outage should cut a replay in flight"
+            );
+            first
+        },
     );
 }
 
 #[test]
 fn broker_paused_mid_replay_loses_no_alert() {
-    every_alert_arrives_despite("broker_paused_mid_replay_loses_no_alert", |broker| {
+    every_alert_arrives_despite("broker_paused_mid_replay_loses_no_alert", |broker, _| {
         std::thread::sleep(Duration::from_secs(3));
         broker.pause(); // SIGSTOP
         std::thread::sleep(Duration::from_secs(3));
         broker.resume(); // SIGCONT
+        Vec::new()
     });
 }
 
 #[test]
 fn broker_down_from_the_start_loses_no_alert() {
-    every_alert_arrives_despite("broker_down_from_the_start_loses_no_alert", |broker| {
+    every_alert_arrives_despite("broker_down_from_the_start_loses_no_alert", |broker, _| {
         broker.kill();
         std::thread::sleep(Duration::from_secs(4));
         broker.restart();
         broker.create_topic("otwatch.alerts");
+        Vec::new()
     });
 }
