@@ -55,10 +55,14 @@ enum Command {
         /// Skip the criterion micro-benchmarks.
         #[arg(long)]
         no_criterion: bool,
-        /// Instead: events to Kafka (a tansu broker on loopback) at full speed; use
-        /// `--packets 8000000` for a run of 30 s or more.
+        /// Instead: events to Kafka (a tansu broker on loopback), paced with
+        /// --kafka-speed; `--packets 6800000` makes a run of 30 s or more at 220.
         #[arg(long)]
         kafka: bool,
+        /// Replay speed of the Kafka run (220 offers about 220,000 events/s; 0 = as
+        /// fast as possible).
+        #[arg(long, default_value_t = 220.0)]
+        kafka_speed: f64,
     },
     /// Run cargo-fuzz targets with a corpus seeded from captures.
     Fuzz {
@@ -89,13 +93,15 @@ fn main() -> anyhow::Result<()> {
         Command::Bench {
             packets,
             kafka: true,
+            kafka_speed,
             ..
-        } => bench::kafka_bench(&root, packets),
+        } => bench::kafka_bench(&root, packets, kafka_speed),
         Command::Bench {
             packets,
             runs,
             no_criterion,
             kafka: false,
+            ..
         } => bench::bench(&root, packets, runs, !no_criterion),
         Command::Fuzz { seconds, targets } => fuzz::fuzz(&root, seconds, &targets),
     }

@@ -9,8 +9,9 @@ use anyhow::{bail, Context as _};
 /// cross-checks compare against; libpcap-dev is for live capture; libssl-dev and
 /// pkg-config let the bundled librdkafka (the Kafka sink) build with TLS.
 pub const TEST_PACKAGES: &[&str] = &["tshark", "libpcap-dev", "libssl-dev", "pkg-config"];
-/// Debian packages the demo needs (replay needs no system library).
-pub const DEMO_PACKAGES: &[&str] = &[];
+/// Debian packages the demo needs: building otwatch builds the bundled librdkafka
+/// (the Kafka sink) with TLS.
+pub const DEMO_PACKAGES: &[&str] = &["libssl-dev", "pkg-config"];
 
 #[allow(clippy::print_stderr)] // xtask talks to the developer on stderr.
 pub fn say(msg: &str) {
