@@ -113,6 +113,25 @@ fn counted(data: &[u8], byte_count: usize) -> &[u8] {
     data.get(..byte_count).unwrap_or(data)
 }
 
+/// FC 5/6 request or echo: one address, one value (a coil as 0/1, flagged when it is
+/// neither 0xFF00 nor 0x0000).
+fn write_single(
+    info: &mut ModbusInfo,
+    fc: FunctionCode,
+    address: u16,
+    value: u16,
+    a: &mut Anomalies,
+) {
+    info.address = Some(address);
+    info.quantity = Some(1);
+    let v = if fc == FunctionCode::WRITE_SINGLE_COIL {
+        coil_value(value, a)
+    } else {
+        value
+    };
+    info.values = Some(vec![v]);
+}
+
 fn coil_value(value: u16, anomalies: &mut Anomalies) -> u16 {
     match value {
         COIL_ON => 1,
@@ -206,14 +225,7 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
                     );
                 }
                 Request::WriteSingle { address, value } => {
-                    info.address = Some(address);
-                    info.quantity = Some(1);
-                    let v = if fc == FunctionCode::WRITE_SINGLE_COIL {
-                        coil_value(value, &mut a)
-                    } else {
-                        value
-                    };
-                    info.values = Some(vec![v]);
+                    write_single(&mut info, fc, address, value, &mut a);
                 }
                 Request::Empty => {}
                 Request::Diagnostics { sub_function, data } => {
@@ -497,14 +509,7 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                 }
                 Response::WriteSingle { address, value } => {
                     echo(&mut a, Some(address), info.address);
-                    info.address = Some(address);
-                    info.quantity = Some(1);
-                    let v = if fc == FunctionCode::WRITE_SINGLE_COIL {
-                        coil_value(value, &mut a)
-                    } else {
-                        value
-                    };
-                    info.values = Some(vec![v]);
+                    write_single(&mut info, fc, address, value, &mut a);
                 }
                 Response::ExceptionStatus { status } => {
                     info.values = Some(vec![u16::from(status)]);
