@@ -36,6 +36,10 @@ pub struct BatchConfig {
     pub flush_timeout: Duration,
     /// Spent batches kept for reuse (default 1024); more are freed.
     pub pool: usize,
+    /// Live capture: when a worker's queue is full, drop the batch (counted in
+    /// [`Batcher::dropped`]) instead of waiting, so that the source keeps draining the
+    /// kernel's ring. Replay waits (default false): a file can always be read later.
+    pub drop_when_full: bool,
 }
 
 impl Default for BatchConfig {
@@ -45,6 +49,7 @@ impl Default for BatchConfig {
             max_bytes: 1 << 20,
             flush_timeout: Duration::from_millis(5),
             pool: 1024,
+            drop_when_full: false,
         }
     }
 }
@@ -62,6 +67,15 @@ pub struct BatchPacket {
     len: usize,
 }
 
+/// A clock tick: every worker receives it, after its packets with a smaller index and
+/// before those with a greater one. It takes up a packet index of its own (no packet
+/// has it), so what workers produce on a tick has a place in the packet order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    pub index: u64,
+    pub ts: Timestamp,
+}
+
 /// Packets on their way to one worker, with the buffer they live in.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -69,6 +83,8 @@ pub struct Batch {
     /// Watermark: every packet with an index below `upto` had been routed when this
     /// batch was sent, so the receiving worker has seen all of its share of them.
     pub upto: u64,
+    /// A tick that comes after this batch's packets.
+    pub tick: Option<Tick>,
     /// The mapped file the packets point into (replay), or `None` (owned bytes).
     map: Option<Arc<Mmap>>,
     owned: Vec<u8>,
@@ -120,6 +136,7 @@ impl Batch {
         self.owned.clear();
         self.map = None;
         self.upto = 0;
+        self.tick = None;
     }
 
     /// True if nothing was ever allocated (a heartbeat): not worth recycling.
@@ -178,6 +195,15 @@ pub struct Batcher {
     /// One past the highest packet index routed so far.
     next_index: u64,
     last_heartbeat: Option<Instant>,
+    dropped: Dropped,
+}
+
+/// What a batcher in `drop_when_full` mode dropped because a worker's queue was full.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    pub batches: u64,
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 impl Batcher {
@@ -202,6 +228,7 @@ impl Batcher {
             config,
             next_index: 0,
             last_heartbeat: None,
+            dropped: Dropped::default(),
         };
         (batcher, recycler)
     }
@@ -214,6 +241,21 @@ impl Batcher {
     /// One past the highest packet index routed so far.
     pub fn routed(&self) -> u64 {
         self.next_index
+    }
+
+    /// What was dropped because a worker could not keep up (`drop_when_full`).
+    pub fn dropped(&self) -> Dropped {
+        self.dropped
+    }
+
+    /// Sends every pending batch, each followed by a tick at `ts` taking up packet
+    /// index `index` (which no packet may use), to every worker.
+    pub fn tick(&mut self, index: u64, ts: Timestamp) -> Result<(), Disconnected> {
+        self.next_index = self.next_index.max(index.saturating_add(1));
+        for s in 0..self.shards.len() {
+            self.send_tick(s, Some(Tick { index, ts }))?;
+        }
+        Ok(())
     }
 
     /// Adds a packet lent by a capture mapped as `map` (no copy). `shard` is taken
@@ -414,15 +456,39 @@ impl Batcher {
 
     /// Sends shard `s`'s pending batch (or an empty one) with the current watermark.
     fn send(&mut self, s: usize) -> Result<(), Disconnected> {
+        self.send_tick(s, None)
+    }
+
+    fn send_tick(&mut self, s: usize, tick: Option<Tick>) -> Result<(), Disconnected> {
         let upto = self.next_index;
         let (Some(shard), Some(tx)) = (self.shards.get_mut(s), self.workers.get(s)) else {
             return Ok(());
         };
         let mut batch = shard.pending.take().unwrap_or_default();
         shard.opened = None;
-        shard.sent_upto = upto;
         batch.upto = upto;
-        tx.send(batch).map_err(|_| Disconnected { worker: s })
+        batch.tick = tick;
+        if !self.config.drop_when_full {
+            shard.sent_upto = upto;
+            return tx.send(batch).map_err(|_| Disconnected { worker: s });
+        }
+        match tx.try_send(batch) {
+            Ok(()) => {
+                shard.sent_upto = upto;
+                Ok(())
+            }
+            Err(TrySendError::Full(mut batch)) => {
+                // The worker is behind: these packets are lost, and counted. Its
+                // watermark catches up with its next batch.
+                self.dropped.batches += 1;
+                self.dropped.packets += batch.packets.len() as u64;
+                self.dropped.bytes += batch.packets.iter().map(|p| p.len as u64).sum::<u64>();
+                batch.reset();
+                shard.pending = Some(batch);
+                Ok(())
+            }
+            Err(TrySendError::Disconnected(_)) => Err(Disconnected { worker: s }),
+        }
     }
 }
 
@@ -714,5 +780,66 @@ mod tests {
             Ok(())
         );
         assert_eq!(none.flush_all(), Ok(()));
+    }
+
+    #[test]
+    fn a_tick_follows_each_workers_packets_and_takes_up_an_index() {
+        let (mut b, _r, rxs) = setup(2, cfg(8));
+        b.push_owned(0, ts(0), LinkType::RawIp, &[0], 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        b.tick(1, ts(5)).unwrap_or_else(|e| panic!("{e}"));
+        b.push_owned(1, ts(6), LinkType::RawIp, &[2], 2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        b.flush_all().unwrap_or_else(|e| panic!("{e}"));
+        let tick = Some(Tick {
+            index: 1,
+            ts: ts(5),
+        });
+        let got: Vec<Vec<(Vec<u64>, u64, Option<Tick>)>> = rxs
+            .iter()
+            .map(|rx| {
+                rx.try_iter()
+                    .map(|b| (b.packets.iter().map(|p| p.index).collect(), b.upto, b.tick))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                vec![(vec![0], 2, tick), (vec![], 3, None)],
+                vec![(vec![], 2, tick), (vec![2], 3, None)],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_whole_batches_when_asked_and_counts_them() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let config = BatchConfig {
+            drop_when_full: true,
+            ..cfg(2)
+        };
+        let (mut b, _r) = Batcher::new(vec![tx], config);
+        for i in 0..6u64 {
+            b.push_owned(0, ts(i), LinkType::RawIp, &[1, 2, 3], i)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        // The first batch fits the queue; the next two are dropped without blocking.
+        assert_eq!(
+            b.dropped(),
+            Dropped {
+                batches: 2,
+                packets: 4,
+                bytes: 12
+            }
+        );
+        let first = rx.try_recv().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            first.packets.iter().map(|p| p.index).collect::<Vec<_>>(),
+            [0, 1]
+        );
+        // Room again: the watermark catches up with the next batch sent.
+        b.flush_all().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rx.try_recv().map(|b| b.upto), Ok(6));
     }
 }

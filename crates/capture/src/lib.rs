@@ -51,7 +51,9 @@ use std::sync::Arc;
 pub use memmap2::Mmap;
 pub use otwatch_event::Timestamp;
 
-pub use crate::batch::{Batch, BatchConfig, BatchPacket, Batcher, Disconnected, Recycler};
+pub use crate::batch::{
+    Batch, BatchConfig, BatchPacket, Batcher, Disconnected, Dropped, Recycler, Tick,
+};
 pub use crate::error::{FirstBytes, HeaderProblem, OpenError, ReadError, RecordProblem};
 pub use crate::linktype::LinkType;
 

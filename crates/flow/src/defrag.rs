@@ -174,7 +174,7 @@ impl Defragmenter {
         self.map.len()
     }
 
-    fn expire(&mut self, cfg: &FlowConfig, now: i64, stats: &mut FlowStats) {
+    pub(crate) fn expire(&mut self, cfg: &FlowConfig, now: i64, stats: &mut FlowStats) {
         let timeout = nanos(cfg.fragment_timeout);
         let mut freed = 0usize;
         self.map.retain(|_, dg| {

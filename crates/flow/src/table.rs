@@ -323,6 +323,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             &mut self.stats,
             &mut self.buffered_total,
             &mut o,
+            self.config.sweep_per_packet,
         );
         match decoded.l4 {
             L4::Fragment(frag) => {
@@ -349,6 +350,43 @@ impl<F: HandlerFactory> FlowTable<F> {
         self.notes = notes;
         if let Some(events) = out.get_mut(start..) {
             // Unique keys: an unstable sort is deterministic and does not allocate.
+            events.sort_unstable_by_key(|e| (e.flow_id, e.pdu_ordinal));
+        }
+        self.stats.pdus += (out.len() - start) as u64;
+    }
+
+    /// A clock tick: ends every flow idle past its timeout at `ts`, as if just before
+    /// packet `index`. Its events and notes carry `index` and `ts`.
+    ///
+    /// The packet source sends the same ticks, at the same places in the packet
+    /// sequence, to every worker, so which flows a tick ends does not depend on how
+    /// flows are spread over workers (`replay` stays byte-identical for any
+    /// `--threads`); in `live` the ticks also come while the network is quiet, so idle
+    /// flows end on time.
+    pub fn tick(&mut self, index: u64, ts: Timestamp, out: &mut Vec<OtEvent>) {
+        let start = out.len();
+        let mut o = Out {
+            ts,
+            index,
+            scratch: &mut self.scratch,
+            events: out,
+            notes: &mut self.notes,
+        };
+        Self::sweep(
+            &mut self.slots,
+            &mut self.lists,
+            &mut self.map,
+            &mut self.free,
+            &mut self.factory,
+            &self.config,
+            &mut self.stats,
+            &mut self.buffered_total,
+            &mut o,
+            usize::MAX,
+        );
+        self.defrag
+            .expire(&self.config, ts.as_nanos(), &mut self.stats);
+        if let Some(events) = out.get_mut(start..) {
             events.sort_unstable_by_key(|e| (e.flow_id, e.pdu_ordinal));
         }
         self.stats.pdus += (out.len() - start) as u64;
@@ -779,7 +817,8 @@ impl<F: HandlerFactory> FlowTable<F> {
         free.push(idx);
     }
 
-    /// Ends flows idle past their timeout, looking at a bounded number of list tails.
+    /// Ends flows idle past their timeout, looking at no more than `limit` list tails
+    /// per list.
     #[allow(clippy::too_many_arguments)]
     fn sweep(
         slots: &mut [Option<Flow<F::Handler>>],
@@ -791,6 +830,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         stats: &mut FlowStats,
         total: &mut usize,
         o: &mut Out<'_>,
+        limit: usize,
     ) {
         let now = o.ts.as_nanos();
         for (list, timeout) in [
@@ -799,7 +839,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             (LIST_CLOSED, config.tcp_closed_timeout),
         ] {
             let timeout = nanos(timeout);
-            for _ in 0..config.sweep_per_packet {
+            for _ in 0..limit {
                 let tail = lists.get(list).map_or(NIL, |l| l.1);
                 let expired = slots
                     .get(tail as usize)
@@ -1420,6 +1460,68 @@ mod tests {
         let s = r.stats();
         assert_eq!((s.flows_evicted, s.flows_ended, s.flows_active), (1, 1, 2));
         assert_eq!(r.t.len(), 2);
+    }
+
+    #[test]
+    fn tick_ends_every_idle_flow_and_nothing_else() {
+        let cfg = FlowConfig {
+            sweep_per_packet: 0,
+            ..FlowConfig::default()
+        };
+        let mut r = Rig::with(cfg, 2);
+        for port in [1001, 1002, 1003] {
+            r.cport = port;
+            assert_eq!(r.data(S, 1, b"aa").len(), 1);
+        }
+        // Flow 1003 speaks again 300 s later; 1001 and 1002 stay quiet.
+        r.now += 300.0;
+        assert_eq!(r.data(S, 3, b"bb").len(), 1);
+        r.t.take_notes(&mut Vec::new());
+        let tick = |r: &mut Rig, secs: f64| {
+            let mut out = Vec::new();
+            let ts = Timestamp::from_nanos((secs * 1e9) as i64);
+            r.t.tick(r.index, ts, &mut out);
+            let mut notes = Vec::new();
+            r.t.take_notes(&mut notes);
+            (out.iter().map(short).collect::<Vec<_>>(), notes)
+        };
+        // 600 s after the first packets is not yet past the TCP idle timeout.
+        let (ev, notes) = tick(&mut r, 1_600.0);
+        assert!(ev.is_empty() && notes.is_empty(), "{notes:?}");
+        // 601 s after: the two quiet flows end (the test handler says "end"), in
+        // flow_id order, as if just before the next packet; 1003 lives on.
+        let (ev, notes) = tick(&mut r, 1_601.0);
+        assert_eq!(
+            ev,
+            [
+                (4, 0, 0, 1, S, "end", vec![]),
+                (4, 1, 0, 1, S, "end", vec![])
+            ]
+        );
+        let ended: Vec<_> = notes
+            .iter()
+            .map(|n| {
+                (
+                    n.packet_index,
+                    n.flow_id,
+                    n.timestamp.as_nanos(),
+                    n.flow.src_port,
+                )
+            })
+            .collect();
+        assert_eq!(
+            ended,
+            [
+                (4, 0, 1_601_000_000_000, 1001),
+                (4, 1, 1_601_000_000_000, 1002)
+            ]
+        );
+        assert_eq!(r.stats().flows_timed_out, 2);
+        assert_eq!(r.t.len(), 1);
+        // Flow 1003 ends at its own timeout.
+        let (_, notes) = tick(&mut r, 1_901.0);
+        assert_eq!(notes.len(), 1);
+        assert_eq!(r.t.len(), 0);
     }
 
     #[test]

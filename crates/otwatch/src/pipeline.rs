@@ -169,6 +169,7 @@ fn source_loop(
     let mut done_bytes = 0u64;
     let mut index: u64 = 0;
     let mut pacer = Pacer::new(speed);
+    let mut clock = PacketClock::default();
     let workers = batcher.workers();
 
     'files: for file in &files {
@@ -200,6 +201,12 @@ fn source_loop(
                     break 'files;
                 }
                 thread::sleep(wait);
+            }
+            if clock.tick_due(pkt.ts) {
+                if batcher.tick(index, pkt.ts).is_err() {
+                    break 'files;
+                }
+                index += 1;
             }
             let shard =
                 (otwatch_flow::shard_hash(pkt.linktype, pkt.data) % workers as u64) as usize;
@@ -236,6 +243,33 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// How often the flow tables' clock ticks (ending idle flows), in packet time.
+const TICK_EVERY_NANOS: i64 = 1_000_000_000;
+
+/// Decides when the source sends a tick, from packet time alone, so that ticks fall
+/// at the same places in the packet sequence whatever the number of workers.
+#[derive(Debug, Default)]
+struct PacketClock {
+    last: Option<i64>,
+}
+
+impl PacketClock {
+    fn tick_due(&mut self, ts: Timestamp) -> bool {
+        let now = ts.as_nanos();
+        match self.last {
+            None => {
+                self.last = Some(now);
+                false
+            }
+            Some(last) if now.saturating_sub(last) >= TICK_EVERY_NANOS => {
+                self.last = Some(now);
+                true
+            }
+            Some(_) => false,
+        }
+    }
 }
 
 /// Replays at the capture's own pace times `speed` (0 = as fast as possible).
@@ -295,6 +329,9 @@ fn worker_loop(
                     }
                 }
             }
+        }
+        if let (Some(tick), Some(table)) = (batch.tick, table.as_mut()) {
+            table.tick(tick.index, tick.ts, &mut out);
         }
         let upto = batch.upto;
         recycler.recycle(batch);
@@ -501,9 +538,9 @@ impl Merge {
             v == w
                 || self.done[v]
                 || self.head_key(v).is_some()
-                // Worker v owns no part of packet `packet` (each packet has one
-                // owner), and has sent everything below its watermark.
-                || (packet != u64::MAX && self.upto[v] >= packet)
+                // Worker v has sent everything below its watermark, `packet`
+                // included (a tick's index is shared by every worker).
+                || (packet != u64::MAX && self.upto[v] > packet)
         })
     }
 
