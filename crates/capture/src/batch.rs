@@ -795,7 +795,9 @@ mod tests {
             index: 1,
             ts: ts(5),
         });
-        let got: Vec<Vec<(Vec<u64>, u64, Option<Tick>)>> = rxs
+        // Per worker, per batch: (packet indices, watermark, tick).
+        type Sent = Vec<(Vec<u64>, u64, Option<Tick>)>;
+        let got: Vec<Sent> = rxs
             .iter()
             .map(|rx| {
                 rx.try_iter()
