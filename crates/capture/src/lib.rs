@@ -2,6 +2,7 @@
 //!
 //! *File replay*: pcap and pcapng files, told apart by their magic number, memory-mapped
 //! and lent packet by packet without a copy ([`CaptureFile`], [`Packets`]).
+//! *Live capture* (feature `live`): an interface through libpcap ([`live::LiveCapture`]).
 //! *Batching*: packets leave the source in [`Batch`]es for the flow workers; a batch
 //! refers into the mapped file (zero-copy) or owns a buffer (live capture); spent
 //! batches come back through a [`Recycler`] so the steady state allocates nothing.
@@ -37,6 +38,8 @@ pub mod batch;
 mod endian;
 mod error;
 mod linktype;
+#[cfg(feature = "live")]
+pub mod live;
 mod map;
 mod pcap;
 mod pcapng;

@@ -173,6 +173,25 @@ impl<T: Hash + Eq + Clone> BoundedSet<T> {
         self.order.push_back(v);
         true
     }
+
+    /// Members, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.order.iter()
+    }
+}
+
+/// What the engine has seen that must outlive the process (`live --state-dir`), so
+/// that a restart does not alert again on every conduit and asset it already reported.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SeenState {
+    /// (source zone, destination zone, protocol) of conduits reported as new.
+    pub conduits: Vec<(String, String, String)>,
+    /// Addresses reported as new assets.
+    pub assets: Vec<IpAddr>,
+    /// (credential, source) pairs reported as unusual.
+    pub credentials: Vec<(String, String)>,
+    /// Unlisted credentials and the first source each was seen from.
+    pub credential_first_source: Vec<(String, String)>,
 }
 
 /// What makes two alerts "identical" for repeats: kind (hence rule), source, target,
@@ -284,6 +303,50 @@ impl Engine {
 
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    /// Puts `policy` in force from the next event on (a reload): the rules, zones,
+    /// windows and setpoints change; what was seen, the repeat counters and the
+    /// per-flow state (download sessions) stay.
+    pub fn set_policy(&mut self, policy: Arc<Policy>) {
+        let fresh = Engine::new(Arc::clone(&policy));
+        self.rules = fresh.rules;
+        self.sensor = fresh.sensor;
+        self.repeat_interval_nanos = fresh.repeat_interval_nanos;
+        self.setpoints_by_asset = fresh.setpoints_by_asset;
+        self.policy = policy;
+    }
+
+    /// What was seen, oldest first, for the state directory.
+    pub fn seen_state(&self) -> SeenState {
+        let mut first: Vec<(String, String)> = self
+            .credential_first_source
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        first.sort();
+        SeenState {
+            conduits: self.seen_conduits.iter().cloned().collect(),
+            assets: self.seen_addresses.iter().copied().collect(),
+            credentials: self.credential_alerted.iter().cloned().collect(),
+            credential_first_source: first,
+        }
+    }
+
+    /// Adds what an earlier run saw (before the first event).
+    pub fn restore_seen(&mut self, state: SeenState) {
+        for c in state.conduits {
+            self.seen_conduits.insert(c);
+        }
+        for a in state.assets {
+            self.seen_addresses.insert(a);
+        }
+        for c in state.credentials {
+            self.credential_alerted.insert(c);
+        }
+        for (k, v) in state.credential_first_source {
+            self.credential_first_source.entry(k).or_insert(v);
+        }
     }
 
     /// The rules in force (shipped rules with the policy's overrides).
@@ -2243,6 +2306,52 @@ modbus = { unit = 1, coils = "0-15" }
         e.on_flow_start(t0, &flow(PLC, 1, "10.30.1.255", 2222), &mut out);
         e.on_flow_start(t0, &flow(PLC, 1, "224.0.0.251", 5353), &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn what_was_seen_survives_a_restart_and_a_reload() {
+        let mut e = engine();
+        let t0 = t(FRIDAY);
+        let mut out = Vec::new();
+        e.on_flow_start(t0, &flow("10.30.1.77", 40000, PLC, 502), &mut out);
+        let f = flow_hs(HISTORIAN, 50000, PLC, 502, false);
+        let read = mb(3, Some(0), Some(1), None);
+        out.extend(run(&mut e, &[req(&f, t0, Operation::Read, read.clone())]));
+        assert_eq!(kinds(&out), ["new_asset", "new_conduit"]);
+        let seen = e.seen_state();
+        assert_eq!(
+            seen.conduits,
+            [("enterprise".into(), "cell-1".into(), "modbus".into())]
+        );
+        assert_eq!(seen.assets, ["10.30.1.77".parse::<IpAddr>().unwrap()]);
+        let json = serde_json::to_string(&seen).unwrap();
+        let back: SeenState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, seen);
+
+        // A new process with that state: neither alert again.
+        let mut restarted = engine();
+        restarted.restore_seen(back);
+        let mut out = Vec::new();
+        restarted.on_flow_start(secs(t0, 5), &flow("10.30.1.77", 40001, PLC, 502), &mut out);
+        let f2 = flow(HISTORIAN, 50001, PLC, 502);
+        out.extend(run(
+            &mut restarted,
+            &[req(&f2, secs(t0, 5), Operation::Read, read.clone())],
+        ));
+        assert!(out.is_empty(), "{:?}", kinds(&out));
+
+        // A reload puts the new policy in force and keeps what was seen.
+        restarted.set_policy(policy_with(
+            "[[conduits]]\nfrom = \"enterprise\"\nto = \"cell-1\"\nprotocols = [\"modbus\"]\n",
+        ));
+        assert_eq!(
+            restarted.policy().conduits.len(),
+            engine().policy().conduits.len() + 1
+        );
+        let mut out = Vec::new();
+        restarted.on_flow_start(secs(t0, 9), &flow("10.30.1.77", 40002, PLC, 502), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(restarted.seen_state().conduits.len(), 1);
     }
 
     #[test]

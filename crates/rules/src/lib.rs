@@ -20,6 +20,6 @@ pub mod policy;
 pub mod ruleset;
 
 pub use alert::Alert;
-pub use engine::Engine;
+pub use engine::{Engine, SeenState};
 pub use model::*;
 pub use policy::{demo, load, parse_str, PolicyError};
