@@ -8,10 +8,18 @@ use anyhow::{bail, Context as _};
 /// Debian packages the tests need: tshark is the independent dissector the
 /// cross-checks compare against; libpcap-dev is for live capture; libssl-dev and
 /// pkg-config let the bundled librdkafka (the Kafka sink) build with TLS.
-pub const TEST_PACKAGES: &[&str] = &["tshark", "libpcap-dev", "libssl-dev", "pkg-config"];
+pub const TEST_PACKAGES: &[&str] = &[
+    "tshark",
+    "libpcap-dev",
+    "libssl-dev",
+    "pkg-config",
+    // The live-capture tests: veth pairs in network namespaces, fed by tcpreplay.
+    "iproute2",
+    "tcpreplay",
+];
 /// Debian packages the demo needs: building otwatch builds the bundled librdkafka
-/// (the Kafka sink) with TLS.
-pub const DEMO_PACKAGES: &[&str] = &["libssl-dev", "pkg-config"];
+/// (the Kafka sink) with TLS, and links libpcap (live capture).
+pub const DEMO_PACKAGES: &[&str] = &["libpcap-dev", "libssl-dev", "pkg-config"];
 
 #[allow(clippy::print_stderr)] // xtask talks to the developer on stderr.
 pub fn say(msg: &str) {

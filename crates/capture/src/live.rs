@@ -4,6 +4,11 @@
 //! libpcap's ring until the next read, so the source copies each into its batch
 //! ([`crate::Batcher::push_captured`]). A read returns `None` after the read timeout on
 //! a quiet network, so that the caller can flush batches and tick the clock.
+//!
+//! The handle is non-blocking and the wait is a `poll(2)` with the read timeout: on
+//! Linux, libpcap hands the timeout to the kernel's TPACKET_V3 block timer and then
+//! blocks without one, and that timer only retires blocks that hold packets, so a
+//! blocking read on a silent link would never return (and a stop would never be seen).
 
 use std::time::Duration;
 
@@ -84,6 +89,9 @@ pub struct LiveCapture {
     cap: ::pcap::Capture<::pcap::Active>,
     interface: String,
     linktype: LinkType,
+    read_timeout: rustix::event::Timespec,
+    /// The last read found a packet: there may be more without waiting.
+    pending: bool,
     /// The last raw 32-bit counters, to total them across wrap-arounds.
     raw: (u32, u32, u32),
     totals: KernelStats,
@@ -119,6 +127,7 @@ impl LiveCapture {
             .timeout(timeout_ms)
             .precision(::pcap::Precision::Nano)
             .open()
+            .and_then(::pcap::Capture::setnonblock)
             .map_err(open_err)?;
         let dlt = cap.get_datalink().0;
         let linktype = u32::try_from(dlt)
@@ -135,10 +144,16 @@ impl LiveCapture {
                 message: e.to_string(),
             })?;
         }
+        let read_timeout = rustix::event::Timespec {
+            tv_sec: i64::try_from(config.read_timeout.as_secs()).unwrap_or(1),
+            tv_nsec: i64::from(config.read_timeout.subsec_nanos()),
+        };
         Ok(LiveCapture {
             cap,
             interface,
             linktype,
+            read_timeout,
+            pending: false,
             raw: (0, 0, 0),
             totals: KernelStats::default(),
         })
@@ -154,8 +169,13 @@ impl LiveCapture {
 
     /// The next packet, or `None` when the read timeout passed without one.
     pub fn next_packet(&mut self) -> Result<Option<LivePacket<'_>>, LiveError> {
+        // After a packet, read again at once; after an empty read, wait.
+        if !self.pending && !self.wait()? {
+            return Ok(None);
+        }
         match self.cap.next_packet() {
             Ok(p) => {
+                self.pending = true;
                 // With nanosecond precision the "microseconds" field holds nanoseconds.
                 // time_t and suseconds_t are i64 here but narrower elsewhere.
                 #[allow(clippy::useless_conversion)]
@@ -170,10 +190,30 @@ impl LiveCapture {
                     data: p.data,
                 }))
             }
-            Err(::pcap::Error::TimeoutExpired) => Ok(None),
+            // Non-blocking: nothing to read now.
+            Err(::pcap::Error::TimeoutExpired) => {
+                self.pending = false;
+                Ok(None)
+            }
             Err(e) => Err(LiveError::Read {
                 interface: self.interface.clone(),
                 message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Waits up to the read timeout for the descriptor to become readable.
+    fn wait(&mut self) -> Result<bool, LiveError> {
+        let mut fds = [rustix::event::PollFd::new(
+            &self.cap,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut fds, Some(&self.read_timeout)) {
+            Ok(n) => Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => Ok(false),
+            Err(e) => Err(LiveError::Read {
+                interface: self.interface.clone(),
+                message: format!("poll: {e}"),
             }),
         }
     }

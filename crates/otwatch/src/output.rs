@@ -108,6 +108,13 @@ impl LineWriter {
         }
     }
 
+    /// Writes one JSON line that is neither an event nor an alert (a stats record);
+    /// in text format too, as it is.
+    pub fn write_raw_line(&mut self, json: &[u8]) -> io::Result<()> {
+        self.out.write_all(json)?;
+        self.out.write_all(b"\n")
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

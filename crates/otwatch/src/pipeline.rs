@@ -14,11 +14,14 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::anyhow;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use otwatch_capture::live::LiveCapture;
 use otwatch_capture::{Batch, BatchConfig, Batcher, CaptureFile, ReadError, Recycler};
 use otwatch_event::{FlowNote, OtEvent, Timestamp};
 use otwatch_flow::{FlowConfig, FlowTable, PacketIn};
@@ -35,7 +38,66 @@ const WORKER_QUEUE: usize = 64;
 /// Event messages queued per worker before the worker waits for the merge.
 const MERGE_QUEUE: usize = 16;
 
-/// How to run the pipeline over capture files.
+/// What the source reads.
+#[derive(Debug)]
+pub enum Input {
+    /// Capture files, in order, as one timeline.
+    Files(Vec<CaptureFile>),
+    Live(LiveInput),
+}
+
+/// A live interface and what the source shares with the rest of the sensor.
+#[derive(Debug)]
+pub struct LiveInput {
+    pub capture: LiveCapture,
+    /// Set by SIGINT/SIGTERM: the source stops reading and the pipeline drains.
+    pub stop: Arc<AtomicBool>,
+    pub counters: Arc<SourceCounters>,
+}
+
+/// The live source's counters, read by the merge thread for metrics and stats records.
+#[derive(Debug, Default)]
+pub struct SourceCounters {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    /// From the capture (libpcap): passed the filter, dropped by the kernel for want
+    /// of buffer, dropped by the interface or its driver.
+    pub kernel_received: AtomicU64,
+    pub kernel_dropped: AtomicU64,
+    pub interface_dropped: AtomicU64,
+    /// Dropped by the source because the workers' queues were full.
+    pub queue_dropped_packets: AtomicU64,
+    pub queue_dropped_batches: AtomicU64,
+}
+
+/// A copy of [`SourceCounters`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SourceFigures {
+    pub packets: u64,
+    pub bytes: u64,
+    pub kernel_received: u64,
+    pub kernel_dropped: u64,
+    pub interface_dropped: u64,
+    pub queue_dropped_packets: u64,
+    pub queue_dropped_batches: u64,
+}
+
+impl SourceCounters {
+    pub fn figures(&self) -> SourceFigures {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SourceFigures {
+            packets: get(&self.packets),
+            bytes: get(&self.bytes),
+            kernel_received: get(&self.kernel_received),
+            kernel_dropped: get(&self.kernel_dropped),
+            interface_dropped: get(&self.interface_dropped),
+            queue_dropped_packets: get(&self.queue_dropped_packets),
+            queue_dropped_batches: get(&self.queue_dropped_batches),
+        }
+    }
+}
+
+/// How to run the pipeline.
 #[derive(Debug)]
 pub struct RunOptions {
     pub threads: usize,
@@ -69,6 +131,8 @@ enum WorkerMsg {
         notes: Vec<FlowNote>,
         upto: u64,
     },
+    /// The worker's counters so far (live: once per clock tick).
+    Stats { worker: usize, stats: Box<RunStats> },
     /// The worker has ended every flow and sent its last event.
     Done { worker: usize, stats: Box<RunStats> },
 }
@@ -83,13 +147,14 @@ pub fn open_captures(paths: &[PathBuf]) -> Result<Vec<CaptureFile>, Error> {
         .collect()
 }
 
-/// Runs the files through the source, the workers and the merge, handing the merged
+/// Runs the input through the source, the workers and the merge, handing the merged
 /// stream to `consumer` on this thread.
 pub fn run(
-    files: Vec<CaptureFile>,
+    input: Input,
     opts: &RunOptions,
     consumer: &mut dyn Consumer,
 ) -> Result<RunOutcome, Error> {
+    let live = matches!(input, Input::Live(_));
     let threads = opts.threads.max(1);
     // Bounded: when writing is slower than dissection, workers wait, and so does the
     // source. The merge never waits on a full channel (it only ever receives), so
@@ -103,7 +168,12 @@ pub fn run(
         batch_txs.push(tx);
         batch_rxs.push(rx);
     }
-    let (batcher, recycler) = Batcher::new(batch_txs, BatchConfig::default());
+    let config = BatchConfig {
+        // Live: never make the kernel's ring wait for a worker; drop and count.
+        drop_when_full: live,
+        ..BatchConfig::default()
+    };
+    let (batcher, recycler) = Batcher::new(batch_txs, config);
 
     let mut workers = Vec::with_capacity(threads);
     for (id, rx) in batch_rxs.into_iter().enumerate() {
@@ -114,7 +184,7 @@ pub fn run(
         let decode_only = opts.decode_only;
         let handle = thread::Builder::new()
             .name(format!("otwatch-worker-{id}"))
-            .spawn(move || worker_loop(id, rx, tx, recycler, spent_rx, decode_only))
+            .spawn(move || worker_loop(id, rx, tx, recycler, spent_rx, decode_only, live))
             .map_err(|e| Error::Runtime(anyhow!("cannot start a worker thread: {e}")))?;
         workers.push(handle);
     }
@@ -125,10 +195,13 @@ pub fn run(
     let progress = opts.progress;
     let source = thread::Builder::new()
         .name("otwatch-source".into())
-        .spawn(move || source_loop(files, batcher, speed, progress))
+        .spawn(move || match input {
+            Input::Files(files) => source_loop(files, batcher, speed, progress),
+            Input::Live(live) => live_source_loop(live, batcher),
+        })
         .map_err(|e| Error::Runtime(anyhow!("cannot start the source thread: {e}")))?;
 
-    let merged = merge_loop(merge_rx, spent_txs, consumer);
+    let merged = merge_loop(merge_rx, spent_txs, threads, consumer);
 
     let source_report = source
         .join()
@@ -235,6 +308,118 @@ fn source_loop(
     report
 }
 
+/// How often the live source ticks the flow tables' clock and reads the capture's
+/// counters (wall time: packets may be rare).
+const LIVE_TICK: Duration = Duration::from_secs(1);
+/// How long a stopping live source goes on reading what the kernel holds.
+const STOP_DRAIN: Duration = Duration::from_secs(1);
+/// How often, at most, the live source looks at the wall clock while packets flow
+/// (packet time), to flush batches that have waited.
+const LIVE_FLUSH_CHECK_NANOS: i64 = 1_000_000;
+
+/// Reads the interface until `stop` is set, routing packets to the workers; flushes
+/// batches within milliseconds on a quiet network and ticks the clock every second.
+fn live_source_loop(mut live: LiveInput, mut batcher: Batcher) -> SourceReport {
+    let mut report = SourceReport {
+        files: 0,
+        read_errors: 0,
+        clean: true,
+    };
+    let workers = batcher.workers() as u64;
+    let linktype = live.capture.linktype();
+    let counters = Arc::clone(&live.counters);
+    let mut index: u64 = 0;
+    let mut last_ts = Timestamp::default();
+    let mut last_check = i64::MIN;
+    let mut last_tick = Instant::now();
+    // After a stop, what the kernel already holds is still read (for at most
+    // STOP_DRAIN): a packet captured before the signal is not lost.
+    let mut drain_until: Option<Instant> = None;
+    loop {
+        if drain_until.is_none() && live.stop.load(Ordering::Relaxed) {
+            drain_until = Some(Instant::now() + STOP_DRAIN);
+        }
+        if drain_until.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
+        let quiet = match live.capture.next_packet() {
+            Ok(Some(pkt)) => {
+                let shard = (otwatch_flow::shard_hash(linktype, pkt.data) % workers) as usize;
+                counters.packets.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .bytes
+                    .fetch_add(pkt.data.len() as u64, Ordering::Relaxed);
+                last_ts = last_ts.max(pkt.ts);
+                let ts_nanos = pkt.ts.as_nanos();
+                if batcher
+                    .push_captured(shard, pkt.ts, linktype, pkt.orig_len, pkt.data, index)
+                    .is_err()
+                {
+                    break;
+                }
+                index += 1;
+                // Packets carry the time they were captured: a cheap clock that tells
+                // when it is worth reading the real one.
+                let check = ts_nanos.saturating_sub(last_check) >= LIVE_FLUSH_CHECK_NANOS;
+                if check {
+                    last_check = ts_nanos;
+                }
+                check
+            }
+            Ok(None) if drain_until.is_some() => break,
+            Ok(None) => true,
+            Err(e) => {
+                tracing::error!("{e}");
+                report.read_errors += 1;
+                report.clean = false;
+                break;
+            }
+        };
+        if !quiet {
+            continue;
+        }
+        let now = Instant::now();
+        if batcher.flush_stale(now).is_err() {
+            break;
+        }
+        if now.saturating_duration_since(last_tick) >= LIVE_TICK {
+            last_tick = now;
+            let ts = wall_clock().max(last_ts);
+            if batcher.tick(index, ts).is_err() {
+                break;
+            }
+            index += 1;
+            publish_live_counters(&mut live, &batcher);
+        }
+    }
+    let _ = batcher.flush_all();
+    publish_live_counters(&mut live, &batcher);
+    report
+}
+
+fn publish_live_counters(live: &mut LiveInput, batcher: &Batcher) {
+    let c = &live.counters;
+    match live.capture.stats() {
+        Ok(k) => {
+            c.kernel_received.store(k.received, Ordering::Relaxed);
+            c.kernel_dropped.store(k.dropped, Ordering::Relaxed);
+            c.interface_dropped.store(k.if_dropped, Ordering::Relaxed);
+        }
+        Err(e) => tracing::warn!("{e}"),
+    }
+    let d = batcher.dropped();
+    c.queue_dropped_packets.store(d.packets, Ordering::Relaxed);
+    c.queue_dropped_batches.store(d.batches, Ordering::Relaxed);
+}
+
+/// The wall clock as a packet timestamp (live housekeeping only).
+fn wall_clock() -> Timestamp {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    Timestamp::from_nanos(nanos)
+}
+
 fn progress_bar(total: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
     if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -302,6 +487,7 @@ fn worker_loop(
     recycler: Recycler,
     spent: Receiver<Vec<OtEvent>>,
     decode_only: bool,
+    report_stats: bool,
 ) {
     let mut stats = RunStats::default();
     let mut table = (!decode_only).then(|| FlowTable::new(flow_config(), AppFactory::default()));
@@ -330,6 +516,7 @@ fn worker_loop(
                 }
             }
         }
+        let ticked = batch.tick.is_some();
         if let (Some(tick), Some(table)) = (batch.tick, table.as_mut()) {
             table.tick(tick.index, tick.ts, &mut out);
         }
@@ -356,6 +543,19 @@ fn worker_loop(
         if tx.send(msg).is_err() {
             return;
         }
+        if ticked && report_stats {
+            let mut snapshot = stats.clone();
+            if let Some(table) = table.as_ref() {
+                snapshot.flow = table.stats().clone();
+            }
+            let msg = WorkerMsg::Stats {
+                worker: id,
+                stats: Box::new(snapshot),
+            };
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
     }
     if let Some(mut table) = table {
         table.finish(&mut out);
@@ -377,39 +577,65 @@ fn worker_loop(
     });
 }
 
+/// How long the merge waits for a worker before giving the consumer its housekeeping.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(200);
+
 /// Puts the workers' streams back into packet order and hands them to `consumer`.
 fn merge_loop(
     rx: Receiver<WorkerMsg>,
     spent: Vec<Sender<Vec<OtEvent>>>,
+    workers: usize,
     consumer: &mut dyn Consumer,
 ) -> anyhow::Result<RunStats> {
     let mut merge = Merge::new(spent);
     let mut error: Option<std::io::Error> = None;
-    let mut emit = |item: Item<'_>| {
+    // The consumer's first error is kept; after it, items are no longer handed on.
+    fn deliver(consumer: &mut dyn Consumer, error: &mut Option<std::io::Error>, item: Item<'_>) {
         if error.is_none() {
             if let Err(e) = consumer.item(item) {
-                error = Some(e);
+                *error = Some(e);
             }
         }
-    };
+    }
     let mut stats = RunStats::default();
-    for msg in rx {
+    // The latest counters of each worker (live), for the consumer's housekeeping.
+    let mut latest = vec![RunStats::default(); workers];
+    loop {
+        let msg = match rx.recv_timeout(HOUSEKEEPING_EVERY) {
+            Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         match msg {
-            WorkerMsg::Events {
+            Some(WorkerMsg::Events {
                 worker,
                 events,
                 notes,
                 upto,
-            } => merge.push(worker, events, notes, upto),
-            WorkerMsg::Done { worker, stats: s } => {
+            }) => {
+                merge.push(worker, events, notes, upto);
+                merge.drain_ready(&mut |item| deliver(consumer, &mut error, item));
+            }
+            Some(WorkerMsg::Stats { worker, stats: s }) => {
+                if let Some(l) = latest.get_mut(worker) {
+                    *l = *s;
+                }
+            }
+            Some(WorkerMsg::Done { worker, stats: s }) => {
                 merge.done(worker);
                 stats.merge(&s);
+                merge.drain_ready(&mut |item| deliver(consumer, &mut error, item));
+            }
+            None => {}
+        }
+        if error.is_none() {
+            if let Err(e) = consumer.housekeeping(&latest) {
+                error = Some(e);
             }
         }
-        merge.drain_ready(&mut emit);
     }
     // Every worker has hung up: whatever is left is complete.
-    merge.drain_all(&mut emit);
+    merge.drain_all(&mut |item| deliver(consumer, &mut error, item));
     if error.is_none() {
         error = consumer.finish().err();
     }

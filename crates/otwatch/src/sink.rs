@@ -8,6 +8,7 @@ use otwatch_rules::learn::Learner;
 use otwatch_rules::{Alert, Engine};
 use otwatch_sinks::kafka::{KafkaCounters, KafkaSink};
 
+use crate::live::{Due, LiveOps};
 use crate::output::LineWriter;
 use crate::pipeline::Item;
 use crate::stats::RunStats;
@@ -19,6 +20,12 @@ pub trait Consumer {
     fn finish(&mut self) -> io::Result<()>;
     /// Adds the consumer's counters to the run's.
     fn add_stats(&self, _stats: &mut RunStats) {}
+    /// Called on the merge thread after each message from a worker and at least every
+    /// 200 ms, with each worker's latest counters (live: policy reloads, stats
+    /// records, metrics).
+    fn housekeeping(&mut self, _workers: &[RunStats]) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Where events or alerts go.
@@ -43,6 +50,9 @@ pub struct Detect {
     json: Vec<u8>,
     events_written: u64,
     alerts_written: u64,
+    /// `live`: reloads, stats records, metrics, state; and each alert flushed as it
+    /// is written.
+    live: Option<LiveOps>,
 }
 
 impl Detect {
@@ -65,7 +75,50 @@ impl Detect {
             json: Vec::with_capacity(1024),
             events_written: 0,
             alerts_written: 0,
+            live: None,
         }
+    }
+
+    /// Live mode: restores what an earlier run saw and takes on the housekeeping.
+    pub fn with_live(mut self, live: LiveOps) -> Self {
+        self.engine.restore_seen(live.state.load());
+        self.live = Some(live);
+        self
+    }
+
+    /// This consumer's counters, as `add_stats` reports them.
+    fn own_stats(&self, stats: &mut RunStats) {
+        stats.events_written += self.events_written;
+        stats.alerts = self
+            .engine
+            .alerts_by_kind()
+            .into_iter()
+            .map(|(k, n)| (k.to_owned(), n))
+            .collect();
+        stats.alerts_written += self.alerts_written;
+        stats.kafka = match &self.kafka {
+            Some(k) => Some(k.counters()),
+            None => self.kafka_counters,
+        };
+    }
+
+    /// Writes a record that is not an alert (a stats record) where alerts go.
+    fn write_record(&mut self, json: &[u8]) -> io::Result<()> {
+        match self.alerts_to {
+            Some(Target::Writer(i)) => {
+                if let Some(w) = self.writers.get_mut(i) {
+                    w.write_raw_line(json)?;
+                    w.flush()?;
+                }
+            }
+            Some(Target::Kafka) => {
+                if let Some(k) = &self.kafka {
+                    k.send_alert(&self.sensor, json);
+                }
+            }
+            None => {}
+        }
+        Ok(())
     }
 }
 
@@ -114,11 +167,15 @@ impl Consumer for Detect {
                 self.engine.on_event(ev, &mut self.alerts);
             }
         }
+        let flush_each = self.live.is_some();
         for alert in self.alerts.drain(..) {
             match self.alerts_to {
                 Some(Target::Writer(i)) => {
                     if let Some(w) = self.writers.get_mut(i) {
                         w.write_alert(&alert)?;
+                        if flush_each {
+                            w.flush()?;
+                        }
                     }
                 }
                 Some(Target::Kafka) => {
@@ -139,6 +196,9 @@ impl Consumer for Detect {
         for w in &mut self.writers {
             w.flush()?;
         }
+        if let Some(live) = &self.live {
+            live.state.save(&self.engine.seen_state());
+        }
         // Flush Kafka (bounded by its flush timeout); what is unsent stays spooled
         // under --state-dir for the next start.
         if let Some(k) = self.kafka.take() {
@@ -148,15 +208,36 @@ impl Consumer for Detect {
     }
 
     fn add_stats(&self, stats: &mut RunStats) {
-        stats.events_written += self.events_written;
-        stats.alerts = self
-            .engine
-            .alerts_by_kind()
-            .into_iter()
-            .map(|(k, n)| (k.to_owned(), n))
-            .collect();
-        stats.alerts_written += self.alerts_written;
-        stats.kafka = self.kafka_counters;
+        self.own_stats(stats);
+    }
+
+    fn housekeeping(&mut self, workers: &[RunStats]) -> io::Result<()> {
+        let Some(mut live) = self.live.take() else {
+            return Ok(());
+        };
+        live.reload_if_asked(&mut self.engine);
+        let result = match live.due() {
+            Due::Nothing => Ok(()),
+            Due::Publish => {
+                let figures = live.figures(&self.sensor, workers, |s| self.own_stats(s));
+                live.publish(&figures);
+                Ok(())
+            }
+            Due::Record => {
+                let figures = live.figures(&self.sensor, workers, |s| self.own_stats(s));
+                live.publish(&figures);
+                if live.print_stats {
+                    figures.print_summary();
+                }
+                live.state.save(&self.engine.seen_state());
+                let json = figures.to_json();
+                self.write_record(&json)
+            }
+        };
+        // Events written since the last flush reach their file within ~200 ms.
+        let flushed = self.writers.iter_mut().try_for_each(LineWriter::flush);
+        self.live = Some(live);
+        result.and(flushed)
     }
 }
 

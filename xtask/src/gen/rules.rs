@@ -70,6 +70,7 @@ pub const CASES: &[Case] = &[
     ("new_asset", new_asset),
     ("protocol_anomaly", protocol_anomaly),
     ("repeats", repeats),
+    ("live_latency", live_latency),
 ];
 
 /// A generated capture with its policy and the alerts it must raise.
@@ -1608,6 +1609,34 @@ pub fn demo_alerts() -> Vec<String> {
         .iter()
         .map(|a| a.json_line_for("plant-a-span1"))
         .collect()
+}
+
+/// For the live tests' packet-to-alert latency (docs/benchmarks.md): 120 short
+/// connections from laptop-7 (role `other`), 50 ms apart, each writing one register of
+/// plc-boiler-1 once: 120 unauthorized_write alerts at about 200 packets/s.
+fn live_latency() -> RuleCase {
+    let mut cap = Capture::new();
+    let mut alerts = Vec::new();
+    for i in 0..120u64 {
+        let t0 = T0 + i * 50 * MS;
+        let mut l = Link::modbus(&mut cap, LAPTOP, 51000 + i as u16, PLC1, t0);
+        let t = l.call(&mut cap, t0 + 5 * MS, |tid| {
+            mb::write_single_reg(tid, UNIT, 7, i as u16)
+        });
+        alerts.push(l.pdu_alert(t, UNAUTH_WRITE, "write"));
+        l.close(&mut cap, t0 + 20 * MS);
+    }
+    RuleCase {
+        cap,
+        policy: policy(
+            "live_latency",
+            "120 unauthorized writes, 50 ms apart (live latency).",
+            BERLIN,
+            NO_FOLDING,
+            "",
+        ),
+        alerts,
+    }
 }
 
 #[cfg(test)]
