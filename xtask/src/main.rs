@@ -13,6 +13,7 @@ mod bench;
 mod fuzz;
 mod gen;
 mod kafka;
+mod live;
 mod sys;
 
 use std::path::PathBuf;
@@ -63,6 +64,16 @@ enum Command {
         /// fast as possible).
         #[arg(long, default_value_t = 220.0)]
         kafka_speed: f64,
+        /// Instead: `otwatch live` on a veth pair (root): packet-to-alert latency
+        /// (p99 < 100 ms), and with --soak-minutes a soak run with memory sampled.
+        #[arg(long)]
+        live: bool,
+        /// Minutes of the live soak run (0 = none).
+        #[arg(long, default_value_t = 0)]
+        soak_minutes: u64,
+        /// Packets per second tcpreplay offers during the soak run.
+        #[arg(long, default_value_t = 200_000)]
+        soak_pps: u64,
     },
     /// Run cargo-fuzz targets with a corpus seeded from captures.
     Fuzz {
@@ -90,6 +101,13 @@ fn main() -> anyhow::Result<()> {
             ));
             Ok(())
         }
+        Command::Bench {
+            packets,
+            live: true,
+            soak_minutes,
+            soak_pps,
+            ..
+        } => live::live_bench(&root, soak_minutes, packets, soak_pps),
         Command::Bench {
             packets,
             kafka: true,

@@ -630,3 +630,145 @@ fn packet_to_alert_latency_at_a_low_rate() {
         fs::write(path, report.to_string()).expect("write the latency report");
     }
 }
+
+/// Runs `otwatch live` over the demo once with `state`, stats records every second;
+/// returns every object written to the alert stream.
+fn demo_run(lab: &Lab, dir: &Path, state: &Path, run: &str) -> Vec<Value> {
+    let policy = dateless_demo_policy(dir);
+    let alerts = dir.join(format!("alerts-{run}.jsonl"));
+    let mut cmd = lab.sensor(&["--policy"]);
+    cmd.arg(&policy)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--alerts")
+        .arg(&alerts)
+        .args(["--stats-interval", "1s", "--metrics", METRICS])
+        .stderr(Stdio::null());
+    let sensor = Sensor::start(cmd);
+    lab.wait_for_metric("otwatch_packets_total 0", Duration::from_secs(10));
+    lab.send(&repo().join("pcaps/demo-plant.pcap"), &["--pps", "2000"]);
+    lab.wait_for_metric("otwatch_packets_total 560", Duration::from_secs(20));
+    // A stats record that has seen every packet.
+    let start = Instant::now();
+    loop {
+        let text = fs::read_to_string(&alerts).unwrap_or_default();
+        if text
+            .lines()
+            .any(|l| l.contains("\"event_type\":\"stats\"") && l.contains("\"packets\":560,"))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no stats record:\n{text}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sensor.stop().success());
+    json_lines(&fs::read_to_string(&alerts).expect("alerts"))
+}
+
+#[test]
+fn stats_records_reach_the_alert_stream_and_a_restart_keeps_what_was_seen() {
+    let Some(lab) = Lab::new() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let first = demo_run(&lab, dir.path(), &state, "first");
+    let kinds = |objects: &[Value]| -> Vec<String> {
+        kinds_and_flows(objects)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    let first_kinds = kinds(&first);
+    assert!(
+        first_kinds.iter().any(|k| k == "new_conduit"),
+        "{first_kinds:?}"
+    );
+    assert!(
+        first_kinds.iter().any(|k| k == "new_asset"),
+        "{first_kinds:?}"
+    );
+
+    // The stats record: the envelope of every object, then the sensor's figures.
+    let record = first
+        .iter()
+        .rev()
+        .find(|v| v["event_type"] == "stats")
+        .expect("a stats record");
+    assert_eq!(record["schema"], "otwatch/1");
+    assert_eq!(record["sensor"], "plant-a-span1");
+    assert_eq!(record["interface"], lab.sensor_if.as_str());
+    assert!(record["timestamp"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(record["packets"], 560);
+    for cause in ["kernel", "interface", "queue"] {
+        assert_eq!(record["drops"][cause], 0, "drops.{cause}");
+    }
+    assert_eq!(record["alerts"]["new_conduit"], 1);
+    assert!(record["uptime_seconds"].as_f64().is_some_and(|s| s > 0.0));
+
+    // What the first run reported is in the state directory...
+    let seen: Value =
+        serde_json::from_str(&fs::read_to_string(state.join("seen.json")).expect("seen.json"))
+            .expect("JSON");
+    assert_eq!(
+        seen["conduits"],
+        serde_json::json!([["enterprise", "cell-1", "modbus"]])
+    );
+    assert_eq!(seen["assets"], serde_json::json!(["10.0.5.99"]));
+    // ...so a restarted sensor does not report it again; everything else it does.
+    let second = demo_run(&lab, dir.path(), &state, "second");
+    let expected: Vec<String> = first_kinds
+        .into_iter()
+        .filter(|k| k != "new_conduit" && k != "new_asset")
+        .collect();
+    assert_eq!(kinds(&second), expected);
+}
+
+#[test]
+fn bad_live_usage_exits_2_before_capturing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = repo().join("rules/demo-plant.toml");
+    // No such interface: one line naming it.
+    let out = otwatch()
+        .args(["live", "-i", "otw-nosuch0", "--policy"])
+        .arg(&policy)
+        .arg("--state-dir")
+        .arg(dir.path())
+        .output()
+        .expect("run otwatch");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("otwatch: otw-nosuch0: cannot capture:"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // No policy: live has no default.
+    let out = otwatch()
+        .args(["live", "-i", "lo"])
+        .output()
+        .expect("run otwatch");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--policy"));
+    // A policy error names file, line and key, before the interface is opened.
+    let bad = dir.path().join("bad.toml");
+    fs::write(&bad, "[sensor]\nname = \"s\"\nbogus = 1\n").expect("write");
+    let out = otwatch()
+        .args(["live", "-i", "otw-nosuch0", "--policy"])
+        .arg(&bad)
+        .output()
+        .expect("run otwatch");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml:3:"), "{err}");
+    // A stats interval of zero is refused.
+    let out = otwatch()
+        .args(["live", "-i", "lo", "--stats-interval", "0s", "--policy"])
+        .arg(&policy)
+        .output()
+        .expect("run otwatch");
+    assert_eq!(out.status.code(), Some(2));
+}
