@@ -27,7 +27,7 @@ use crate::{LinkType, Packet};
 /// Batching limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchConfig {
-    /// Packets per batch before it is sent (default 256).
+    /// Packets per batch before it is sent (default 1024).
     pub max_packets: usize,
     /// Bytes copied into an owned (live) batch before it is sent (default 1 MiB); a
     /// single larger packet still goes, alone.

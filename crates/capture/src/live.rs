@@ -108,8 +108,8 @@ impl std::fmt::Debug for LiveCapture {
 }
 
 impl LiveCapture {
-    /// Opens and activates the interface (needs CAP_NET_RAW and CAP_NET_ADMIN, or
-    /// root), and applies the filter.
+    /// Opens and activates the interface (needs CAP_NET_RAW, or root; see
+    /// docs/deploy.md), and applies the filter.
     pub fn open(config: &LiveConfig) -> Result<LiveCapture, LiveError> {
         let interface = config.interface.clone();
         let open_err = |e: ::pcap::Error| LiveError::Open {

@@ -85,11 +85,11 @@ impl LiveOps {
         }
     }
 
-    /// Reloads the policy into `engine` if SIGHUP came; an invalid policy is refused
-    /// and the one in force stays.
-    pub fn reload_if_asked(&mut self, engine: &mut Engine) {
+    /// Reloads the policy into `engine` if SIGHUP came (and says whether it came); an
+    /// invalid policy is refused and the one in force stays.
+    pub fn reload_if_asked(&mut self, engine: &mut Engine) -> bool {
         if !self.reload.swap(false, Ordering::Relaxed) {
-            return;
+            return false;
         }
         let began = Instant::now();
         match otwatch_rules::load(&self.policy_path) {
@@ -109,6 +109,7 @@ impl LiveOps {
                 error!("policy reload refused, the policy in force stays: {e}");
             }
         }
+        true
     }
 
     /// What is due now.

@@ -290,7 +290,7 @@ fn learn(args: LearnArgs) -> ExitCode {
         Ok(f) => f,
         Err(pipeline::Error::Input(e) | pipeline::Error::Runtime(e)) => return fail(2, &e),
     };
-    let out = match Destination::parse(&args.out).and_then(|d| d.open()) {
+    let out = match Destination::parse(&args.out).and_then(|d| d.open(false)) {
         Ok(o) => o,
         Err(e) => return fail(2, &e),
     };
@@ -356,8 +356,14 @@ fn fail(code: u8, err: &anyhow::Error) -> ExitCode {
 }
 
 /// Opens every output before the first packet (exit 2 on failure) and builds the
-/// consumer that runs the rule engine and writes.
-fn open_outputs(policy: Arc<Policy>, out: &OutputArgs, state_dir: &Path) -> anyhow::Result<Detect> {
+/// consumer that runs the rule engine and writes. `live` output files are appended to
+/// and can be reopened (SIGHUP).
+fn open_outputs(
+    policy: Arc<Policy>,
+    out: &OutputArgs,
+    state_dir: &Path,
+    live: bool,
+) -> anyhow::Result<Detect> {
     let alerts = Destination::parse(&out.alerts)?;
     let events = out.events.as_deref().map(Destination::parse).transpose()?;
     let to_terminal = [Some(&alerts), events.as_ref()]
@@ -395,7 +401,11 @@ fn open_outputs(policy: Arc<Policy>, out: &OutputArgs, state_dir: &Path) -> anyh
         if *d == Destination::Kafka {
             return Ok(Target::Kafka);
         }
-        writers.push(LineWriter::new(d.open()?, format, sensor.clone()));
+        let mut w = LineWriter::new(d.open(live)?, format, sensor.clone());
+        if let (true, Destination::File(path)) = (live, d) {
+            w = w.reopenable(path.clone());
+        }
+        writers.push(w);
         Ok(Target::Writer(writers.len() - 1))
     };
     let alerts_to = Some(open_stream(&alerts)?);
@@ -427,7 +437,7 @@ fn replay(args: ReplayArgs) -> ExitCode {
         Err(pipeline::Error::Input(e) | pipeline::Error::Runtime(e)) => return fail(2, &e),
     };
     let state_dir = args.out.state_dir.clone().unwrap_or_else(default_state_dir);
-    let mut consumer = match open_outputs(policy, &args.out, &state_dir) {
+    let mut consumer = match open_outputs(policy, &args.out, &state_dir, false) {
         Ok(c) => c,
         Err(e) => return fail(2, &e),
     };
@@ -496,7 +506,7 @@ fn live(args: LiveArgs) -> ExitCode {
         }
         None => None,
     };
-    let consumer = match open_outputs(policy, &args.out, &state_dir) {
+    let consumer = match open_outputs(policy, &args.out, &state_dir, true) {
         Ok(c) => c,
         Err(e) => return fail(2, &e),
     };

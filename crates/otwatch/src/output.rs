@@ -30,18 +30,28 @@ impl Destination {
     }
 
     /// Opens the destination now, so that an unwritable path is reported before the
-    /// first packet is processed.
-    pub fn open(&self) -> anyhow::Result<Box<dyn Write + Send>> {
+    /// first packet is processed. A file is truncated (`replay`: the output of this
+    /// run) or, with `append`, added to (`live`: a restart must not wipe what an
+    /// earlier run wrote).
+    pub fn open(&self, append: bool) -> anyhow::Result<Box<dyn Write + Send>> {
         match self {
             Destination::Kafka => anyhow::bail!("kafka is not a stream destination"),
             Destination::Stdout => Ok(Box::new(io::stdout())),
-            Destination::File(path) => {
-                let f = File::create(path)
-                    .with_context(|| format!("{}: cannot write", path.display()))?;
-                Ok(Box::new(f))
-            }
+            Destination::File(path) => Ok(Box::new(open_file(path, append)?)),
         }
     }
+}
+
+fn open_file(path: &std::path::Path, append: bool) -> anyhow::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    if append {
+        options.append(true).create(true);
+    } else {
+        options.write(true).create(true).truncate(true);
+    }
+    options
+        .open(path)
+        .with_context(|| format!("{}: cannot write", path.display()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +64,8 @@ pub enum Format {
 /// flushes.
 pub struct LineWriter {
     out: BufWriter<Box<dyn Write + Send>>,
+    /// The file to open again on [`LineWriter::reopen`] (live: after log rotation).
+    path: Option<PathBuf>,
     format: Format,
     sensor: String,
     line: Vec<u8>,
@@ -64,6 +76,7 @@ impl LineWriter {
     pub fn new(out: Box<dyn Write + Send>, format: Format, sensor: String) -> Self {
         LineWriter {
             out: BufWriter::with_capacity(256 * 1024, out),
+            path: None,
             format,
             sensor,
             line: Vec::with_capacity(512),
@@ -117,6 +130,25 @@ impl LineWriter {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+
+    /// Makes [`LineWriter::reopen`] open `path` again (in append mode).
+    pub fn reopenable(mut self, path: PathBuf) -> Self {
+        self.path = Some(path);
+        self
+    }
+
+    /// Flushes, then writes on to a newly opened file at the same path: after a log
+    /// rotation moved the old one away (SIGHUP in `live`). If it cannot be opened, the
+    /// old file stays in use.
+    pub fn reopen(&mut self) -> anyhow::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        self.out.flush()?;
+        let file = open_file(path, true)?;
+        self.out = BufWriter::with_capacity(256 * 1024, Box::new(file));
+        Ok(())
     }
 }
 

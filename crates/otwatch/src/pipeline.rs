@@ -155,6 +155,11 @@ pub fn run(
     consumer: &mut dyn Consumer,
 ) -> Result<RunOutcome, Error> {
     let live = matches!(input, Input::Live(_));
+    // A live sensor whose output fails for good stops rather than run on blind.
+    let stop_on_error = match &input {
+        Input::Live(l) => Some(Arc::clone(&l.stop)),
+        Input::Files(_) => None,
+    };
     let threads = opts.threads.max(1);
     // Bounded: when writing is slower than dissection, workers wait, and so does the
     // source. The merge never waits on a full channel (it only ever receives), so
@@ -201,7 +206,7 @@ pub fn run(
         })
         .map_err(|e| Error::Runtime(anyhow!("cannot start the source thread: {e}")))?;
 
-    let merged = merge_loop(merge_rx, spent_txs, threads, consumer);
+    let merged = merge_loop(merge_rx, spent_txs, threads, consumer, stop_on_error);
 
     let source_report = source
         .join()
@@ -586,6 +591,7 @@ fn merge_loop(
     spent: Vec<Sender<Vec<OtEvent>>>,
     workers: usize,
     consumer: &mut dyn Consumer,
+    stop_on_error: Option<Arc<AtomicBool>>,
 ) -> anyhow::Result<RunStats> {
     let mut merge = Merge::new(spent);
     let mut error: Option<std::io::Error> = None;
@@ -633,9 +639,17 @@ fn merge_loop(
                 error = Some(e);
             }
         }
+        if let (Some(e), Some(stop)) = (&error, &stop_on_error) {
+            if !stop.swap(true, Ordering::Relaxed) {
+                tracing::error!("writing output failed: {e}; stopping");
+            }
+        }
     }
     // Every worker has hung up: whatever is left is complete.
     merge.drain_all(&mut |item| deliver(consumer, &mut error, item));
+    if error.is_none() {
+        error = consumer.before_finish(&stats).err();
+    }
     if error.is_none() {
         error = consumer.finish().err();
     }
@@ -805,10 +819,10 @@ impl Merge {
     }
 }
 
-/// The flow table's settings for replay. Idle flows are ended lazily (by their own
-/// next packet, or at the end of input) rather than by a per-worker sweep, whose
-/// timing would depend on how packets are spread over workers and would break the
-/// byte-identical output across `--threads`; `max_flows` still bounds memory.
+/// The flow tables' settings. Idle flows end on the source's clock ticks (and lazily,
+/// by their own next packet) rather than by a per-packet sweep, whose timing would
+/// depend on how packets are spread over workers and would break the byte-identical
+/// output across `--threads`; `max_flows` still bounds memory.
 fn flow_config() -> FlowConfig {
     FlowConfig {
         sweep_per_packet: 0,

@@ -20,6 +20,11 @@ pub trait Consumer {
     fn finish(&mut self) -> io::Result<()>;
     /// Adds the consumer's counters to the run's.
     fn add_stats(&self, _stats: &mut RunStats) {}
+    /// Called once after the last item and before `finish`, with every worker's final
+    /// counters summed (live: the last stats record).
+    fn before_finish(&mut self, _totals: &RunStats) -> io::Result<()> {
+        Ok(())
+    }
     /// Called on the merge thread after each message from a worker and at least every
     /// 200 ms, with each worker's latest counters (live: policy reloads, stats
     /// records, metrics).
@@ -211,11 +216,33 @@ impl Consumer for Detect {
         self.own_stats(stats);
     }
 
+    fn before_finish(&mut self, totals: &RunStats) -> io::Result<()> {
+        let Some(live) = self.live.take() else {
+            return Ok(());
+        };
+        let figures = live.figures(&self.sensor, std::slice::from_ref(totals), |s| {
+            self.own_stats(s)
+        });
+        live.publish(&figures);
+        let written = self.write_record(&figures.to_json());
+        self.live = Some(live);
+        written
+    }
+
     fn housekeeping(&mut self, workers: &[RunStats]) -> io::Result<()> {
         let Some(mut live) = self.live.take() else {
             return Ok(());
         };
-        live.reload_if_asked(&mut self.engine);
+        if live.reload_if_asked(&mut self.engine) {
+            // SIGHUP also reopens output files (log rotation).
+            for w in &mut self.writers {
+                if let Err(e) = w.reopen() {
+                    tracing::error!(
+                        "cannot reopen an output file, writing on to the old one: {e:#}"
+                    );
+                }
+            }
+        }
         let result = match live.due() {
             Due::Nothing => Ok(()),
             Due::Publish => {

@@ -293,8 +293,8 @@ fn replay_alerts(policy: &Path, pcap: &Path) -> Vec<Value> {
     json_lines(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// `key: value` lines of a `--stats` summary; the last value of a key wins (live
-/// prints the capture's lines after the run's).
+/// `key: value` lines of a `--stats` summary; the last value of a key wins (the
+/// summary at the end of a live run comes after any periodic one).
 fn summary(stderr: &str) -> BTreeMap<String, String> {
     stderr
         .lines()
@@ -535,7 +535,10 @@ fn sighup_reloads_the_policy_and_an_invalid_one_is_refused() {
         "the refused policy must not be in force"
     );
 
-    // 3. The window removed: the next download alerts.
+    // 3. The window removed: the next download alerts. The alerts file was rotated
+    // away meanwhile: SIGHUP also reopens it, so the alert lands in a new file.
+    let rotated = dir.path().join("alerts.jsonl.1");
+    fs::rename(&alerts, &rotated).expect("rotate");
     fs::write(&policy, &base).expect("write policy");
     sensor.signal("HUP");
     lab.wait_for_metric("otwatch_policy_reloads_total 1", Duration::from_secs(10));
@@ -545,6 +548,7 @@ fn sighup_reloads_the_policy_and_an_invalid_one_is_refused() {
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(downloads(&alerts), 1);
+    assert_eq!(downloads(&rotated), 0);
 
     let status = sensor.stop();
     let err = fs::read_to_string(&stderr).unwrap_or_default();
@@ -631,11 +635,11 @@ fn packet_to_alert_latency_at_a_low_rate() {
     }
 }
 
-/// Runs `otwatch live` over the demo once with `state`, stats records every second;
-/// returns every object written to the alert stream.
-fn demo_run(lab: &Lab, dir: &Path, state: &Path, run: &str) -> Vec<Value> {
+/// Runs `otwatch live` over the demo once with `state`, stats records every second,
+/// alerts to `dir/alerts.jsonl`; returns every object in that file.
+fn demo_run(lab: &Lab, dir: &Path, state: &Path) -> Vec<Value> {
     let policy = dateless_demo_policy(dir);
-    let alerts = dir.join(format!("alerts-{run}.jsonl"));
+    let alerts = dir.join("alerts.jsonl");
     let mut cmd = lab.sensor(&["--policy"]);
     cmd.arg(&policy)
         .arg("--state-dir")
@@ -648,12 +652,17 @@ fn demo_run(lab: &Lab, dir: &Path, state: &Path, run: &str) -> Vec<Value> {
     lab.wait_for_metric("otwatch_packets_total 0", Duration::from_secs(10));
     lab.send(&repo().join("pcaps/demo-plant.pcap"), &["--pps", "2000"]);
     lab.wait_for_metric("otwatch_packets_total 560", Duration::from_secs(20));
-    // A stats record that has seen every packet.
+    // A stats record of this run that has seen every packet.
+    let before = fs::read_to_string(&alerts)
+        .unwrap_or_default()
+        .lines()
+        .count();
     let start = Instant::now();
     loop {
         let text = fs::read_to_string(&alerts).unwrap_or_default();
         if text
             .lines()
+            .skip(before)
             .any(|l| l.contains("\"event_type\":\"stats\"") && l.contains("\"packets\":560,"))
         {
             break;
@@ -673,7 +682,12 @@ fn stats_records_reach_the_alert_stream_and_a_restart_keeps_what_was_seen() {
     let Some(lab) = Lab::new() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
-    let first = demo_run(&lab, dir.path(), &state, "first");
+    let first = demo_run(&lab, dir.path(), &state);
+    // The last object is the record written at the stop, which has seen everything.
+    let last = first.last().expect("objects");
+    assert_eq!(last["event_type"], "stats");
+    assert_eq!(last["packets"], 560);
+    assert_eq!(last["pdus"]["modbus"], 524);
     let kinds = |objects: &[Value]| -> Vec<String> {
         kinds_and_flows(objects)
             .into_iter()
@@ -719,7 +733,14 @@ fn stats_records_reach_the_alert_stream_and_a_restart_keeps_what_was_seen() {
     );
     assert_eq!(seen["assets"], serde_json::json!(["10.0.5.99"]));
     // ...so a restarted sensor does not report it again; everything else it does.
-    let second = demo_run(&lab, dir.path(), &state, "second");
+    // The same alerts file: the second run adds to it, as a restarted service must.
+    let all = demo_run(&lab, dir.path(), &state);
+    assert_eq!(
+        all.get(..first.len()),
+        Some(&first[..]),
+        "the first run's lines are kept"
+    );
+    let second = all.get(first.len()..).unwrap_or_default().to_vec();
     let expected: Vec<String> = first_kinds
         .into_iter()
         .filter(|k| k != "new_conduit" && k != "new_asset")
@@ -771,4 +792,38 @@ fn bad_live_usage_exits_2_before_capturing() {
         .output()
         .expect("run otwatch");
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_sensor_whose_output_fails_stops_with_exit_1() {
+    let Some(lab) = Lab::new() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dateless_demo_policy(dir.path());
+    let mut cmd = lab.sensor(&["--policy"]);
+    cmd.arg(&policy)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        // Every write to /dev/full fails with ENOSPC: the first alert cannot be written.
+        .args(["--alerts", "/dev/full", "--metrics", METRICS])
+        .stderr(Stdio::piped());
+    let mut sensor = Sensor::start(cmd);
+    lab.wait_for_metric("otwatch_packets_total 0", Duration::from_secs(10));
+    lab.send(&repo().join("pcaps/demo-plant.pcap"), &["--pps", "2000"]);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = sensor.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the sensor ran on with a failed output"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = sensor.child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("writing output failed"), "{err}");
 }
