@@ -37,14 +37,7 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
     let bin = root.join("target/release/otwatch");
     let dir = root.join("target/bench");
     fs::create_dir_all(&dir)?;
-    let pcap = dir.join(format!("modbus-{packets}.pcap"));
-    if !pcap.exists() {
-        say(&format!(
-            "generating {} ({packets} packets)",
-            pcap.display()
-        ));
-        gen::gen_bench_pcap(&pcap, packets)?;
-    }
+    let pcap = bench_capture(&dir, packets)?;
     let pcap_s = pcap.to_string_lossy().into_owned();
     let events_path = dir.join("events.jsonl").to_string_lossy().into_owned();
     // Every configuration runs the embedded demo policy (the default) with alerts to
@@ -234,14 +227,7 @@ pub fn kafka_bench(root: &Path, packets: u64, speed: f64) -> anyhow::Result<()> 
     let bin = root.join("target/release/otwatch");
     let dir = root.join("target/bench");
     fs::create_dir_all(&dir)?;
-    let pcap = dir.join(format!("modbus-{packets}.pcap"));
-    if !pcap.exists() {
-        say(&format!(
-            "generating {} ({packets} packets)",
-            pcap.display()
-        ));
-        gen::gen_bench_pcap(&pcap, packets)?;
-    }
+    let pcap = bench_capture(&dir, packets)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -339,6 +325,19 @@ pub fn kafka_bench(root: &Path, packets: u64, speed: f64) -> anyhow::Result<()> 
     let _ = broker.kill();
     let _ = broker.wait();
     result
+}
+
+/// The generated benchmark capture of `packets` packets under `dir`, made if missing.
+pub fn bench_capture(dir: &Path, packets: u64) -> anyhow::Result<std::path::PathBuf> {
+    let pcap = dir.join(format!("modbus-{packets}.pcap"));
+    if !pcap.exists() {
+        say(&format!(
+            "generating {} ({packets} packets)",
+            pcap.display()
+        ));
+        gen::gen_bench_pcap(&pcap, packets)?;
+    }
+    Ok(pcap)
 }
 
 struct Run {

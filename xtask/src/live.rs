@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _};
 
-use crate::gen;
 use crate::sys::{cargo, run, say};
 
 /// p99 packet-to-alert latency at a low packet rate.
@@ -180,14 +179,7 @@ fn soak(
     say("cargo build --release -p otwatch");
     run(cargo().args(["build", "--release", "--quiet", "-p", "otwatch"]))?;
     let bin = root.join("target/release/otwatch");
-    let pcap = dir.join(format!("modbus-{packets}.pcap"));
-    if !pcap.exists() {
-        say(&format!(
-            "generating {} ({packets} packets)",
-            pcap.display()
-        ));
-        gen::gen_bench_pcap(&pcap, packets)?;
-    }
+    let pcap = crate::bench::bench_capture(dir, packets)?;
     let lab = Lab::new()?;
     let state = dir.join("soak-state");
     let _ = fs::remove_dir_all(&state);
