@@ -16,9 +16,11 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub mod modbus;
+pub mod s7comm;
 mod time;
 
 pub use modbus::ModbusInfo;
+pub use s7comm::{S7Block, S7Identity, S7Item, S7commInfo, S7commPlusInfo};
 pub use time::Timestamp;
 
 /// The schema tag carried by every JSON object otwatch writes.
@@ -258,12 +260,18 @@ pub struct FlowMeta {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Native {
     Modbus(ModbusInfo),
+    /// Boxed: S7 PDUs carry more optional fields than the others, and every event
+    /// should not pay for them in size.
+    S7comm(Box<S7commInfo>),
+    S7commPlus(S7commPlusInfo),
 }
 
 impl Native {
     pub fn protocol(&self) -> Protocol {
         match self {
             Native::Modbus(_) => Protocol::Modbus,
+            Native::S7comm(_) => Protocol::S7comm,
+            Native::S7commPlus(_) => Protocol::S7commPlus,
         }
     }
 }
@@ -333,6 +341,15 @@ impl OtEvent {
             anomalies: AnomaliesJson(self.pdu.anomalies),
             modbus: match &self.pdu.native {
                 Native::Modbus(m) => Some(m),
+                _ => None,
+            },
+            s7comm: match &self.pdu.native {
+                Native::S7comm(s) => Some(s),
+                _ => None,
+            },
+            s7comm_plus: match &self.pdu.native {
+                Native::S7commPlus(s) => Some(s),
+                _ => None,
             },
         };
         // Serializing plain structs into a Vec cannot fail.
@@ -402,6 +419,10 @@ struct EventJson<'a> {
     anomalies: AnomaliesJson,
     #[serde(skip_serializing_if = "Option::is_none")]
     modbus: Option<&'a ModbusInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s7comm: Option<&'a S7commInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s7comm_plus: Option<&'a S7commPlusInfo>,
 }
 
 /// The `flow` block of events and alerts.

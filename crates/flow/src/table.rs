@@ -1048,7 +1048,9 @@ mod tests {
     type Ev = (u64, u64, u32, u64, Direction, &'static str, Vec<u8>);
 
     fn short(e: &OtEvent) -> Ev {
-        let Native::Modbus(m) = &e.pdu.native;
+        let Native::Modbus(m) = &e.pdu.native else {
+            panic!("the test handler makes Modbus PDUs only");
+        };
         let bytes = m
             .values
             .as_ref()

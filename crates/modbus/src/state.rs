@@ -256,7 +256,9 @@ mod tests {
     }
 
     fn info(p: &Pdu) -> &ModbusInfo {
-        let Native::Modbus(m) = &p.native;
+        let Native::Modbus(m) = &p.native else {
+            panic!("not a Modbus PDU: {p:?}");
+        };
         m
     }
 

@@ -173,6 +173,12 @@ fn text_line(ev: &OtEvent, s: &mut String) {
     );
     match &ev.pdu.native {
         Native::Modbus(m) => modbus_text(m, s),
+        Native::S7comm(m) => {
+            let _ = write!(s, " rosctr {} ref {} {}", m.rosctr, m.pdu_ref, m.function);
+        }
+        Native::S7commPlus(m) => {
+            let _ = write!(s, " opcode 0x{:02x} {}", m.opcode, m.function);
+        }
     }
     for name in ev.pdu.anomalies.names() {
         let _ = write!(s, " !{name}");

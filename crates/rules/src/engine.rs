@@ -1021,11 +1021,12 @@ fn changes_device(op: Operation) -> bool {
     )
 }
 
-/// The credential a session PDU presents. No dissector reports one yet: OPC UA
-/// (`UserNameIdentityToken` user name) and S7 (`s7:FINGERPRINT`) will.
+/// The credential a session PDU presents: an S7 password fingerprint
+/// (`s7:FINGERPRINT`); OPC UA user names will come the same way.
 fn credential_of(native: &Native) -> Option<&str> {
     match native {
-        Native::Modbus(_) => None,
+        Native::Modbus(_) | Native::S7commPlus(_) => None,
+        Native::S7comm(s) => s.credential.as_deref(),
     }
 }
 
@@ -1038,6 +1039,8 @@ fn origin_protocol_key(native: &Native) -> &'static str {
 fn native_block(native: &Native) -> Value {
     match native {
         Native::Modbus(m) => serde_json::to_value(m).unwrap_or(Value::Null),
+        Native::S7comm(s) => serde_json::to_value(s).unwrap_or(Value::Null),
+        Native::S7commPlus(s) => serde_json::to_value(s).unwrap_or(Value::Null),
     }
 }
 
@@ -1070,6 +1073,48 @@ fn command_detail(native: &Native) -> (String, String) {
                 m.umas.as_ref().map(|u| u.function_code),
                 m.address
             );
+            (d, target)
+        }
+        Native::S7comm(s) => {
+            let mut d = match (s.function_code, s.function_group, s.subfunction) {
+                (_, Some(g), Some(sf)) => {
+                    format!("s7comm userdata group {g} subfunction {sf} {}", s.function)
+                }
+                (Some(f), _, _) => format!("s7comm function 0x{f:02x} {}", s.function),
+                _ => format!("s7comm {}", s.function),
+            };
+            if let Some(b) = &s.block {
+                d.push_str(&format!(" block {} {}", b.block_type, b.number));
+            }
+            if let Some(p) = &s.pi_service {
+                d.push_str(&format!(" service {p}"));
+            }
+            let items: Vec<String> = s
+                .items
+                .iter()
+                .flatten()
+                .map(|i| format!("{} {} {}.{}", i.area_name, i.db, i.address, i.bit))
+                .collect();
+            if !items.is_empty() {
+                d.push_str(&format!(" at {}", items.join(", ")));
+            }
+            let target = format!(
+                "fn {:?} group {:?} sf {:?} block {:?} pi {:?} items {:?}",
+                s.function_code,
+                s.function_group,
+                s.subfunction,
+                s.block.as_ref().map(|b| (&b.block_type, &b.number)),
+                s.pi_service,
+                items
+            );
+            (d, target)
+        }
+        Native::S7commPlus(s) => {
+            let d = format!(
+                "s7comm-plus opcode 0x{:02x} function {:?} {}",
+                s.opcode, s.function_code, s.function
+            );
+            let target = format!("op {} fn {:?}", s.opcode, s.function_code);
             (d, target)
         }
     }
@@ -1215,6 +1260,7 @@ struct Written<'a> {
 fn written(native: &Native) -> Option<Written<'_>> {
     match native {
         Native::Modbus(m) => modbus_written(m),
+        Native::S7comm(_) | Native::S7commPlus(_) => None,
     }
 }
 
