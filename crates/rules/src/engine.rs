@@ -47,14 +47,14 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use otwatch_event::{
-    Anomalies, Direction, FlowMeta, ModbusInfo, Native, Operation, OtEvent, Protocol, Timestamp,
-    Transport,
+    Anomalies, Direction, FlowMeta, ModbusInfo, Native, Operation, OtEvent, Protocol, S7commInfo,
+    Timestamp, Transport,
 };
 use serde_json::{json, Map, Value};
 
 use crate::alert::{Alert, AlertKind};
 use crate::model::{
-    Asset, ConduitProtocol, Policy, Role, Setpoint, SetpointAddress, ValueType, WordOrder,
+    Asset, ConduitProtocol, Policy, Role, S7Area, Setpoint, SetpointAddress, ValueType, WordOrder,
 };
 use crate::policy::{conduit_protocol_name, role_name};
 use crate::ruleset::RuleSet;
@@ -673,12 +673,13 @@ impl Engine {
         let Some(indices) = self.setpoints_by_asset.get(&target.name) else {
             return findings;
         };
-        let Some(write) = written(native) else {
+        let writes = written(native);
+        if writes.is_empty() {
             return findings;
-        };
+        }
         let source = origin.src_asset.map(|a| a.name.as_str());
         for sp in indices.iter().filter_map(|&i| policy.setpoints.get(i)) {
-            let Some(touch) = touch(sp, &write) else {
+            let Some(touch) = touch_all(sp, &writes) else {
                 continue;
             };
             let authorized = source.is_some_and(|s| sp.writers.iter().any(|w| w == s));
@@ -1240,6 +1241,17 @@ fn anomaly_finding(
 enum Space {
     ModbusHoldingRegisters,
     ModbusCoils,
+    /// An S7 memory area, byte-addressed; the DB number for data blocks (else 0).
+    S7(S7Area, u16),
+}
+
+/// What a write carries, per address of its space.
+#[derive(Debug, Clone, Copy)]
+enum Values<'a> {
+    /// One 16-bit word (Modbus register) or bit (coil, 0/1) per address.
+    Words(&'a [u16]),
+    /// One byte per address (S7), values big-endian.
+    Bytes(&'a [u8]),
 }
 
 /// What a write request writes: where, and the values if the PDU carries them.
@@ -1249,19 +1261,65 @@ struct Written<'a> {
     /// Modbus unit id (the device behind a gateway).
     unit: Option<u8>,
     addresses: RangeInclusive<u64>,
-    /// One 16-bit word (register) or bit (coil, 0/1) per address, from the first.
-    /// `None`: the PDU changes the addresses without carrying their new values
-    /// (Modbus FC 22 mask write).
-    values: Option<&'a [u16]>,
+    /// From the first address on. `None`: the PDU changes the addresses without
+    /// carrying their new values (Modbus FC 22 mask write, an S7 bit write).
+    values: Option<Values<'a>>,
 }
 
-/// The written addresses of a write request, or `None` if it writes none that a
-/// setpoint can name.
-fn written(native: &Native) -> Option<Written<'_>> {
+/// The addresses a write request writes that a setpoint can name (one per S7 item).
+fn written(native: &Native) -> Vec<Written<'_>> {
     match native {
-        Native::Modbus(m) => modbus_written(m),
-        Native::S7comm(_) | Native::S7commPlus(_) => None,
+        Native::Modbus(m) => modbus_written(m).into_iter().collect(),
+        Native::S7comm(s) => s7_written(s),
+        Native::S7commPlus(_) => Vec::new(),
     }
+}
+
+/// The items of an S7 write var job (function 0x05) in the areas a setpoint can name.
+fn s7_written(s: &S7commInfo) -> Vec<Written<'_>> {
+    const WRITE_VAR: u8 = 0x05;
+    if s.rosctr != 1 || s.function_code != Some(WRITE_VAR) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for item in s.items.iter().flatten() {
+        let area = match item.area {
+            0x84 => S7Area::Db,
+            0x83 => S7Area::M,
+            0x81 => S7Area::I,
+            0x82 => S7Area::Q,
+            _ => continue,
+        };
+        let db = if area == S7Area::Db { item.db } else { 0 };
+        let start = u64::from(item.address);
+        // Transport sizes (any-pointer): 1 BIT, 2 BYTE, 3 CHAR, 4 WORD, 5 INT,
+        // 6 DWORD, 7 DINT, 8 REAL; others are counted in bytes.
+        let (bytes, values) = match item.transport_size {
+            1 => (1, None),
+            size => {
+                let element = match size {
+                    4 | 5 => 2,
+                    6..=8 => 4,
+                    _ => 1,
+                };
+                let declared = u64::from(item.length) * element;
+                match item.data.as_deref() {
+                    Some(d) if !d.is_empty() => (d.len() as u64, Some(Values::Bytes(d))),
+                    _ => (declared, None),
+                }
+            }
+        };
+        if bytes == 0 {
+            continue;
+        }
+        out.push(Written {
+            space: Space::S7(area, db),
+            unit: None,
+            addresses: start..=start + bytes - 1,
+            values,
+        });
+    }
+    out
 }
 
 fn modbus_written(m: &ModbusInfo) -> Option<Written<'_>> {
@@ -1297,7 +1355,7 @@ fn modbus_written(m: &ModbusInfo) -> Option<Written<'_>> {
         space,
         unit: Some(m.unit_id),
         addresses: address..=address + count - 1,
-        values,
+        values: values.map(Values::Words),
     })
 }
 
@@ -1318,6 +1376,10 @@ fn setpoint_ranges(sp: &Setpoint) -> Vec<(Space, Option<u8>, RangeInclusive<u64>
             v.push((Space::ModbusCoils, *unit, widen(r)));
         }
     }
+    if let SetpointAddress::S7 { area, db, bytes } = &sp.address {
+        let range = u64::from(*bytes.start())..=u64::from(*bytes.end());
+        v.push((Space::S7(*area, db.unwrap_or(0)), None, range));
+    }
     v
 }
 
@@ -1331,6 +1393,23 @@ struct Touch {
     values: Vec<(u64, f64)>,
 }
 
+/// How the writes of one PDU touch a setpoint (several S7 items may).
+fn touch_all(sp: &Setpoint, writes: &[Written<'_>]) -> Option<Touch> {
+    let mut all: Option<Touch> = None;
+    for w in writes {
+        let Some(t) = touch(sp, w) else { continue };
+        match &mut all {
+            None => all = Some(t),
+            Some(a) => {
+                a.describe.push_str(", ");
+                a.describe.push_str(&t.describe);
+                a.values.extend(t.values);
+            }
+        }
+    }
+    all
+}
+
 fn touch(sp: &Setpoint, w: &Written<'_>) -> Option<Touch> {
     for (space, unit, range) in setpoint_ranges(sp) {
         if space != w.space || unit.is_some_and(|u| Some(u) != w.unit) {
@@ -1342,8 +1421,10 @@ fn touch(sp: &Setpoint, w: &Written<'_>) -> Option<Touch> {
             continue;
         }
         let table = match space {
-            Space::ModbusHoldingRegisters => "holding registers",
-            Space::ModbusCoils => "coils",
+            Space::ModbusHoldingRegisters => "holding registers".to_owned(),
+            Space::ModbusCoils => "coils".to_owned(),
+            Space::S7(S7Area::Db, db) => format!("DB{db} bytes"),
+            Space::S7(area, _) => format!("{} bytes", s7_area_name(area)),
         };
         let describe = if lo == hi {
             format!("{table} {lo}")
@@ -1354,6 +1435,7 @@ fn touch(sp: &Setpoint, w: &Written<'_>) -> Option<Touch> {
         let (width, vt) = match space {
             Space::ModbusCoils => (1, ValueType::U16),
             Space::ModbusHoldingRegisters => (registers_of(sp.value_type), sp.value_type),
+            Space::S7(..) => (2 * registers_of(sp.value_type), sp.value_type),
         };
         let mut values = Vec::new();
         if let Some(vals) = w.values {
@@ -1368,10 +1450,19 @@ fn touch(sp: &Setpoint, w: &Written<'_>) -> Option<Touch> {
                     continue; // partly written: its value is unknown
                 }
                 let off = usize::try_from(start - w.addresses.start()).ok()?;
-                let Some(words) = vals.get(off..off + width as usize) else {
+                let value = match vals {
+                    Values::Words(words) => words
+                        .get(off..off + width as usize)
+                        .map(|w| decode(w, vt, sp.word_order)),
+                    // S7 values are big-endian whatever `word_order` says.
+                    Values::Bytes(bytes) => bytes
+                        .get(off..off + width as usize)
+                        .map(|b| decode_be_bytes(b, vt)),
+                };
+                let Some(value) = value else {
                     continue; // values truncated in the PDU
                 };
-                values.push((start, decode(words, vt, sp.word_order)));
+                values.push((start, value));
             }
         }
         return Some(Touch { describe, values });
@@ -1404,6 +1495,24 @@ fn decode(words: &[u16], t: ValueType, order: WordOrder) -> f64 {
         ValueType::I32 => f64::from(bits as u32 as i32),
         ValueType::F32 => f64::from(f32::from_bits(bits as u32)),
         ValueType::F64 => f64::from_bits(bits),
+    }
+}
+
+/// Decodes `bytes` (exactly `2 * registers_of(t)` of them, big-endian) as `t`.
+fn decode_be_bytes(bytes: &[u8], t: ValueType) -> f64 {
+    let words: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect();
+    decode(&words, t, WordOrder::Big)
+}
+
+fn s7_area_name(area: S7Area) -> &'static str {
+    match area {
+        S7Area::Db => "DB",
+        S7Area::M => "M",
+        S7Area::I => "I",
+        S7Area::Q => "Q",
     }
 }
 
@@ -2540,6 +2649,160 @@ modbus = { unit = 1, coils = "0-15" }
         assert_eq!(check(&mut e, EWS, "s7:abcd"), None);
         assert_eq!(check(&mut e, EWS, "s7:abcd"), None);
         assert!(check(&mut e, HMI, "s7:abcd").is_some());
+    }
+
+    // ---- S7 ----
+
+    /// An S7 event from the PG side (`is_response` false) of `f`.
+    fn s7(f: &Arc<FlowMeta>, ts: Timestamp, op: Operation, info: S7commInfo) -> OtEvent {
+        let mut ev = req(f, ts, op, mb(0, None, None, None));
+        ev.pdu.native = Native::S7comm(Box::new(info));
+        ev
+    }
+
+    /// A write var job (0x05) of one item: `area`, DB `db`, byte `address`, transport
+    /// size `ts` with `data`.
+    fn s7_write(area: u8, db: u16, address: u32, ts: u8, data: &[u8]) -> S7commInfo {
+        S7commInfo {
+            rosctr: 1,
+            pdu_ref: 7,
+            function_code: Some(0x05),
+            function: "write_var",
+            items: Some(vec![otwatch_event::S7Item {
+                area,
+                area_name: "test",
+                db,
+                address,
+                bit: 0,
+                transport_size: ts,
+                length: if ts == 1 { 1 } else { data.len() as u16 },
+                data: Some(data.to_vec()),
+                return_code: None,
+            }]),
+            ..S7commInfo::default()
+        }
+    }
+
+    #[test]
+    fn s7_setpoints_match_area_db_and_bytes_and_decode_big_endian() {
+        let mut e = Engine::new(policy_with(
+            r#"
+[[setpoints]]
+name = "DB10 level"
+asset = "plc-boiler-1"
+writers = ["hmi-1"]
+min = 0.0
+max = 100.0
+s7 = { area = "DB", db = 10, bytes = "4-5" }
+
+[[setpoints]]
+name = "MD20 ratio"
+asset = "plc-boiler-1"
+writers = ["hmi-1"]
+min = 0.0
+max = 1.0
+type = "f32"
+s7 = { area = "M", bytes = "20-23" }
+"#,
+        ));
+        let t0 = t(FRIDAY);
+        let from_hmi = flow(HMI, 40000, PLC, 102);
+        let from_ews = flow(EWS, 40001, PLC, 102);
+        let setpoint_kinds = |alerts: &[Alert]| -> Vec<&'static str> {
+            kinds(alerts)
+                .into_iter()
+                .filter(|k| k.contains("setpoint"))
+                .collect()
+        };
+        // DB10.DBW4 = 100 (0x0064) from the writer: in range, silent.
+        let ok = s7_write(0x84, 10, 4, 2, &[0x00, 0x64]);
+        assert!(
+            setpoint_kinds(&run(&mut e, &[s7(&from_hmi, t0, Operation::Write, ok)])).is_empty()
+        );
+        // 0x0065 = 101 > max: out of range, the value decoded big-endian.
+        let high = s7_write(0x84, 10, 4, 2, &[0x00, 0x65]);
+        let alerts = run(
+            &mut e,
+            &[s7(&from_hmi, secs(t0, 1), Operation::Write, high)],
+        );
+        assert_eq!(setpoint_kinds(&alerts), ["setpoint_out_of_range"]);
+        assert_eq!(alerts[0].evidence["addresses"], "DB10 bytes 4-5");
+        assert_eq!(alerts[0].evidence["values"][0]["value"], 101.0);
+        // The same bytes of another DB, or of M: not this setpoint.
+        let other_db = s7_write(0x84, 11, 4, 2, &[0xff, 0xff]);
+        let in_m = s7_write(0x83, 0, 4, 2, &[0xff, 0xff]);
+        let alerts = run(
+            &mut e,
+            &[
+                s7(&from_hmi, secs(t0, 2), Operation::Write, other_db),
+                s7(&from_hmi, secs(t0, 3), Operation::Write, in_m),
+            ],
+        );
+        assert!(setpoint_kinds(&alerts).is_empty());
+        // A write from ews-1 (not a writer) overlapping byte 5 only: unauthorized.
+        let overlap = s7_write(0x84, 10, 5, 2, &[0x01, 0x02]);
+        let alerts = run(
+            &mut e,
+            &[s7(&from_ews, secs(t0, 4), Operation::Write, overlap)],
+        );
+        assert_eq!(setpoint_kinds(&alerts), ["unauthorized_setpoint_write"]);
+        assert_eq!(alerts[0].evidence["addresses"], "DB10 bytes 5");
+        assert_eq!(alerts[0].evidence["s7comm"]["items"][0]["db"], 10);
+        // An f32 in M: 1.5 (0x3fc00000) is above max 1.0.
+        let ratio = s7_write(0x83, 0, 20, 8, &[0x3f, 0xc0, 0x00, 0x00]);
+        let alerts = run(
+            &mut e,
+            &[s7(&from_hmi, secs(t0, 5), Operation::Write, ratio)],
+        );
+        assert_eq!(setpoint_kinds(&alerts), ["setpoint_out_of_range"]);
+        assert_eq!(alerts[0].evidence["values"][0]["value"], 1.5);
+        // A bit write into the setpoint's bytes (after the repeat interval): its value
+        // is unknown, only the writer is checked.
+        let bit = s7_write(0x84, 10, 4, 1, &[0x01]);
+        let alerts = run(&mut e, &[s7(&from_ews, secs(t0, 100), Operation::Write, bit)]);
+        assert_eq!(setpoint_kinds(&alerts), ["unauthorized_setpoint_write"]);
+        // A read var job is no write.
+        let mut read = s7_write(0x84, 10, 4, 2, &[0x00, 0x00]);
+        read.function_code = Some(0x04);
+        assert!(setpoint_kinds(&run(
+            &mut e,
+            &[s7(&from_ews, secs(t0, 7), Operation::Read, read)]
+        ))
+        .is_empty());
+    }
+
+    #[test]
+    fn s7_password_from_an_unlisted_source_is_an_unusual_origin() {
+        let mut e = Engine::new(policy_with(
+            r#"
+[[credentials]]
+user = "s7:0123456789abcdef"
+sources = ["ews-1"]
+"#,
+        ));
+        let t0 = t(FRIDAY);
+        let session = |f: &Arc<FlowMeta>, s: i64| {
+            let info = S7commInfo {
+                rosctr: 7,
+                function: "password",
+                function_group: Some(5),
+                subfunction: Some(1),
+                credential: Some("s7:0123456789abcdef".into()),
+                ..S7commInfo::default()
+            };
+            s7(f, secs(t0, s), Operation::Session, info)
+        };
+        let listed = flow(EWS, 40000, PLC, 102);
+        let other = flow(HMI, 40001, PLC, 102);
+        assert!(!kinds(&run(&mut e, &[session(&listed, 0)])).contains(&"credential_unusual_origin"));
+        let alerts = run(&mut e, &[session(&other, 1)]);
+        let found: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::CredentialUnusualOrigin)
+            .collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].evidence["credential"], "s7:0123456789abcdef");
+        assert_eq!(found[0].protocol.as_deref(), Some("s7comm"));
     }
 
     // ---- repeats, overrides, ids ----
