@@ -5,10 +5,10 @@
 //! * control[0..4]: how many bytes the handler consumes per call, in turn (0 = "need
 //!   more", so partial PDUs pile up against the buffer bound).
 //! * each record: `kind` (bit 0 direction, bit 1 SYN, bit 2 FIN, bit 3 RST, bit 4 ACK,
-//!   bit 5 second client port, bit 6 time jump of 100 s, bit 7 send as two IPv4
-//!   fragments), `seq` (u16 LE, offset from the direction's ISN, which sits just below
-//!   2^32 so that streams wrap), `ack` (u8, x 64, offset from the peer's ISN), `len`
-//!   (payload length, cut to what is left).
+//!   bit 5 second client port, bit 6 time jump of 100 s and a clock tick, bit 7 send
+//!   as two IPv4 fragments), `seq` (u16 LE, offset from the direction's ISN, which
+//!   sits just below 2^32 so that streams wrap), `ack` (u8, x 64, offset from the
+//!   peer's ISN), `len` (payload length, cut to what is left).
 //!
 //! Small limits make every bound reachable. Silent; asserts the table's accounting.
 #![no_main]
@@ -118,6 +118,10 @@ fuzz_target!(|data: &[u8]| {
 
         if kind & 0x40 != 0 {
             now += 100_000_000_000;
+            // A clock tick at the new time, as the packet source sends them: it ends
+            // the flows idle past their timeout (and their buffers with them).
+            table.tick(index, Timestamp::from_nanos(now), &mut events);
+            index += 1;
         }
         now += 1_000;
         let packets = if kind & 0x80 != 0 && tcp.len() > 16 {
