@@ -15,10 +15,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub mod dnp3;
 pub mod modbus;
 pub mod s7comm;
 mod time;
 
+pub use dnp3::{Dnp3Attribute, Dnp3Info, Dnp3Object, Dnp3Point};
 pub use modbus::ModbusInfo;
 pub use s7comm::{S7Block, S7Identity, S7Item, S7commInfo, S7commPlusInfo};
 pub use time::Timestamp;
@@ -264,6 +266,8 @@ pub enum Native {
     /// should not pay for them in size.
     S7comm(Box<S7commInfo>),
     S7commPlus(S7commPlusInfo),
+    /// Boxed, as S7comm: its object and point lists are rare in other protocols.
+    Dnp3(Box<Dnp3Info>),
 }
 
 impl Native {
@@ -272,6 +276,7 @@ impl Native {
             Native::Modbus(_) => Protocol::Modbus,
             Native::S7comm(_) => Protocol::S7comm,
             Native::S7commPlus(_) => Protocol::S7commPlus,
+            Native::Dnp3(_) => Protocol::Dnp3,
         }
     }
 }
@@ -351,6 +356,10 @@ impl OtEvent {
                 Native::S7commPlus(s) => Some(s),
                 _ => None,
             },
+            dnp3: match &self.pdu.native {
+                Native::Dnp3(d) => Some(d),
+                _ => None,
+            },
         };
         // Serializing plain structs into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, &event);
@@ -423,6 +432,8 @@ struct EventJson<'a> {
     s7comm: Option<&'a S7commInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     s7comm_plus: Option<&'a S7commPlusInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dnp3: Option<&'a Dnp3Info>,
 }
 
 /// The `flow` block of events and alerts.

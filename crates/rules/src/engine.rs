@@ -1026,7 +1026,7 @@ fn changes_device(op: Operation) -> bool {
 /// (`s7:FINGERPRINT`); OPC UA user names will come the same way.
 fn credential_of(native: &Native) -> Option<&str> {
     match native {
-        Native::Modbus(_) | Native::S7commPlus(_) => None,
+        Native::Modbus(_) | Native::S7commPlus(_) | Native::Dnp3(_) => None,
         Native::S7comm(s) => s.credential.as_deref(),
     }
 }
@@ -1042,6 +1042,7 @@ fn native_block(native: &Native) -> Value {
         Native::Modbus(m) => serde_json::to_value(m).unwrap_or(Value::Null),
         Native::S7comm(s) => serde_json::to_value(s).unwrap_or(Value::Null),
         Native::S7commPlus(s) => serde_json::to_value(s).unwrap_or(Value::Null),
+        Native::Dnp3(d) => serde_json::to_value(d).unwrap_or(Value::Null),
     }
 }
 
@@ -1116,6 +1117,26 @@ fn command_detail(native: &Native) -> (String, String) {
                 s.opcode, s.function_code, s.function
             );
             let target = format!("op {} fn {:?}", s.opcode, s.function_code);
+            (d, target)
+        }
+        Native::Dnp3(n) => {
+            let mut d = format!("dnp3 function {} {}", n.function_code, n.function);
+            let points: Vec<String> = n
+                .points
+                .iter()
+                .flatten()
+                .map(|p| format!("g{}v{} index {}", p.group, p.variation, p.index))
+                .collect();
+            if !points.is_empty() {
+                d.push_str(&format!(" on {}", points.join(", ")));
+            }
+            if let Some(f) = &n.file_name {
+                d.push_str(&format!(" file {f}"));
+            }
+            let target = format!(
+                "dst {} fn {} points {:?} file {:?}",
+                n.link_dst, n.function_code, points, n.file_name
+            );
             (d, target)
         }
     }
@@ -1271,7 +1292,7 @@ fn written(native: &Native) -> Vec<Written<'_>> {
     match native {
         Native::Modbus(m) => modbus_written(m).into_iter().collect(),
         Native::S7comm(s) => s7_written(s),
-        Native::S7commPlus(_) => Vec::new(),
+        Native::S7commPlus(_) | Native::Dnp3(_) => Vec::new(),
     }
 }
 
