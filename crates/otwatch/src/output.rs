@@ -179,6 +179,13 @@ fn text_line(ev: &OtEvent, s: &mut String) {
         Native::S7commPlus(m) => {
             let _ = write!(s, " opcode 0x{:02x} {}", m.opcode, m.function);
         }
+        Native::Dnp3(m) => {
+            let _ = write!(
+                s,
+                " {} -> {} fc {} {} seq {}",
+                m.link_src, m.link_dst, m.function_code, m.function, m.sequence
+            );
+        }
     }
     for name in ev.pdu.anomalies.names() {
         let _ = write!(s, " !{name}");
