@@ -47,8 +47,8 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use otwatch_event::{
-    Anomalies, Direction, FlowMeta, ModbusInfo, Native, Operation, OtEvent, Protocol, S7commInfo,
-    Timestamp, Transport,
+    Anomalies, Direction, Dnp3Info, FlowMeta, ModbusInfo, Native, Operation, OtEvent, Pdu,
+    Protocol, S7commInfo, Timestamp, Transport,
 };
 use serde_json::{json, Map, Value};
 
@@ -270,6 +270,8 @@ pub struct Engine {
     credential_first_source: HashMap<String, String>,
     credential_alerted: BoundedSet<(String, String)>,
     repeats: HashMap<RepeatKey, RepeatEntry>,
+    /// `[dnp3] program_files`, compiled.
+    program_files: Vec<glob::Pattern>,
     /// Emitted alerts per kind (by `AlertKind::index`).
     counts: [u64; AlertKind::ALL.len()],
 }
@@ -296,6 +298,13 @@ impl Engine {
             credential_first_source: HashMap::default(),
             credential_alerted: BoundedSet::new(MAX_SEEN),
             repeats: HashMap::default(),
+            // Validated when the policy was read.
+            program_files: policy
+                .dnp3
+                .program_files
+                .iter()
+                .filter_map(|p| glob::Pattern::new(p).ok())
+                .collect(),
             counts: [0; AlertKind::ALL.len()],
             policy,
         }
@@ -314,7 +323,32 @@ impl Engine {
         self.sensor = fresh.sensor;
         self.repeat_interval_nanos = fresh.repeat_interval_nanos;
         self.setpoints_by_asset = fresh.setpoints_by_asset;
+        self.program_files = fresh.program_files;
         self.policy = policy;
+    }
+
+    /// The PDU's operation under this policy: a DNP3 file written to a path of
+    /// `[dnp3] program_files` is a program download, not just a file transfer.
+    fn operation_of(&self, pdu: &Pdu) -> Operation {
+        let op = pdu.operation;
+        if op != Operation::FileTransfer || self.program_files.is_empty() {
+            return op;
+        }
+        let Native::Dnp3(d) = &pdu.native else {
+            return op;
+        };
+        // g70 open modes: 2 write, 3 append; a WRITE (function 2) of g70 writes too.
+        const WRITE: u8 = 2;
+        let writes = matches!(d.file_mode, Some(2 | 3)) || d.function_code == WRITE;
+        let matches = d
+            .file_name
+            .as_deref()
+            .is_some_and(|f| self.program_files.iter().any(|p| p.matches(f)));
+        if writes && matches {
+            Operation::ProgramDownload
+        } else {
+            op
+        }
     }
 
     /// What was seen, oldest first, for the state directory.
@@ -428,7 +462,7 @@ impl Engine {
         let pdu = &ev.pdu;
         let ts = ev.timestamp;
         let is_request = !pdu.is_response;
-        let op = pdu.operation;
+        let op = self.operation_of(pdu);
         let is_download =
             is_request && matches!(op, Operation::ProgramDownload | Operation::FirmwareUpdate);
 
@@ -1264,6 +1298,9 @@ enum Space {
     ModbusCoils,
     /// An S7 memory area, byte-addressed; the DB number for data blocks (else 0).
     S7(S7Area, u16),
+    /// DNP3 point indices: analog outputs (g41), binary outputs (g12).
+    Dnp3AnalogOutputs,
+    Dnp3BinaryOutputs,
 }
 
 /// What a write carries, per address of its space.
@@ -1273,6 +1310,8 @@ enum Values<'a> {
     Words(&'a [u16]),
     /// One byte per address (S7), values big-endian.
     Bytes(&'a [u8]),
+    /// The value of the one address written (a DNP3 analog output).
+    Number(f64),
 }
 
 /// What a write request writes: where, and the values if the PDU carries them.
@@ -1292,8 +1331,42 @@ fn written(native: &Native) -> Vec<Written<'_>> {
     match native {
         Native::Modbus(m) => modbus_written(m).into_iter().collect(),
         Native::S7comm(s) => s7_written(s),
-        Native::S7commPlus(_) | Native::Dnp3(_) => Vec::new(),
+        Native::Dnp3(d) => dnp3_written(d),
+        Native::S7commPlus(_) => Vec::new(),
     }
+}
+
+/// The points an OPERATE / DIRECT OPERATE (with or without ack) sets: g41 analog
+/// outputs with their values, g12 CROBs (whose effect is not a value). SELECT alone
+/// does not write.
+fn dnp3_written(d: &Dnp3Info) -> Vec<Written<'_>> {
+    const OPERATE: u8 = 4;
+    const DIRECT_OPERATE: u8 = 5;
+    const DIRECT_OPERATE_NR: u8 = 6;
+    if !matches!(
+        d.function_code,
+        OPERATE | DIRECT_OPERATE | DIRECT_OPERATE_NR
+    ) {
+        return Vec::new();
+    }
+    d.points
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            let index = u64::from(p.index);
+            let (space, values) = match p.group {
+                41 => (Space::Dnp3AnalogOutputs, p.value.map(Values::Number)),
+                12 => (Space::Dnp3BinaryOutputs, None),
+                _ => return None,
+            };
+            Some(Written {
+                space,
+                unit: None,
+                addresses: index..=index,
+                values,
+            })
+        })
+        .collect()
 }
 
 /// The items of an S7 write var job (function 0x05) in the areas a setpoint can name.
@@ -1397,6 +1470,19 @@ fn setpoint_ranges(sp: &Setpoint) -> Vec<(Space, Option<u8>, RangeInclusive<u64>
             v.push((Space::ModbusCoils, *unit, widen(r)));
         }
     }
+    if let SetpointAddress::Dnp3 {
+        analog_outputs,
+        binary_outputs,
+    } = &sp.address
+    {
+        let widen = |r: &RangeInclusive<u32>| u64::from(*r.start())..=u64::from(*r.end());
+        if let Some(r) = analog_outputs {
+            v.push((Space::Dnp3AnalogOutputs, None, widen(r)));
+        }
+        if let Some(r) = binary_outputs {
+            v.push((Space::Dnp3BinaryOutputs, None, widen(r)));
+        }
+    }
     if let SetpointAddress::S7 { area, db, bytes } = &sp.address {
         let range = u64::from(*bytes.start())..=u64::from(*bytes.end());
         v.push((Space::S7(*area, db.unwrap_or(0)), None, range));
@@ -1446,6 +1532,8 @@ fn touch(sp: &Setpoint, w: &Written<'_>) -> Option<Touch> {
             Space::ModbusCoils => "coils".to_owned(),
             Space::S7(S7Area::Db, db) => format!("DB{db} bytes"),
             Space::S7(area, _) => format!("{} bytes", s7_area_name(area)),
+            Space::Dnp3AnalogOutputs => "analog outputs".to_owned(),
+            Space::Dnp3BinaryOutputs => "binary outputs".to_owned(),
         };
         let describe = if lo == hi {
             format!("{table} {lo}")
@@ -1457,6 +1545,8 @@ fn touch(sp: &Setpoint, w: &Written<'_>) -> Option<Touch> {
             Space::ModbusCoils => (1, ValueType::U16),
             Space::ModbusHoldingRegisters => (registers_of(sp.value_type), sp.value_type),
             Space::S7(..) => (2 * registers_of(sp.value_type), sp.value_type),
+            // One point per index, its value already a number.
+            Space::Dnp3AnalogOutputs | Space::Dnp3BinaryOutputs => (1, sp.value_type),
         };
         let mut values = Vec::new();
         if let Some(vals) = w.values {
@@ -1479,6 +1569,7 @@ fn touch(sp: &Setpoint, w: &Written<'_>) -> Option<Touch> {
                     Values::Bytes(bytes) => bytes
                         .get(off..off + width as usize)
                         .map(|b| decode_be_bytes(b, vt)),
+                    Values::Number(v) => (off == 0).then_some(v),
                 };
                 let Some(value) = value else {
                     continue; // values truncated in the PDU
@@ -2780,7 +2871,10 @@ s7 = { area = "M", bytes = "20-23" }
         // A bit write into the setpoint's bytes (after the repeat interval): its value
         // is unknown, only the writer is checked.
         let bit = s7_write(0x84, 10, 4, 1, &[0x01]);
-        let alerts = run(&mut e, &[s7(&from_ews, secs(t0, 100), Operation::Write, bit)]);
+        let alerts = run(
+            &mut e,
+            &[s7(&from_ews, secs(t0, 100), Operation::Write, bit)],
+        );
         assert_eq!(setpoint_kinds(&alerts), ["unauthorized_setpoint_write"]);
         // A read var job is no write.
         let mut read = s7_write(0x84, 10, 4, 2, &[0x00, 0x00]);
@@ -2824,6 +2918,144 @@ sources = ["ews-1"]
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].evidence["credential"], "s7:0123456789abcdef");
         assert_eq!(found[0].protocol.as_deref(), Some("s7comm"));
+    }
+
+    // ---- DNP3 ----
+
+    /// A DNP3 request from the master side of `f`.
+    fn dnp3(f: &Arc<FlowMeta>, ts: Timestamp, op: Operation, info: Dnp3Info) -> OtEvent {
+        let mut ev = req(f, ts, op, mb(0, None, None, None));
+        ev.pdu.native = Native::Dnp3(Box::new(info));
+        ev
+    }
+
+    fn dnp3_operate(function_code: u8, group: u8, index: u32, value: Option<f64>) -> Dnp3Info {
+        Dnp3Info {
+            link_src: 3,
+            link_dst: 4,
+            from_master: true,
+            function_code,
+            function: "test",
+            points: Some(vec![otwatch_event::Dnp3Point {
+                group,
+                variation: if group == 41 { 3 } else { 1 },
+                index,
+                value,
+                control_code: (group == 12).then_some(0x41),
+                status: None,
+            }]),
+            ..Dnp3Info::default()
+        }
+    }
+
+    #[test]
+    fn dnp3_operates_on_setpoint_points_are_checked_select_is_not() {
+        let mut e = Engine::new(policy_with(
+            r#"
+[[setpoints]]
+name = "feeder 3 voltage setpoint"
+asset = "plc-boiler-1"
+writers = ["hmi-1"]
+min = 0.0
+max = 240.0
+type = "f32"
+dnp3 = { analog_outputs = "0-3" }
+
+[[setpoints]]
+name = "feeder 3 breaker"
+asset = "plc-boiler-1"
+writers = ["hmi-1"]
+dnp3 = { binary_outputs = "7" }
+"#,
+        ));
+        let t0 = t(FRIDAY);
+        let from_hmi = flow(HMI, 40000, PLC, 20000);
+        let from_ews = flow(EWS, 40001, PLC, 20000);
+        let sp = |alerts: &[Alert]| -> Vec<&'static str> {
+            kinds(alerts)
+                .into_iter()
+                .filter(|k| k.contains("setpoint"))
+                .collect()
+        };
+        // DIRECT OPERATE g41 index 2 = 230.5 from the writer: in range.
+        let ok = dnp3_operate(5, 41, 2, Some(230.5));
+        assert!(sp(&run(&mut e, &[dnp3(&from_hmi, t0, Operation::Write, ok)])).is_empty());
+        // 250 > max.
+        let high = dnp3_operate(5, 41, 2, Some(250.0));
+        let alerts = run(
+            &mut e,
+            &[dnp3(&from_hmi, secs(t0, 1), Operation::Write, high)],
+        );
+        assert_eq!(sp(&alerts), ["setpoint_out_of_range"]);
+        assert_eq!(alerts[0].evidence["addresses"], "analog outputs 2");
+        assert_eq!(alerts[0].evidence["values"][0]["value"], 250.0);
+        assert_eq!(alerts[0].evidence["dnp3"]["points"][0]["index"], 2);
+        // SELECT alone is not the write; index 4 is not the setpoint's.
+        let select = dnp3_operate(3, 41, 2, Some(999.0));
+        let other = dnp3_operate(5, 41, 4, Some(999.0));
+        let alerts = run(
+            &mut e,
+            &[
+                dnp3(&from_ews, secs(t0, 2), Operation::Other, select),
+                dnp3(&from_ews, secs(t0, 3), Operation::Write, other),
+            ],
+        );
+        assert!(sp(&alerts).is_empty());
+        // OPERATE from ews-1 (not a writer): unauthorized, on an analog output and on
+        // the breaker's CROB.
+        let op = dnp3_operate(4, 41, 0, Some(1.0));
+        let alerts = run(
+            &mut e,
+            &[dnp3(&from_ews, secs(t0, 4), Operation::Write, op)],
+        );
+        assert_eq!(sp(&alerts), ["unauthorized_setpoint_write"]);
+        let crob = dnp3_operate(6, 12, 7, None);
+        let alerts = run(
+            &mut e,
+            &[dnp3(&from_ews, secs(t0, 5), Operation::Write, crob)],
+        );
+        assert_eq!(sp(&alerts), ["unauthorized_setpoint_write"]);
+        assert_eq!(alerts[0].evidence["addresses"], "binary outputs 7");
+    }
+
+    #[test]
+    fn dnp3_files_written_to_program_paths_are_program_downloads() {
+        let mut e = Engine::new(policy_with(
+            "[dnp3]\nprogram_files = [\"*.bin\", \"/config/*\"]\n",
+        ));
+        let t0 = t(FRIDAY);
+        let f = flow(EWS, 40000, PLC, 20000);
+        let file = |name: &str, mode: Option<u16>, fc: u8| Dnp3Info {
+            function_code: fc,
+            function: "test",
+            file_name: Some(name.to_owned()),
+            file_mode: mode,
+            from_master: true,
+            ..Dnp3Info::default()
+        };
+        let downloads = |e: &mut Engine, info: Dnp3Info, s: i64| {
+            let ev = dnp3(&f, secs(t0, s), Operation::FileTransfer, info);
+            let alerts = run(e, &[ev]);
+            alerts
+                .iter()
+                .filter(|a| a.kind == AlertKind::ProgramDownloadOutsideWindow)
+                .map(|a| a.operation)
+                .collect::<Vec<_>>()
+        };
+        // OPEN (25) for writing a matching path: a program download, outside a window.
+        assert_eq!(
+            downloads(&mut e, file("/config/logic.cfg", Some(2), 25), 0),
+            [Some(Operation::ProgramDownload)]
+        );
+        // Reading it, or writing a path that matches no pattern: a file transfer only.
+        let mut e = Engine::new(Arc::clone(e.policy()));
+        assert!(downloads(&mut e, file("/config/logic.cfg", Some(1), 25), 0).is_empty());
+        assert!(downloads(&mut e, file("/logs/today.txt", Some(2), 25), 1).is_empty());
+        // A WRITE (2) of g70 to firmware.bin.
+        assert_eq!(
+            downloads(&mut e, file("firmware.bin", None, 2), 2),
+            [Some(Operation::ProgramDownload)]
+        );
     }
 
     // ---- repeats, overrides, ids ----

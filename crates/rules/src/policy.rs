@@ -624,6 +624,13 @@ fn read_document(cx: &Cx<'_>, doc: &Val<'_>, raw: &mut Raw) -> Res<Vec<At<String
             if p.v.is_empty() {
                 return Err(cx.err(&t.span, &p.key, "empty pattern"));
             }
+            if let Err(e) = glob::Pattern::new(&p.v) {
+                return Err(cx.err(
+                    &t.span,
+                    &p.key,
+                    format!("`{}` is not a glob pattern: {}", p.v, e.msg),
+                ));
+            }
             raw.dnp3_program_files.push(p.v);
         }
     }
@@ -2846,6 +2853,12 @@ operation = \"mode_change\"
             17,
             "dnp3.program_files",
             "empty pattern",
+        );
+        assert_err(
+            &format!("{BASE}[dnp3]\nprogram_files = [\"/cfg/[a\"]\n"),
+            17,
+            "dnp3.program_files",
+            "is not a glob pattern",
         );
     }
 
