@@ -17,11 +17,13 @@ use serde::Serialize;
 
 pub mod dnp3;
 pub mod modbus;
+pub mod opcua;
 pub mod s7comm;
 mod time;
 
 pub use dnp3::{Dnp3Attribute, Dnp3Info, Dnp3Object, Dnp3Point};
 pub use modbus::ModbusInfo;
+pub use opcua::{OpcuaApplication, OpcuaInfo, OpcuaNode, OpcuaValue};
 pub use s7comm::{S7Block, S7Identity, S7Item, S7commInfo, S7commPlusInfo};
 pub use time::Timestamp;
 
@@ -268,6 +270,8 @@ pub enum Native {
     S7commPlus(S7commPlusInfo),
     /// Boxed, as S7comm: its object and point lists are rare in other protocols.
     Dnp3(Box<Dnp3Info>),
+    /// Boxed, as S7comm.
+    Opcua(Box<OpcuaInfo>),
 }
 
 impl Native {
@@ -277,6 +281,7 @@ impl Native {
             Native::S7comm(_) => Protocol::S7comm,
             Native::S7commPlus(_) => Protocol::S7commPlus,
             Native::Dnp3(_) => Protocol::Dnp3,
+            Native::Opcua(_) => Protocol::Opcua,
         }
     }
 }
@@ -360,6 +365,10 @@ impl OtEvent {
                 Native::Dnp3(d) => Some(d),
                 _ => None,
             },
+            opcua: match &self.pdu.native {
+                Native::Opcua(o) => Some(o),
+                _ => None,
+            },
         };
         // Serializing plain structs into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, &event);
@@ -434,6 +443,8 @@ struct EventJson<'a> {
     s7comm_plus: Option<&'a S7commPlusInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dnp3: Option<&'a Dnp3Info>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opcua: Option<&'a OpcuaInfo>,
 }
 
 /// The `flow` block of events and alerts.

@@ -186,6 +186,15 @@ fn text_line(ev: &OtEvent, s: &mut String) {
                 m.link_src, m.link_dst, m.function_code, m.function, m.sequence
             );
         }
+        Native::Opcua(m) => {
+            let _ = write!(
+                s,
+                " {} {} {}",
+                m.message_type,
+                m.security_mode,
+                m.service.unwrap_or("")
+            );
+        }
     }
     for name in ev.pdu.anomalies.names() {
         let _ = write!(s, " !{name}");

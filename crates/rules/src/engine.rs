@@ -1062,6 +1062,7 @@ fn credential_of(native: &Native) -> Option<&str> {
     match native {
         Native::Modbus(_) | Native::S7commPlus(_) | Native::Dnp3(_) => None,
         Native::S7comm(s) => s.credential.as_deref(),
+        Native::Opcua(o) => o.user.as_deref(),
     }
 }
 
@@ -1077,6 +1078,7 @@ fn native_block(native: &Native) -> Value {
         Native::S7comm(s) => serde_json::to_value(s).unwrap_or(Value::Null),
         Native::S7commPlus(s) => serde_json::to_value(s).unwrap_or(Value::Null),
         Native::Dnp3(d) => serde_json::to_value(d).unwrap_or(Value::Null),
+        Native::Opcua(o) => serde_json::to_value(o).unwrap_or(Value::Null),
     }
 }
 
@@ -1171,6 +1173,23 @@ fn command_detail(native: &Native) -> (String, String) {
                 "dst {} fn {} points {:?} file {:?}",
                 n.link_dst, n.function_code, points, n.file_name
             );
+            (d, target)
+        }
+        Native::Opcua(o) => {
+            let mut d = format!("opcua {}", o.service.unwrap_or(o.message_type));
+            let nodes: Vec<String> = o
+                .nodes
+                .iter()
+                .flatten()
+                .map(|n| match &n.method {
+                    Some(m) => format!("{} method {m}", n.node_id),
+                    None => n.node_id.clone(),
+                })
+                .collect();
+            if !nodes.is_empty() {
+                d.push_str(&format!(" on {}", nodes.join(", ")));
+            }
+            let target = format!("svc {:?} nodes {:?}", o.service_id, nodes);
             (d, target)
         }
     }
@@ -1332,7 +1351,7 @@ fn written(native: &Native) -> Vec<Written<'_>> {
         Native::Modbus(m) => modbus_written(m).into_iter().collect(),
         Native::S7comm(s) => s7_written(s),
         Native::Dnp3(d) => dnp3_written(d),
-        Native::S7commPlus(_) => Vec::new(),
+        Native::S7commPlus(_) | Native::Opcua(_) => Vec::new(),
     }
 }
 
