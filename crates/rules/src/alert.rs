@@ -27,11 +27,12 @@ pub enum AlertKind {
     NewAsset,
     ProtocolAnomaly,
     CredentialUnusualOrigin,
+    InsecureSession,
 }
 
 impl AlertKind {
     /// Every kind, in the order the policy spec lists the detections.
-    pub const ALL: [AlertKind; 11] = [
+    pub const ALL: [AlertKind; 12] = [
         AlertKind::ProgramDownloadOutsideWindow,
         AlertKind::UnauthorizedSetpointWrite,
         AlertKind::SetpointOutOfRange,
@@ -39,6 +40,7 @@ impl AlertKind {
         AlertKind::UnauthorizedWrite,
         AlertKind::NewAsset,
         AlertKind::CredentialUnusualOrigin,
+        AlertKind::InsecureSession,
         AlertKind::PlcModeChange,
         AlertKind::DeviceRestart,
         AlertKind::ProgramUpload,
@@ -58,6 +60,7 @@ impl AlertKind {
             AlertKind::NewAsset => "new_asset",
             AlertKind::ProtocolAnomaly => "protocol_anomaly",
             AlertKind::CredentialUnusualOrigin => "credential_unusual_origin",
+            AlertKind::InsecureSession => "insecure_session",
         }
     }
 

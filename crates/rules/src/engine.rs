@@ -47,8 +47,8 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use otwatch_event::{
-    Anomalies, Direction, Dnp3Info, FlowMeta, ModbusInfo, Native, Operation, OtEvent, Pdu,
-    Protocol, S7commInfo, Timestamp, Transport,
+    Anomalies, Direction, Dnp3Info, FlowMeta, ModbusInfo, Native, OpcuaInfo, OpcuaValue, Operation,
+    OtEvent, Pdu, Protocol, S7commInfo, Timestamp, Transport,
 };
 use serde_json::{json, Map, Value};
 
@@ -331,6 +331,14 @@ impl Engine {
     /// `[dnp3] program_files` is a program download, not just a file transfer.
     fn operation_of(&self, pdu: &Pdu) -> Operation {
         let op = pdu.operation;
+        if let Native::Opcua(o) = &pdu.native {
+            // A method call means what `[[opcua_methods]]` says it means.
+            let called = o.nodes.iter().flatten().filter_map(|n| n.method.as_deref());
+            return called
+                .filter_map(|m| self.policy.opcua_method(m))
+                .next()
+                .unwrap_or(op);
+        }
         if op != Operation::FileTransfer || self.program_files.is_empty() {
             return op;
         }
@@ -570,6 +578,13 @@ impl Engine {
                 if let Some(f) = self.credential_unusual_origin(&policy, &origin, user) {
                     self.emit(&origin, f, out);
                 }
+            }
+        }
+
+        // insecure_session
+        if is_request && op == Operation::Session {
+            if let Some(f) = insecure_session(&origin, &pdu.native) {
+                self.emit(&origin, f, out);
             }
         }
 
@@ -1066,6 +1081,32 @@ fn credential_of(native: &Native) -> Option<&str> {
     }
 }
 
+/// insecure_session: an OPC UA session activated anonymously, or with a user name over
+/// a channel without security (policy None), where the name can be read off the wire.
+fn insecure_session(origin: &Origin<'_>, native: &Native) -> Option<Finding> {
+    let Native::Opcua(o) = native else {
+        return None;
+    };
+    let (src, dst) = (origin.src_name(), origin.dst_name());
+    let why = match (o.token_type, o.security_mode) {
+        (Some("anonymous"), _) => format!("{src} opened an anonymous OPC UA session on {dst}"),
+        (Some("username"), "none") => format!(
+            "{src} logged in to {dst} as {} over a channel without security: the user name can be read on the wire",
+            o.user.as_deref().unwrap_or("?")
+        ),
+        _ => return None,
+    };
+    let mut evidence = evidence_with_native(native);
+    evidence.insert("token_type".into(), json!(o.token_type));
+    evidence.insert("security_mode".into(), json!(o.security_mode));
+    Some(Finding {
+        kind: AlertKind::InsecureSession,
+        target: format!("{:?} {:?}", o.token_type, o.user),
+        evidence,
+        message: why,
+    })
+}
+
 /// The key of the native block in evidence (`modbus`, ...).
 fn origin_protocol_key(native: &Native) -> &'static str {
     native.protocol().as_str()
@@ -1320,10 +1361,12 @@ enum Space {
     /// DNP3 point indices: analog outputs (g41), binary outputs (g12).
     Dnp3AnalogOutputs,
     Dnp3BinaryOutputs,
+    /// One OPC UA node (a hash of its canonical NodeId); its only address is 0.
+    OpcuaNode(u64),
 }
 
 /// What a write carries, per address of its space.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Values<'a> {
     /// One 16-bit word (Modbus register) or bit (coil, 0/1) per address.
     Words(&'a [u16]),
@@ -1331,6 +1374,8 @@ enum Values<'a> {
     Bytes(&'a [u8]),
     /// The value of the one address written (a DNP3 analog output).
     Number(f64),
+    /// Every number of the value written to address 0 (an OPC UA scalar or array).
+    Numbers(Vec<f64>),
 }
 
 /// What a write request writes: where, and the values if the PDU carries them.
@@ -1351,8 +1396,46 @@ fn written(native: &Native) -> Vec<Written<'_>> {
         Native::Modbus(m) => modbus_written(m).into_iter().collect(),
         Native::S7comm(s) => s7_written(s),
         Native::Dnp3(d) => dnp3_written(d),
-        Native::S7commPlus(_) | Native::Opcua(_) => Vec::new(),
+        Native::Opcua(o) => opcua_written(o),
+        Native::S7commPlus(_) => Vec::new(),
     }
+}
+
+/// The Value attributes a WriteRequest writes (other attributes change a node's
+/// description, not the process value).
+fn opcua_written(o: &OpcuaInfo) -> Vec<Written<'static>> {
+    const WRITE_REQUEST: u32 = 673;
+    const VALUE_ATTRIBUTE: u32 = 13;
+    if o.service_id != Some(WRITE_REQUEST) {
+        return Vec::new();
+    }
+    o.nodes
+        .iter()
+        .flatten()
+        .filter(|n| n.attribute_id.is_none_or(|a| a == VALUE_ATTRIBUTE))
+        .map(|n| {
+            let values = match &n.value {
+                Some(OpcuaValue::Number(v)) => Some(Values::Numbers(vec![*v])),
+                Some(OpcuaValue::Bool(b)) => Some(Values::Numbers(vec![f64::from(u8::from(*b))])),
+                Some(OpcuaValue::Numbers(v)) => Some(Values::Numbers(v.clone())),
+                _ => None,
+            };
+            Written {
+                space: Space::OpcuaNode(node_key(&n.node_id)),
+                unit: None,
+                addresses: 0..=0,
+                values,
+            }
+        })
+        .collect()
+}
+
+/// A stable key of a NodeId (canonical form, hashed with fixed keys).
+fn node_key(node_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    crate::policy::canonical_node_id(node_id).hash(&mut h);
+    h.finish()
 }
 
 /// The points an OPERATE / DIRECT OPERATE (with or without ack) sets: g41 analog
@@ -1502,6 +1585,11 @@ fn setpoint_ranges(sp: &Setpoint) -> Vec<(Space, Option<u8>, RangeInclusive<u64>
             v.push((Space::Dnp3BinaryOutputs, None, widen(r)));
         }
     }
+    if let SetpointAddress::Opcua { nodes } = &sp.address {
+        for n in nodes {
+            v.push((Space::OpcuaNode(node_key(n)), None, 0..=0));
+        }
+    }
     if let SetpointAddress::S7 { area, db, bytes } = &sp.address {
         let range = u64::from(*bytes.start())..=u64::from(*bytes.end());
         v.push((Space::S7(*area, db.unwrap_or(0)), None, range));
@@ -1553,6 +1641,7 @@ fn touch(sp: &Setpoint, w: &Written<'_>) -> Option<Touch> {
             Space::S7(area, _) => format!("{} bytes", s7_area_name(area)),
             Space::Dnp3AnalogOutputs => "analog outputs".to_owned(),
             Space::Dnp3BinaryOutputs => "binary outputs".to_owned(),
+            Space::OpcuaNode(_) => "node".to_owned(),
         };
         let describe = if lo == hi {
             format!("{table} {lo}")
@@ -1564,11 +1653,13 @@ fn touch(sp: &Setpoint, w: &Written<'_>) -> Option<Touch> {
             Space::ModbusCoils => (1, ValueType::U16),
             Space::ModbusHoldingRegisters => (registers_of(sp.value_type), sp.value_type),
             Space::S7(..) => (2 * registers_of(sp.value_type), sp.value_type),
-            // One point per index, its value already a number.
-            Space::Dnp3AnalogOutputs | Space::Dnp3BinaryOutputs => (1, sp.value_type),
+            // One point per index (one node), its value already a number.
+            Space::Dnp3AnalogOutputs | Space::Dnp3BinaryOutputs | Space::OpcuaNode(_) => {
+                (1, sp.value_type)
+            }
         };
         let mut values = Vec::new();
-        if let Some(vals) = w.values {
+        if let Some(vals) = &w.values {
             // The setpoint's values start at its first address, `width` words each;
             // visit those that overlap [lo, hi].
             let first = (lo - range.start()) / width;
@@ -1588,7 +1679,12 @@ fn touch(sp: &Setpoint, w: &Written<'_>) -> Option<Touch> {
                     Values::Bytes(bytes) => bytes
                         .get(off..off + width as usize)
                         .map(|b| decode_be_bytes(b, vt)),
-                    Values::Number(v) => (off == 0).then_some(v),
+                    Values::Number(v) => (off == 0).then_some(*v),
+                    Values::Numbers(vs) => {
+                        // An OPC UA value: every element of an array is checked.
+                        values.extend(vs.iter().map(|v| (start, *v)));
+                        continue;
+                    }
                 };
                 let Some(value) = value else {
                     continue; // values truncated in the PDU
@@ -3075,6 +3171,198 @@ dnp3 = { binary_outputs = "7" }
             downloads(&mut e, file("firmware.bin", None, 2), 2),
             [Some(Operation::ProgramDownload)]
         );
+    }
+
+    // ---- OPC UA ----
+
+    /// An OPC UA request from the client side of `f`.
+    fn ua(f: &Arc<FlowMeta>, ts: Timestamp, op: Operation, info: OpcuaInfo) -> OtEvent {
+        let mut ev = req(f, ts, op, mb(0, None, None, None));
+        ev.pdu.native = Native::Opcua(Box::new(info));
+        ev
+    }
+
+    fn ua_write(node: &str, value: OpcuaValue) -> OpcuaInfo {
+        OpcuaInfo {
+            message_type: "MSG",
+            security_mode: "none",
+            service_id: Some(673),
+            service: Some("WriteRequest"),
+            nodes: Some(vec![otwatch_event::OpcuaNode {
+                node_id: node.into(),
+                attribute_id: Some(13),
+                value: Some(value),
+                method: None,
+            }]),
+            ..OpcuaInfo::default()
+        }
+    }
+
+    #[test]
+    fn opcua_writes_match_setpoint_nodes_in_canonical_form() {
+        let mut e = Engine::new(policy_with(
+            r#"
+[[setpoints]]
+name = "line-1 speed"
+asset = "plc-boiler-1"
+writers = ["hmi-1"]
+min = 0.0
+max = 1.5
+opcua = { nodes = ["ns=2;s=Line1.Speed", "i=5001"] }
+"#,
+        ));
+        let t0 = t(FRIDAY);
+        let from_hmi = flow(HMI, 40000, PLC, 4840);
+        let from_ews = flow(EWS, 40001, PLC, 4840);
+        let sp = |alerts: &[Alert]| -> Vec<&'static str> {
+            kinds(alerts)
+                .into_iter()
+                .filter(|k| k.contains("setpoint"))
+                .collect()
+        };
+        let ok = ua_write("ns=2;s=Line1.Speed", OpcuaValue::Number(1.2));
+        assert!(sp(&run(&mut e, &[ua(&from_hmi, t0, Operation::Write, ok)])).is_empty());
+        // The same nodes written another way: ns=0 left out, leading zeros.
+        let high = ua_write("ns=0;i=05001", OpcuaValue::Numbers(vec![1.0, 2.0]));
+        let alerts = run(
+            &mut e,
+            &[ua(&from_hmi, secs(t0, 1), Operation::Write, high)],
+        );
+        assert_eq!(sp(&alerts), ["setpoint_out_of_range"]);
+        // Every element of the array is a value; 2.0 is the one out of range.
+        assert_eq!(
+            alerts[0].evidence["values"].as_array().map(Vec::len),
+            Some(2)
+        );
+        assert_eq!(alerts[0].evidence["out_of_range"][0]["value"], 2.0);
+        let by_ews = ua_write("ns=02;s=Line1.Speed", OpcuaValue::Number(1.0));
+        let alerts = run(
+            &mut e,
+            &[ua(&from_ews, secs(t0, 2), Operation::Write, by_ews)],
+        );
+        assert_eq!(sp(&alerts), ["unauthorized_setpoint_write"]);
+        // Another node, or a write of another attribute (13 is Value): not the setpoint.
+        let other = ua_write("ns=2;s=Line1.Other", OpcuaValue::Number(9.0));
+        let mut desc = ua_write("ns=2;s=Line1.Speed", OpcuaValue::Text("x".into()));
+        if let Some(n) = desc.nodes.as_mut().and_then(|n| n.first_mut()) {
+            n.attribute_id = Some(4); // DisplayName
+        }
+        let alerts = run(
+            &mut e,
+            &[
+                ua(&from_ews, secs(t0, 3), Operation::Write, other),
+                ua(&from_ews, secs(t0, 4), Operation::Write, desc),
+            ],
+        );
+        assert!(sp(&alerts).is_empty());
+    }
+
+    #[test]
+    fn opcua_sessions_credentials_and_methods() {
+        let mut e = Engine::new(policy_with(
+            r#"
+[[credentials]]
+user = "operator1"
+sources = ["hmi-1"]
+
+[[opcua_methods]]
+node = "ns=2;s=Line1.Plc.Stop"
+operation = "mode_change"
+"#,
+        ));
+        let t0 = t(FRIDAY);
+        let from_hmi = flow(HMI, 40000, PLC, 4840);
+        let from_ews = flow(EWS, 40001, PLC, 4840);
+        let session = |token: &'static str, user: Option<&str>, mode: &'static str| OpcuaInfo {
+            message_type: "MSG",
+            security_mode: mode,
+            service_id: Some(467),
+            service: Some("ActivateSessionRequest"),
+            token_type: Some(token),
+            user: user.map(str::to_owned),
+            ..OpcuaInfo::default()
+        };
+        let k = |e: &mut Engine, f: &Arc<FlowMeta>, s: i64, info: OpcuaInfo| {
+            let alerts = run(e, &[ua(f, secs(t0, s), Operation::Session, info)]);
+            kinds(&alerts)
+                .into_iter()
+                .filter(|k| *k == "credential_unusual_origin" || *k == "insecure_session")
+                .collect::<Vec<_>>()
+        };
+        // Listed source over a signed channel: silent.
+        assert!(k(
+            &mut e,
+            &from_hmi,
+            0,
+            session("username", Some("operator1"), "sign")
+        )
+        .is_empty());
+        // From ews-1: the credential's unusual origin.
+        assert_eq!(
+            k(
+                &mut e,
+                &from_ews,
+                1,
+                session("username", Some("operator1"), "sign_and_encrypt")
+            ),
+            ["credential_unusual_origin"]
+        );
+        // A user name over a None channel, and an anonymous session: insecure_session.
+        assert_eq!(
+            k(
+                &mut e,
+                &from_hmi,
+                2,
+                session("username", Some("operator1"), "none")
+            ),
+            ["insecure_session"]
+        );
+        assert_eq!(
+            k(&mut e, &from_ews, 3, session("anonymous", None, "none")),
+            ["insecure_session"]
+        );
+        // A certificate token over an encrypted channel: nothing to say.
+        assert!(k(
+            &mut e,
+            &from_ews,
+            4,
+            session("x509", None, "sign_and_encrypt")
+        )
+        .is_empty());
+
+        // A Call of the method the policy names: a mode change.
+        let call = OpcuaInfo {
+            message_type: "MSG",
+            security_mode: "none",
+            service_id: Some(712),
+            service: Some("CallRequest"),
+            nodes: Some(vec![otwatch_event::OpcuaNode {
+                node_id: "ns=2;s=Line1.Plc".into(),
+                method: Some("ns=2;s=Line1.Plc.Stop".into()),
+                ..otwatch_event::OpcuaNode::default()
+            }]),
+            ..OpcuaInfo::default()
+        };
+        let alerts = run(
+            &mut e,
+            &[ua(&from_hmi, secs(t0, 5), Operation::Other, call.clone())],
+        );
+        let mode: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::PlcModeChange)
+            .collect();
+        assert_eq!(mode.len(), 1);
+        assert_eq!(mode[0].operation, Some(Operation::ModeChange));
+        // Another method: an `other` operation, no mode change.
+        let mut other = call;
+        if let Some(n) = other.nodes.as_mut().and_then(|n| n.first_mut()) {
+            n.method = Some("ns=2;s=Line1.Plc.Reset".into());
+        }
+        let alerts = run(
+            &mut e,
+            &[ua(&from_hmi, secs(t0, 6), Operation::Other, other)],
+        );
+        assert!(!kinds(&alerts).contains(&"plc_mode_change"));
     }
 
     // ---- repeats, overrides, ids ----

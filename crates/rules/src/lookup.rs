@@ -128,7 +128,8 @@ pub(crate) fn build(policy: &Policy) -> Index {
         ix.credential_by_user.insert(c.user.clone(), i);
     }
     for (i, m) in policy.opcua_methods.iter().enumerate() {
-        ix.opcua_method_by_node.insert(m.node.clone(), i);
+        ix.opcua_method_by_node
+            .insert(crate::policy::canonical_node_id(&m.node), i);
     }
     ix
 }
@@ -291,11 +292,12 @@ impl Policy {
             .and_then(|&i| self.credentials.get(i))
     }
 
-    /// What calling this OPC UA method means, per `[[opcua_methods]]`.
+    /// What calling this OPC UA method means, per `[[opcua_methods]]` (NodeIds
+    /// compared in canonical form).
     pub fn opcua_method(&self, node: &str) -> Option<Operation> {
         self.index
             .opcua_method_by_node
-            .get(node)
+            .get(&crate::policy::canonical_node_id(node))
             .and_then(|&i| self.opcua_methods.get(i))
             .map(|m| m.operation)
     }

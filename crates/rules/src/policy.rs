@@ -1309,6 +1309,35 @@ fn read_address(t: &Tbl<'_, '_>, block: &str) -> Res<SetpointAddress> {
     }
 }
 
+/// A NodeId's string form made comparable: namespace 0 left out, numbers without
+/// leading zeros, GUIDs in lower case (`ns=0;i=0042` and `i=42` are one node).
+/// Namespace URIs (`nsu=`) stay as written: without the server's namespace array they
+/// cannot be mapped to an index.
+pub fn canonical_node_id(s: &str) -> String {
+    let (ns, rest) = match s.strip_prefix("ns=").and_then(|r| r.split_once(';')) {
+        Some((ns, rest)) => match ns.parse::<u16>() {
+            Ok(0) => (None, rest),
+            Ok(n) => (Some(n.to_string()), rest),
+            Err(_) => return s.to_owned(),
+        },
+        None => (None, s),
+    };
+    let id = if let Some(i) = rest.strip_prefix("i=") {
+        match i.parse::<u32>() {
+            Ok(n) => format!("i={n}"),
+            Err(_) => rest.to_owned(),
+        }
+    } else if let Some(g) = rest.strip_prefix("g=") {
+        format!("g={}", g.to_ascii_lowercase())
+    } else {
+        rest.to_owned()
+    };
+    match ns {
+        Some(n) => format!("ns={n};{id}"),
+        None => id,
+    }
+}
+
 /// The string form of an OPC UA NodeId (Part 6, 5.3.1.10): an optional `ns=<u16>;` or
 /// `nsu=<uri>;`, then `i=<u32>`, `s=<string>`, `g=<guid>` or `b=<base64>`.
 pub fn is_node_id(s: &str) -> bool {
