@@ -216,12 +216,15 @@ bitflags::bitflags! {
         const REQUEST_FLOOD = 1 << 9;
         /// Bytes that never formed a PDU (garbage); reported once per stretch.
         const GARBAGE = 1 << 10;
+        /// A checksum carried by the protocol (DNP3 link-layer CRC) does not match:
+        /// the bytes it covers are not trusted.
+        const BAD_CHECKSUM = 1 << 11;
     }
 }
 
 impl Anomalies {
     /// Stable names of the flags, as written in JSON.
-    pub const NAMES: [(Anomalies, &'static str); 11] = [
+    pub const NAMES: [(Anomalies, &'static str); 12] = [
         (Anomalies::BAD_LENGTH, "bad_length"),
         (Anomalies::PROTOCOL_ID, "protocol_id"),
         (Anomalies::UNKNOWN_FUNCTION, "unknown_function"),
@@ -233,6 +236,7 @@ impl Anomalies {
         (Anomalies::UNKNOWN_EXCEPTION, "unknown_exception"),
         (Anomalies::REQUEST_FLOOD, "request_flood"),
         (Anomalies::GARBAGE, "garbage"),
+        (Anomalies::BAD_CHECKSUM, "bad_checksum"),
     ];
 
     /// Names of the flags that are set, in a fixed order.

@@ -26,6 +26,15 @@ pub struct OpcuaInfo {
     /// HEL: the endpoint URL asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
+    /// HEL and ACK: the buffer sizes and limits asked for (HEL) and granted (ACK).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receive_buffer_size: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_buffer_size: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_chunk_count: Option<u32>,
     /// ERR: the error's status code; a response: its service result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u32>,

@@ -3,22 +3,40 @@
 //! This is the only place that knows every protocol crate: the flow layer sees the
 //! [`StreamHandler`] trait, the dissectors see their own bytes.
 
+use otwatch_dnp3::{Dnp3Config, Dnp3Flow, Framing};
 use otwatch_event::{Direction, FlowMeta, Pdu, Transport};
 use otwatch_flow::{HandlerFactory, StreamHandler};
 use otwatch_modbus::{ModbusConfig, ModbusFlow};
+use otwatch_opcua::{OpcuaConfig, OpcuaFlow};
+use otwatch_s7comm::{S7Config, S7Flow};
 
 /// The Modbus/TCP well-known port.
 const MODBUS_PORT: u16 = 502;
+/// ISO-on-TCP (RFC 1006): S7comm and S7comm-plus.
+const ISO_TSAP_PORT: u16 = 102;
+/// OPC UA binary (opc.tcp).
+const OPCUA_PORT: u16 = otwatch_opcua::OPCUA_PORT;
 
 #[derive(Debug, Default)]
 pub struct AppFactory {
     modbus: ModbusConfig,
+    s7: S7Config,
+    dnp3: Dnp3Config,
+    opcua: OpcuaConfig,
 }
 
 /// One flow's dissector state.
 #[derive(Debug)]
 pub enum AppHandler {
     Modbus(Oriented<ModbusFlow>),
+    S7(Oriented<S7Flow>),
+    Opcua(Oriented<OpcuaFlow>),
+    /// Not `Oriented`: DNP3 names its roles in every frame (the link DIR bit), so
+    /// directions stay the flow's and `is_response` follows the DIR bit. Over UDP the
+    /// flow's initiator is the first sender (both ends often use port 20000); the
+    /// flow layer, not this wrapper, would have to swap the flow's ends to make the
+    /// master its `src`.
+    Dnp3(Dnp3Flow),
 }
 
 /// A dissector that reads requests as `ToServer` bytes, and whether the flow's
@@ -57,42 +75,102 @@ impl<D> Oriented<D> {
 impl HandlerFactory for AppFactory {
     type Handler = AppHandler;
 
-    fn classify(&mut self, flow: &FlowMeta, _dir: Direction, first: &[u8]) -> Option<AppHandler> {
+    fn classify(&mut self, flow: &FlowMeta, dir: Direction, first: &[u8]) -> Option<AppHandler> {
+        let dnp3_port = flow.src_port == otwatch_dnp3::PORT || flow.dst_port == otwatch_dnp3::PORT;
+        if flow.transport == Transport::Udp {
+            // DNP3 is the only UDP protocol dissected: by port, or a link header with a
+            // valid CRC.
+            return (dnp3_port || otwatch_dnp3::probe(first))
+                .then(|| AppHandler::Dnp3(Dnp3Flow::new(&self.dnp3, Framing::Datagram)));
+        }
         if flow.transport != Transport::Tcp {
             return None;
         }
         // The well-known port decides on its own (a stream joined in the middle of an
         // ADU must still be dissected once it resynchronises); elsewhere the content
         // must look like MBAP.
-        let on_port = flow.src_port == MODBUS_PORT || flow.dst_port == MODBUS_PORT;
-        if on_port || otwatch_modbus::probe(first) {
+        let on_port = |port| flow.src_port == port || flow.dst_port == port;
+        if on_port(MODBUS_PORT) {
             let modbus = ModbusFlow::new(&self.modbus);
             return Some(AppHandler::Modbus(Oriented::new(modbus, flow, MODBUS_PORT)));
+        }
+        if on_port(ISO_TSAP_PORT) {
+            let s7 = S7Flow::new(&self.s7);
+            return Some(AppHandler::S7(Oriented::new(s7, flow, ISO_TSAP_PORT)));
+        }
+        if on_port(OPCUA_PORT) {
+            let ua = OpcuaFlow::new(&self.opcua);
+            return Some(AppHandler::Opcua(Oriented::new(ua, flow, OPCUA_PORT)));
+        }
+        if dnp3_port {
+            return Some(AppHandler::Dnp3(Dnp3Flow::new(&self.dnp3, Framing::Stream)));
+        }
+        if otwatch_modbus::probe(first) {
+            let modbus = ModbusFlow::new(&self.modbus);
+            return Some(AppHandler::Modbus(Oriented::new(modbus, flow, MODBUS_PORT)));
+        }
+        if otwatch_opcua::probe(first) {
+            // A Hello or an OpenSecureChannel: the side that sent it is the client.
+            let ua = OpcuaFlow::new(&self.opcua);
+            let swapped = dir == Direction::ToClient;
+            return Some(AppHandler::Opcua(Oriented {
+                dissector: ua,
+                swapped,
+            }));
+        }
+        if otwatch_s7comm::probe(first) {
+            // On another port the flow's initiator is taken as the PG.
+            let s7 = S7Flow::new(&self.s7);
+            return Some(AppHandler::S7(Oriented::new(s7, flow, ISO_TSAP_PORT)));
+        }
+        if otwatch_dnp3::probe(first) {
+            return Some(AppHandler::Dnp3(Dnp3Flow::new(&self.dnp3, Framing::Stream)));
         }
         None
     }
 }
 
+/// Runs `f` on the dissector with the direction turned inward, then turns the new
+/// PDUs' directions outward.
+fn drive<D, R>(
+    o: &mut Oriented<D>,
+    dir: Direction,
+    out: &mut Vec<Pdu>,
+    f: impl FnOnce(&mut D, Direction, &mut Vec<Pdu>) -> R,
+) -> R {
+    let start = out.len();
+    let inward = o.inward(dir);
+    let r = f(&mut o.dissector, inward, out);
+    o.outward(out.get_mut(start..).unwrap_or_default());
+    r
+}
+
 impl StreamHandler for AppHandler {
     fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
-        let start = out.len();
-        let AppHandler::Modbus(m) = self;
-        let consumed = m.dissector.on_data(m.inward(dir), data, out);
-        m.outward(out.get_mut(start..).unwrap_or_default());
-        consumed
+        match self {
+            AppHandler::Modbus(m) => drive(m, dir, out, |d, dir, out| d.on_data(dir, data, out)),
+            AppHandler::S7(s) => drive(s, dir, out, |d, dir, out| d.on_data(dir, data, out)),
+            AppHandler::Opcua(u) => drive(u, dir, out, |d, dir, out| d.on_data(dir, data, out)),
+            AppHandler::Dnp3(d) => d.on_data(dir, data, out),
+        }
     }
 
     fn on_gap(&mut self, dir: Direction, out: &mut Vec<Pdu>) {
-        let start = out.len();
-        let AppHandler::Modbus(m) = self;
-        m.dissector.on_gap(m.inward(dir), out);
-        m.outward(out.get_mut(start..).unwrap_or_default());
+        match self {
+            AppHandler::Modbus(m) => drive(m, dir, out, |d, dir, out| d.on_gap(dir, out)),
+            AppHandler::S7(s) => drive(s, dir, out, |d, dir, out| d.on_gap(dir, out)),
+            AppHandler::Opcua(u) => drive(u, dir, out, |d, dir, out| d.on_gap(dir, out)),
+            AppHandler::Dnp3(d) => d.on_gap(dir, out),
+        }
     }
 
     fn on_end(&mut self, out: &mut Vec<Pdu>) {
-        let start = out.len();
-        let AppHandler::Modbus(m) = self;
-        m.dissector.on_end(out);
-        m.outward(out.get_mut(start..).unwrap_or_default());
+        let dir = Direction::ToServer;
+        match self {
+            AppHandler::Modbus(m) => drive(m, dir, out, |d, _, out| d.on_end(out)),
+            AppHandler::S7(s) => drive(s, dir, out, |d, _, out| d.on_end(out)),
+            AppHandler::Opcua(u) => drive(u, dir, out, |d, _, out| d.on_end(out)),
+            AppHandler::Dnp3(d) => d.on_end(out),
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use otwatch_event::{JsonContext, ModbusInfo, Native, OtEvent};
+use otwatch_event::{JsonContext, ModbusInfo, Native, OtEvent, S7commInfo};
 use otwatch_rules::Alert;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,11 +173,12 @@ fn text_line(ev: &OtEvent, s: &mut String) {
     );
     match &ev.pdu.native {
         Native::Modbus(m) => modbus_text(m, s),
-        Native::S7comm(m) => {
-            let _ = write!(s, " rosctr {} ref {} {}", m.rosctr, m.pdu_ref, m.function);
-        }
+        Native::S7comm(m) => s7_text(m, s),
         Native::S7commPlus(m) => {
             let _ = write!(s, " opcode 0x{:02x} {}", m.opcode, m.function);
+            if m.protected {
+                s.push_str(" protected");
+            }
         }
         Native::Dnp3(m) => {
             let _ = write!(
@@ -198,6 +199,42 @@ fn text_line(ev: &OtEvent, s: &mut String) {
     }
     for name in ev.pdu.anomalies.names() {
         let _ = write!(s, " !{name}");
+    }
+}
+
+/// e.g. ` rosctr 1 ref 7 write_var DB10.4.0 x2 (+1 items)`.
+fn s7_text(m: &S7commInfo, s: &mut String) {
+    let _ = write!(s, " rosctr {} ref {} {}", m.rosctr, m.pdu_ref, m.function);
+    if let Some(c) = m.error_class.filter(|c| *c != 0) {
+        let _ = write!(s, " error {c:#04x}/{:#04x}", m.error_code.unwrap_or(0));
+    }
+    if let Some(b) = &m.block {
+        let _ = write!(s, " {} {}", b.block_type, b.number);
+    }
+    if let Some(p) = &m.pi_service {
+        let _ = write!(s, " {p}");
+    }
+    if let Some(id) = m.szl_id {
+        let _ = write!(s, " szl {id:#06x}/{:#06x}", m.szl_index.unwrap_or(0));
+    }
+    if let Some(first) = m.items.as_deref().and_then(<[_]>::first) {
+        let db = if first.area_name == "DB" || first.area_name == "DI" {
+            first.db.to_string()
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            s,
+            " {}{db}.{}.{} x{}",
+            first.area_name, first.address, first.bit, first.length
+        );
+        let more = m.items.as_ref().map_or(0, |i| i.len() - 1);
+        if more > 0 {
+            let _ = write!(s, " (+{more} items)");
+        }
+    }
+    if let Some(o) = m.identity.as_ref().and_then(|i| i.order_number.as_deref()) {
+        let _ = write!(s, " {o}");
     }
 }
 

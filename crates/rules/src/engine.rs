@@ -575,7 +575,9 @@ impl Engine {
         // credential_unusual_origin
         if is_request && op == Operation::Session {
             if let Some(user) = credential_of(&pdu.native) {
-                if let Some(f) = self.credential_unusual_origin(&policy, &origin, user) {
+                if let Some(f) =
+                    self.credential_unusual_origin(&policy, &origin, user, Some(&pdu.native))
+                {
                     self.emit(&origin, f, out);
                 }
             }
@@ -812,6 +814,7 @@ impl Engine {
         policy: &Policy,
         origin: &Origin<'_>,
         user: &str,
+        native: Option<&Native>,
     ) -> Option<Finding> {
         let source = origin.src_name();
         let expected: Vec<String> = match policy.credentials.iter().find(|c| c.user == user) {
@@ -847,7 +850,8 @@ impl Engine {
         {
             return None;
         }
-        let mut evidence = Map::new();
+        // The session PDU's native block, as in every PDU alert.
+        let mut evidence = native.map(evidence_with_native).unwrap_or_default();
         evidence.insert("credential".into(), json!(user));
         evidence.insert("expected_sources".into(), json!(expected));
         Some(Finding {
@@ -2862,7 +2866,7 @@ modbus = { unit = 1, coils = "0-15" }
                 dst_asset: policy.asset_by_ip(f.dst_ip),
                 trigger: Trigger::FlowStart,
             };
-            e.credential_unusual_origin(&policy, &origin, user)
+            e.credential_unusual_origin(&policy, &origin, user, None)
                 .map(|f| f.message)
         };
         assert_eq!(check(&mut e, HMI, "operator1"), None);

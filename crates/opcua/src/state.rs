@@ -1,0 +1,1273 @@
+//! Per-flow state: UA TCP framing per direction with resynchronisation, chunk
+//! reassembly, the secure channel's security mode, and request/response pairing by
+//! request handle with a bounded table of outstanding requests.
+
+use std::collections::VecDeque;
+
+use otwatch_event::{Anomalies, Direction, Native, OpcuaInfo, Operation, Pdu};
+use otwatch_flow::StreamHandler;
+
+use crate::codes::{is_policy_none, symmetric_signature_len, MessageType, ServiceId, ServiceKind};
+use crate::decode::{decode_service, looks_plaintext};
+use crate::parser::{
+    check_ua_header, parse_acknowledge, parse_asymmetric_header, parse_error, parse_hello,
+    parse_reverse_hello, parse_sequence_header, parse_symmetric_header, parse_ua_header,
+    DissectError, UaHeader, HEADER_LEN,
+};
+
+/// Bounds of one flow's state. Limits are data, not globals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpcuaConfig {
+    /// Largest chunk size accepted as framed (header included); a larger size is a
+    /// size lie: framing is lost. UA TCP buffers are at least 8192 bytes and commonly
+    /// 64 KiB.
+    pub max_chunk_size: u32,
+    /// Chunks up to this size are decoded whole. A larger chunk is decoded from its
+    /// first `max_inline_chunk` bytes and the rest is skipped as it arrives, so that
+    /// the flow layer never has to buffer a whole large chunk. At least 64.
+    pub max_inline_chunk: usize,
+    /// Chunks of one message (C...C F); beyond it the message is reported, flagged
+    /// `OUT_OF_SPEC_VALUE`, and its remaining chunks are dropped. At least 1.
+    pub max_chunks_per_message: usize,
+    /// Body bytes of one message kept for decoding; beyond it the body is cut (the
+    /// fields in the kept prefix are still reported).
+    pub max_message_bytes: usize,
+    /// Outstanding requests kept for pairing; when full, the oldest is dropped and the
+    /// new request is flagged `REQUEST_FLOOD`. Clients keep several Publish requests
+    /// queued. At least 1.
+    pub max_outstanding: usize,
+    /// Nodes reported per message (Write, Call, AddNodes, ...).
+    pub max_nodes: usize,
+    /// Candidate offsets examined per `on_data` call while resynchronising. At least 1.
+    pub max_resync_scan: usize,
+}
+
+impl Default for OpcuaConfig {
+    fn default() -> Self {
+        OpcuaConfig {
+            max_chunk_size: 16 * 1024 * 1024,
+            max_inline_chunk: 32 * 1024,
+            max_chunks_per_message: 64,
+            max_message_bytes: 256 * 1024,
+            max_outstanding: 128,
+            max_nodes: 256,
+            max_resync_scan: 4096,
+        }
+    }
+}
+
+/// A message being reassembled from its chunks (one per direction).
+#[derive(Debug, Clone)]
+struct Partial {
+    message_type: MessageType,
+    request_id: u32,
+    chunks: usize,
+    /// The bodies after the sequence header (signatures stripped), up to the bound.
+    body: Vec<u8>,
+    /// Bytes were left out (an oversized chunk or the message bound).
+    cut: bool,
+    /// The message was already reported (chunk bound hit): drop the rest silently.
+    reported: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct DirState {
+    /// Framing is not trusted (garbage seen or a gap): the next chunk must pass the
+    /// strict check before it is accepted.
+    resync: bool,
+    /// The GARBAGE event of the current stretch has been emitted.
+    in_garbage: bool,
+    /// Bytes of an oversized chunk still to skip.
+    skip: u64,
+    partial: Option<Partial>,
+}
+
+/// The secure channel as this flow has seen it.
+#[derive(Debug, Clone, Default)]
+struct Channel {
+    /// The security policy of the last OPN (`None` until one is seen).
+    policy: Option<String>,
+    /// `none`, `sign`, `sign_and_encrypt`, `unknown`.
+    mode: &'static str,
+    /// Length of the symmetric signature trailing each signed chunk.
+    signature_len: usize,
+    id: Option<u32>,
+}
+
+impl Channel {
+    fn mode(&self) -> &'static str {
+        if self.mode.is_empty() {
+            "unknown"
+        } else {
+            self.mode
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    handle: u32,
+    service: ServiceId,
+    operation: Operation,
+}
+
+/// What a resynchronisation scan found.
+enum Scan {
+    Found(usize),
+    NeedMore(usize),
+    NotFound(usize),
+}
+
+/// What a header check says about a candidate chunk start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeaderCheck {
+    No,
+    NeedMore,
+    Yes,
+}
+
+/// OPC UA binary state of one flow (both directions).
+#[derive(Debug, Clone)]
+pub struct OpcuaFlow {
+    config: OpcuaConfig,
+    pending: VecDeque<Pending>,
+    channel: Channel,
+    to_server: DirState,
+    to_client: DirState,
+}
+
+impl OpcuaFlow {
+    pub fn new(config: &OpcuaConfig) -> Self {
+        let mut config = config.clone();
+        config.max_inline_chunk = config.max_inline_chunk.max(64);
+        config.max_chunks_per_message = config.max_chunks_per_message.max(1);
+        config.max_outstanding = config.max_outstanding.max(1);
+        config.max_resync_scan = config.max_resync_scan.max(1);
+        OpcuaFlow {
+            config,
+            pending: VecDeque::new(),
+            channel: Channel::default(),
+            to_server: DirState::default(),
+            to_client: DirState::default(),
+        }
+    }
+
+    fn dir_state(&mut self, dir: Direction) -> &mut DirState {
+        match dir {
+            Direction::ToServer => &mut self.to_server,
+            Direction::ToClient => &mut self.to_client,
+        }
+    }
+
+    /// Number of requests waiting for their response.
+    pub fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The channel's security mode as known so far.
+    pub fn security_mode(&self) -> &'static str {
+        self.channel.mode()
+    }
+
+    /// In-order bytes of one direction (`ToServer` from the client). Emits one [`Pdu`]
+    /// per message (and one per stretch of garbage) and returns how many bytes were
+    /// consumed; the unconsumed tail must be presented again with the next bytes.
+    pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
+        let mut off = 0;
+        // Progress: every turn consumes at least one byte or returns.
+        while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
+            let st = self.dir_state(dir);
+            if st.skip > 0 {
+                let n = rest
+                    .len()
+                    .min(usize::try_from(st.skip).unwrap_or(usize::MAX));
+                st.skip -= n as u64;
+                off += n;
+                continue;
+            }
+            if st.resync {
+                match self.scan(rest) {
+                    Scan::Found(skip) => {
+                        self.skip_garbage(dir, skip, out);
+                        off += skip;
+                        self.dir_state(dir).resync = false;
+                    }
+                    Scan::NeedMore(skip) | Scan::NotFound(skip) => {
+                        self.skip_garbage(dir, skip, out);
+                        return off + skip;
+                    }
+                }
+                continue;
+            }
+            let header = match parse_ua_header(rest) {
+                Ok((_, h)) => h,
+                Err(_) => break, // fewer than 8 bytes
+            };
+            if let Err(e) = check_ua_header(&header, self.config.max_chunk_size) {
+                self.bad_header(dir, &header, e, out);
+                self.dir_state(dir).resync = true;
+                continue;
+            }
+            let size = header.size as usize;
+            if size <= self.config.max_inline_chunk {
+                let Some(chunk) = rest.get(HEADER_LEN..size) else {
+                    break; // Incomplete
+                };
+                self.dir_state(dir).in_garbage = false;
+                self.handle_chunk(dir, &header, chunk, false, out);
+                off += size;
+            } else {
+                // An oversized chunk: decode its start, skip the rest as it comes.
+                let Some(chunk) = rest.get(HEADER_LEN..self.config.max_inline_chunk) else {
+                    break;
+                };
+                self.dir_state(dir).in_garbage = false;
+                self.handle_chunk(dir, &header, chunk, true, out);
+                let taken = self.config.max_inline_chunk;
+                self.dir_state(dir).skip = (size - taken) as u64;
+                off += taken;
+            }
+        }
+        off
+    }
+
+    /// Bytes of `dir` were lost: a message being reassembled is dropped and the next
+    /// bytes are trusted only once a strict header check succeeds.
+    pub fn on_gap(&mut self, dir: Direction, _out: &mut Vec<Pdu>) {
+        let st = self.dir_state(dir);
+        *st = DirState {
+            resync: true,
+            ..DirState::default()
+        };
+    }
+
+    /// The flow ended: partial messages and unanswered requests are forgotten.
+    pub fn on_end(&mut self, _out: &mut Vec<Pdu>) {
+        self.pending.clear();
+        self.to_server = DirState::default();
+        self.to_client = DirState::default();
+    }
+
+    fn scan(&self, rest: &[u8]) -> Scan {
+        let window = rest.len().min(self.config.max_resync_scan);
+        for k in 0..window {
+            let Some(candidate) = rest.get(k..) else {
+                break;
+            };
+            match self.check_stream_start(candidate) {
+                HeaderCheck::Yes => return Scan::Found(k),
+                HeaderCheck::NeedMore => return Scan::NeedMore(k),
+                HeaderCheck::No => {}
+            }
+        }
+        Scan::NotFound(window)
+    }
+
+    /// The resynchronisation test: a legal header (a secure chunk on this flow's
+    /// channel, when it is known) whose chunk is complete and followed by the end of
+    /// the data or another legal header.
+    fn check_stream_start(&self, i: &[u8]) -> HeaderCheck {
+        let header = match parse_ua_header(i) {
+            Ok((_, h)) => h,
+            Err(_) => return HeaderCheck::NeedMore,
+        };
+        if check_ua_header(&header, self.config.max_chunk_size).is_err() {
+            return HeaderCheck::No;
+        }
+        let mut same_channel = false;
+        if header.message_type.is_secure() {
+            let Some(id) = crate::parser::le_u32_at(i, 8) else {
+                return HeaderCheck::NeedMore;
+            };
+            match self.channel.id {
+                Some(known) if id != known && id != 0 => return HeaderCheck::No,
+                Some(_) => same_channel = true,
+                None => {}
+            }
+        }
+        let size = header.size as usize;
+        match i.get(size..) {
+            Some([]) => HeaderCheck::Yes,
+            Some(next) => match parse_ua_header(next) {
+                Ok((_, h)) if check_ua_header(&h, self.config.max_chunk_size).is_ok() => {
+                    HeaderCheck::Yes
+                }
+                Ok(_) => HeaderCheck::No,
+                Err(_) => HeaderCheck::Yes,
+            },
+            None if same_channel || size > self.config.max_inline_chunk => HeaderCheck::Yes,
+            None => HeaderCheck::NeedMore,
+        }
+    }
+
+    fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut Vec<Pdu>) {
+        if n == 0 {
+            return;
+        }
+        let st = self.dir_state(dir);
+        if st.in_garbage {
+            return;
+        }
+        st.in_garbage = true;
+        let info = OpcuaInfo {
+            message_type: "garbage",
+            security_mode: self.channel.mode(),
+            ..OpcuaInfo::default()
+        };
+        out.push(pdu(
+            dir,
+            dir == Direction::ToClient,
+            Operation::Other,
+            Anomalies::GARBAGE,
+            info,
+        ));
+    }
+
+    /// A header that cannot be framed. A known message type with an impossible size
+    /// is reported (a size lie); anything else is garbage, reported by the scan.
+    fn bad_header(&mut self, dir: Direction, h: &UaHeader, e: DissectError, out: &mut Vec<Pdu>) {
+        tracing::debug!(error = e.as_str(), "OPC UA framing lost");
+        let (Some(name), DissectError::BadSize { .. }) = (h.message_type.name(), e) else {
+            return;
+        };
+        let st = self.dir_state(dir);
+        st.in_garbage = true; // the stretch after it is part of this report
+        st.partial = None;
+        let info = OpcuaInfo {
+            message_type: name,
+            security_mode: self.channel.mode(),
+            ..OpcuaInfo::default()
+        };
+        out.push(pdu(
+            dir,
+            dir == Direction::ToClient,
+            Operation::Other,
+            Anomalies::BAD_LENGTH,
+            info,
+        ));
+    }
+
+    fn handle_chunk(
+        &mut self,
+        dir: Direction,
+        h: &UaHeader,
+        body: &[u8],
+        cut: bool,
+        out: &mut Vec<Pdu>,
+    ) {
+        let mut info = OpcuaInfo {
+            message_type: h.message_type.name().unwrap_or("unknown"),
+            ..OpcuaInfo::default()
+        };
+        let by_dir = dir == Direction::ToClient;
+        let ok = |r: Result<(), DissectError>| match r {
+            Ok(()) => Anomalies::empty(),
+            Err(DissectError::Truncated) if cut => Anomalies::empty(),
+            Err(_) => Anomalies::MALFORMED,
+        };
+        match h.message_type {
+            MessageType::HELLO => {
+                let r = parse_hello(body).map(|(_, hel)| {
+                    info.endpoint_url = text(hel.endpoint_url);
+                    info.receive_buffer_size = Some(hel.receive_buffer_size);
+                    info.send_buffer_size = Some(hel.send_buffer_size);
+                    info.max_message_size = Some(hel.max_message_size);
+                    info.max_chunk_count = Some(hel.max_chunk_count);
+                });
+                let a = ok(r.map_err(nom_err));
+                self.emit(dir, false, Operation::Session, a, info, out);
+            }
+            MessageType::ACKNOWLEDGE => {
+                let r = parse_acknowledge(body).map(|(_, ack)| {
+                    info.receive_buffer_size = Some(ack.receive_buffer_size);
+                    info.send_buffer_size = Some(ack.send_buffer_size);
+                    info.max_message_size = Some(ack.max_message_size);
+                    info.max_chunk_count = Some(ack.max_chunk_count);
+                });
+                let a = ok(r.map_err(nom_err));
+                self.emit(dir, true, Operation::Session, a, info, out);
+            }
+            MessageType::ERROR => {
+                let r = parse_error(body).map(|(_, e)| info.status_code = Some(e.error));
+                let a = ok(r.map_err(nom_err));
+                self.emit(dir, true, Operation::Other, a, info, out);
+            }
+            MessageType::REVERSE_HELLO => {
+                let r = parse_reverse_hello(body)
+                    .map(|(_, rhe)| info.endpoint_url = text(rhe.endpoint_url));
+                let a = ok(r.map_err(nom_err));
+                self.emit(dir, true, Operation::Session, a, info, out);
+            }
+            MessageType::OPEN => {
+                let Ok((rest, asym)) = parse_asymmetric_header(body) else {
+                    let a = ok(Err(DissectError::Truncated));
+                    self.emit(
+                        dir,
+                        by_dir,
+                        Operation::Session,
+                        a | Anomalies::MALFORMED,
+                        info,
+                        out,
+                    );
+                    return;
+                };
+                info.secure_channel_id = Some(asym.secure_channel_id);
+                let policy = text(asym.security_policy_uri).unwrap_or_default();
+                info.sender_certificate_thumbprint = asym.sender_certificate.map(thumbprint);
+                info.receiver_certificate_thumbprint = asym
+                    .receiver_certificate_thumbprint
+                    .filter(|t| !t.is_empty())
+                    .map(hex);
+                if asym.secure_channel_id != 0 {
+                    self.channel.id = Some(asym.secure_channel_id);
+                }
+                let none = is_policy_none(&policy);
+                if self.channel.policy.as_deref() != Some(policy.as_str()) {
+                    // A new channel (or a new policy): the mode is learnt again.
+                    self.channel.mode = if none { "none" } else { "unknown" };
+                    self.channel.signature_len = symmetric_signature_len(&policy);
+                    self.channel.policy = Some(policy.clone());
+                }
+                info.security_policy = Some(policy);
+                info.security_mode = self.channel.mode();
+                if none {
+                    self.secure_chunk(dir, h, rest, cut, info, out);
+                } else {
+                    // Asymmetrically encrypted from the sequence header on.
+                    info.encrypted = true;
+                    self.emit(
+                        dir,
+                        by_dir,
+                        Operation::Session,
+                        Anomalies::empty(),
+                        info,
+                        out,
+                    );
+                }
+            }
+            _ => {
+                // MSG, CLO: secure channel id and token id, then the sequence header.
+                let Ok((rest, (channel, token))) = parse_symmetric_header(body) else {
+                    info.security_mode = self.channel.mode();
+                    self.emit(
+                        dir,
+                        by_dir,
+                        Operation::Other,
+                        ok(Err(DissectError::Truncated)) | Anomalies::MALFORMED,
+                        info,
+                        out,
+                    );
+                    return;
+                };
+                info.secure_channel_id = Some(channel);
+                info.token_id = Some(token);
+                if self.channel.id.is_none() && channel != 0 {
+                    self.channel.id = Some(channel);
+                }
+                if self.channel.mode() == "unknown" && h.chunk_type.0 != b'A' {
+                    let continuing = self.dir_state(dir).partial.is_some();
+                    let plain = rest.get(8..).is_some_and(looks_plaintext);
+                    if self.channel.policy.is_some() && !continuing {
+                        self.channel.mode = if plain { "sign" } else { "sign_and_encrypt" };
+                    } else if !plain && !continuing {
+                        // No OPN seen (joined mid-stream): an unreadable body is taken
+                        // as encrypted, not as an error.
+                        info.security_mode = "unknown";
+                        info.encrypted = true;
+                        self.emit(dir, by_dir, Operation::Other, Anomalies::empty(), info, out);
+                        return;
+                    }
+                }
+                info.security_mode = self.channel.mode();
+                if self.channel.mode() == "sign_and_encrypt" {
+                    info.encrypted = true;
+                    if h.chunk_type.0 == b'C' {
+                        return; // one event per message, at its last chunk
+                    }
+                    self.emit(dir, by_dir, Operation::Other, Anomalies::empty(), info, out);
+                    return;
+                }
+                self.secure_chunk(dir, h, rest, cut, info, out);
+            }
+        }
+    }
+
+    /// The plaintext part of an OPN, CLO or MSG chunk, from the sequence header on:
+    /// reassembles C...F and decodes the message at its final chunk.
+    fn secure_chunk(
+        &mut self,
+        dir: Direction,
+        h: &UaHeader,
+        rest: &[u8],
+        cut: bool,
+        mut info: OpcuaInfo,
+        out: &mut Vec<Pdu>,
+    ) {
+        let by_dir = dir == Direction::ToClient;
+        let Ok((payload, (_seq, request_id))) = parse_sequence_header(rest) else {
+            let a = if cut {
+                Anomalies::empty()
+            } else {
+                Anomalies::MALFORMED
+            };
+            self.emit(dir, by_dir, Operation::Other, a, info, out);
+            return;
+        };
+        // Signed chunks end with the signature; it is not part of the body.
+        let sig = if self.channel.mode() == "sign" && !cut {
+            self.channel.signature_len
+        } else {
+            0
+        };
+        let payload = payload
+            .get(..payload.len().saturating_sub(sig))
+            .unwrap_or_default();
+        let max_chunks = self.config.max_chunks_per_message;
+        let max_bytes = self.config.max_message_bytes;
+        let st = self.dir_state(dir);
+        let mut anomalies = Anomalies::empty();
+        // A chunk of another message while one is being reassembled: the earlier one
+        // never completes (reported, flagged).
+        if let Some(p) = &st.partial {
+            if p.message_type != h.message_type || p.request_id != request_id {
+                let stale = st.partial.take();
+                if let Some(p) = stale.filter(|p| !p.reported) {
+                    let mut old = info.clone();
+                    old.message_type = p.message_type.name().unwrap_or("unknown");
+                    self.finish(
+                        dir,
+                        p.body.as_slice(),
+                        p.cut,
+                        &mut old,
+                        Anomalies::MALFORMED,
+                        out,
+                    );
+                }
+            }
+        }
+        let st = self.dir_state(dir);
+        match h.chunk_type.0 {
+            b'C' => {
+                let p = st.partial.get_or_insert_with(|| Partial {
+                    message_type: h.message_type,
+                    request_id,
+                    chunks: 0,
+                    body: Vec::new(),
+                    cut: false,
+                    reported: false,
+                });
+                p.chunks += 1;
+                if p.reported {
+                    return;
+                }
+                append(p, payload, cut, max_bytes);
+                if p.chunks >= max_chunks {
+                    // Past the bound: report what is there and drop the rest.
+                    p.reported = true;
+                    let body = std::mem::take(&mut p.body);
+                    let cut = true;
+                    self.finish(
+                        dir,
+                        &body,
+                        cut,
+                        &mut info,
+                        Anomalies::OUT_OF_SPEC_VALUE,
+                        out,
+                    );
+                }
+            }
+            b'A' => {
+                // Abort (Part 6, 6.7.3): the body is an error and a reason.
+                st.partial = None;
+                if let Ok((_, e)) = parse_error(payload) {
+                    info.status_code = Some(e.error);
+                } else {
+                    anomalies |= Anomalies::MALFORMED;
+                }
+                self.emit(dir, by_dir, Operation::Other, anomalies, info, out);
+            }
+            _ => match st.partial.take() {
+                Some(mut p) => {
+                    if p.reported {
+                        return;
+                    }
+                    append(&mut p, payload, cut, max_bytes);
+                    self.finish(dir, &p.body, p.cut, &mut info, anomalies, out);
+                }
+                None => self.finish(dir, payload, cut, &mut info, anomalies, out),
+            },
+        }
+    }
+
+    /// Decodes a whole (or cut) message body, pairs it, and emits its event.
+    fn finish(
+        &mut self,
+        dir: Direction,
+        body: &[u8],
+        cut: bool,
+        info: &mut OpcuaInfo,
+        mut anomalies: Anomalies,
+        out: &mut Vec<Pdu>,
+    ) {
+        let by_dir = dir == Direction::ToClient;
+        let outcome = match decode_service(body, info, self.config.max_nodes) {
+            Ok(o) => Some(o),
+            Err((o, e)) => {
+                if !(cut && e == DissectError::Truncated) {
+                    anomalies |= Anomalies::MALFORMED;
+                }
+                o
+            }
+        };
+        let Some(o) = outcome else {
+            self.emit(
+                dir,
+                by_dir,
+                Operation::Other,
+                anomalies,
+                std::mem::take(info),
+                out,
+            );
+            return;
+        };
+        let (is_response, operation) = match o.kind {
+            None => {
+                anomalies |= Anomalies::UNKNOWN_FUNCTION;
+                (by_dir, Operation::Other)
+            }
+            Some(ServiceKind::Request) => {
+                let operation = o.id.operation().unwrap_or(Operation::Other);
+                if let Some(handle) = info.request_handle {
+                    if self.pending.len() >= self.config.max_outstanding {
+                        self.pending.pop_front();
+                        anomalies |= Anomalies::REQUEST_FLOOD;
+                    }
+                    self.pending.push_back(Pending {
+                        handle,
+                        service: o.id,
+                        operation,
+                    });
+                }
+                (false, operation)
+            }
+            Some(kind) => {
+                let own = o.id.operation().unwrap_or(Operation::Other);
+                let found = info.request_handle.and_then(|handle| {
+                    let k = self.pending.iter().position(|p| p.handle == handle)?;
+                    self.pending.remove(k)
+                });
+                let operation = match found {
+                    Some(req) => {
+                        let expected = req.service.response_of();
+                        if kind == ServiceKind::Response && expected != Some(o.id) {
+                            anomalies |= Anomalies::RESPONSE_MISMATCH;
+                        }
+                        req.operation
+                    }
+                    None => {
+                        // A ServiceFault or a response with a request handle never seen.
+                        if info.request_handle.is_some() {
+                            anomalies |= Anomalies::UNMATCHED_RESPONSE;
+                        }
+                        own
+                    }
+                };
+                (true, operation)
+            }
+        };
+        self.emit(
+            dir,
+            is_response,
+            operation,
+            anomalies,
+            std::mem::take(info),
+            out,
+        );
+    }
+
+    fn emit(
+        &self,
+        dir: Direction,
+        is_response: bool,
+        operation: Operation,
+        anomalies: Anomalies,
+        mut info: OpcuaInfo,
+        out: &mut Vec<Pdu>,
+    ) {
+        if info.security_mode.is_empty() {
+            info.security_mode = self.channel.mode();
+        }
+        out.push(pdu(dir, is_response, operation, anomalies, info));
+    }
+}
+
+fn append(p: &mut Partial, payload: &[u8], cut: bool, max_bytes: usize) {
+    let room = max_bytes.saturating_sub(p.body.len());
+    let take = payload.len().min(room);
+    p.body
+        .extend_from_slice(payload.get(..take).unwrap_or_default());
+    p.cut |= cut || take < payload.len();
+}
+
+fn pdu(
+    dir: Direction,
+    is_response: bool,
+    operation: Operation,
+    anomalies: Anomalies,
+    info: OpcuaInfo,
+) -> Pdu {
+    Pdu {
+        direction: dir,
+        is_response,
+        operation,
+        anomalies,
+        native: Native::Opcua(Box::new(info)),
+    }
+}
+
+fn nom_err(e: nom::Err<DissectError>) -> DissectError {
+    match e {
+        nom::Err::Error(e) | nom::Err::Failure(e) => e,
+        nom::Err::Incomplete(_) => DissectError::Truncated,
+    }
+}
+
+fn text(s: Option<&[u8]>) -> Option<String> {
+    s.map(|s| String::from_utf8_lossy(s).into_owned())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The SHA-1 thumbprint (hex) of the sender's certificate: of the first DER element
+/// when the field holds a chain (Part 6, 6.7.2.3), of the whole field otherwise.
+fn thumbprint(der: &[u8]) -> String {
+    let first = der_element_len(der)
+        .and_then(|n| der.get(..n))
+        .unwrap_or(der);
+    hex(&sha1_smol::Sha1::from(first).digest().bytes())
+}
+
+/// The length of the DER element at the front of `der` (tag, length, contents), when
+/// it is a SEQUENCE with a definite length that fits.
+fn der_element_len(der: &[u8]) -> Option<usize> {
+    let (&tag, rest) = der.split_first()?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7F);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let bytes = rest.get(..n)?;
+        let len = bytes
+            .iter()
+            .fold(0usize, |acc, &b| acc << 8 | usize::from(b));
+        (len, 2 + n)
+    };
+    let total = header + len;
+    (total <= der.len()).then_some(total)
+}
+
+impl StreamHandler for OpcuaFlow {
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
+        OpcuaFlow::on_data(self, dir, data, out)
+    }
+
+    fn on_gap(&mut self, dir: Direction, out: &mut Vec<Pdu>) {
+        OpcuaFlow::on_gap(self, dir, out)
+    }
+
+    fn on_end(&mut self, out: &mut Vec<Pdu>) {
+        OpcuaFlow::on_end(self, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::tests::{
+        request_header_bytes, response_header_bytes, type_id, ua_str, write_request,
+    };
+    use otwatch_event::OpcuaValue;
+    use Direction::{ToClient, ToServer};
+
+    const NONE: &[u8] = b"http://opcfoundation.org/UA/SecurityPolicy#None";
+    const B256: &[u8] = b"http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256";
+
+    /// A UA TCP chunk (Part 6, 7.1.2.2): message type (3), chunk type (1), size
+    /// (u32 LE, header included), then the body.
+    fn chunk(ty: &[u8; 3], chunk_type: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = ty.to_vec();
+        v.push(chunk_type);
+        v.extend_from_slice(&(body.len() as u32 + 8).to_le_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    /// HEL (7.1.2.3): version 0, receive/send buffers 65536, max message 0 (no
+    /// limit), max chunks 0, endpoint URL.
+    fn hel(url: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for v in [0u32, 65536, 65536, 0, 0] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend(ua_str(url));
+        chunk(b"HEL", b'F', &b)
+    }
+
+    /// ACK (7.1.2.4): version 0, receive/send buffers 8192, max message 4 MiB, 16
+    /// chunks.
+    fn ack() -> Vec<u8> {
+        let mut b = Vec::new();
+        for v in [0u32, 8192, 8192, 4 << 20, 16] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        chunk(b"ACK", b'F', &b)
+    }
+
+    /// OPN (6.7.2): secure channel id, asymmetric security header (policy URI, sender
+    /// certificate, receiver thumbprint), sequence header (number, request id), body.
+    fn opn(
+        channel: u32,
+        policy: &[u8],
+        cert: Option<&[u8]>,
+        thumb: Option<&[u8]>,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut b = channel.to_le_bytes().to_vec();
+        b.extend(ua_str(policy));
+        let opt = |v: Option<&[u8]>| {
+            v.map(ua_str)
+                .unwrap_or_else(|| (-1i32).to_le_bytes().to_vec())
+        };
+        b.extend(opt(cert));
+        b.extend(opt(thumb));
+        b.extend_from_slice(&1u32.to_le_bytes()); // sequence number
+        b.extend_from_slice(&1u32.to_le_bytes()); // request id
+        b.extend_from_slice(body);
+        chunk(b"OPN", b'F', &b)
+    }
+
+    /// OpenSecureChannelRequest (Part 4, 5.5.2): header, ClientProtocolVersion 0,
+    /// RequestType 0 (issue), SecurityMode 1 (None), ClientNonce null,
+    /// RequestedLifetime 600000.
+    fn opn_request_body(handle: u32) -> Vec<u8> {
+        let mut v = type_id(446);
+        v.extend(request_header_bytes(handle));
+        v.extend_from_slice(&0u32.to_le_bytes());
+        v.extend_from_slice(&0u32.to_le_bytes());
+        v.extend_from_slice(&1u32.to_le_bytes());
+        v.extend_from_slice(&(-1i32).to_le_bytes());
+        v.extend_from_slice(&600_000u32.to_le_bytes());
+        v
+    }
+
+    /// OpenSecureChannelResponse: header, ServerProtocolVersion 0, SecurityToken
+    /// (ChannelId, TokenId, CreatedAt, RevisedLifetime), ServerNonce null.
+    fn opn_response_body(handle: u32, channel: u32, token: u32) -> Vec<u8> {
+        let mut v = type_id(449);
+        v.extend(response_header_bytes(handle, 0));
+        v.extend_from_slice(&0u32.to_le_bytes());
+        v.extend_from_slice(&channel.to_le_bytes());
+        v.extend_from_slice(&token.to_le_bytes());
+        v.extend_from_slice(&0i64.to_le_bytes());
+        v.extend_from_slice(&600_000u32.to_le_bytes());
+        v.extend_from_slice(&(-1i32).to_le_bytes());
+        v
+    }
+
+    /// MSG or CLO (6.7.2): secure channel id, token id, sequence header, body.
+    fn sym(ty: &[u8; 3], chunk_type: u8, channel: u32, request_id: u32, body: &[u8]) -> Vec<u8> {
+        let mut b = channel.to_le_bytes().to_vec();
+        b.extend_from_slice(&7u32.to_le_bytes()); // token id
+        b.extend_from_slice(&request_id.to_le_bytes()); // sequence number
+        b.extend_from_slice(&request_id.to_le_bytes()); // request id
+        b.extend_from_slice(body);
+        chunk(ty, chunk_type, &b)
+    }
+
+    fn msg(request_id: u32, body: &[u8]) -> Vec<u8> {
+        sym(b"MSG", b'F', 5, request_id, body)
+    }
+
+    fn write_response(handle: u32) -> Vec<u8> {
+        let mut v = type_id(676);
+        v.extend(response_header_bytes(handle, 0));
+        v.extend_from_slice(&1i32.to_le_bytes()); // Results: [Good]
+        v.extend_from_slice(&0u32.to_le_bytes());
+        v.extend_from_slice(&(-1i32).to_le_bytes()); // DiagnosticInfos: null
+        v
+    }
+
+    fn flow() -> OpcuaFlow {
+        OpcuaFlow::new(&OpcuaConfig::default())
+    }
+
+    fn feed(f: &mut OpcuaFlow, dir: Direction, bytes: &[u8]) -> Vec<Pdu> {
+        let mut out = Vec::new();
+        let n = f.on_data(dir, bytes, &mut out);
+        assert_eq!(n, bytes.len(), "all bytes consumed");
+        out
+    }
+
+    fn one(f: &mut OpcuaFlow, dir: Direction, bytes: &[u8]) -> Pdu {
+        let mut v = feed(f, dir, bytes);
+        assert_eq!(v.len(), 1, "{v:?}");
+        v.remove(0)
+    }
+
+    fn info(p: &Pdu) -> &OpcuaInfo {
+        let Native::Opcua(o) = &p.native else {
+            panic!("not OPC UA: {p:?}");
+        };
+        o
+    }
+
+    /// HEL/ACK, OPN None, a Write and its response, CLO.
+    #[test]
+    fn session_over_policy_none() {
+        let mut f = flow();
+        let h = one(&mut f, ToServer, &hel(b"opc.tcp://plc-1:4840"));
+        assert_eq!((h.operation, h.is_response), (Operation::Session, false));
+        let hi = info(&h);
+        assert_eq!(hi.message_type, "HEL");
+        assert_eq!(hi.endpoint_url.as_deref(), Some("opc.tcp://plc-1:4840"));
+        assert_eq!(hi.receive_buffer_size, Some(65536));
+        assert_eq!(hi.security_mode, "unknown");
+        let a = one(&mut f, ToClient, &ack());
+        assert!(a.is_response);
+        assert_eq!(info(&a).max_chunk_count, Some(16));
+
+        let q = one(
+            &mut f,
+            ToServer,
+            &opn(0, NONE, None, None, &opn_request_body(1)),
+        );
+        let qi = info(&q);
+        assert_eq!((qi.message_type, qi.security_mode), ("OPN", "none"));
+        assert_eq!(
+            qi.security_policy.as_deref(),
+            std::str::from_utf8(NONE).ok()
+        );
+        assert_eq!(
+            (qi.service_id, qi.service),
+            (Some(446), Some("OpenSecureChannelRequest"))
+        );
+        assert_eq!(q.operation, Operation::Session);
+        assert!(!qi.encrypted);
+        let r = one(
+            &mut f,
+            ToClient,
+            &opn(5, NONE, None, None, &opn_response_body(1, 5, 9)),
+        );
+        let ri = info(&r);
+        assert_eq!(
+            (ri.service_id, ri.token_id, ri.secure_channel_id),
+            (Some(449), Some(9), Some(5))
+        );
+        assert!(r.is_response && r.anomalies.is_empty(), "{r:?}");
+
+        let w = one(&mut f, ToServer, &msg(2, &write_request(11)));
+        assert_eq!((w.operation, w.is_response), (Operation::Write, false));
+        let wi = info(&w);
+        assert_eq!((wi.message_type, wi.security_mode), ("MSG", "none"));
+        assert_eq!(wi.token_id, Some(7));
+        assert_eq!(wi.request_handle, Some(11));
+        let nodes = wi.nodes.as_deref().unwrap_or_default();
+        assert_eq!(nodes[0].node_id, "ns=2;s=Line1.Speed");
+        assert_eq!(nodes[0].value, Some(OpcuaValue::Number(42.5)));
+        assert_eq!(f.outstanding(), 1);
+        let wr = one(&mut f, ToClient, &msg(2, &write_response(11)));
+        assert_eq!((wr.operation, wr.is_response), (Operation::Write, true));
+        assert_eq!(info(&wr).status_code, Some(0));
+        assert!(wr.anomalies.is_empty());
+        assert_eq!(f.outstanding(), 0);
+
+        let mut clo = type_id(452);
+        clo.extend(request_header_bytes(12));
+        let c = one(&mut f, ToServer, &sym(b"CLO", b'F', 5, 3, &clo));
+        assert_eq!(info(&c).message_type, "CLO");
+        assert_eq!(info(&c).service, Some("CloseSecureChannelRequest"));
+        assert_eq!(c.operation, Operation::Session);
+    }
+
+    /// Every strict prefix of a message is "need more" (nothing consumed, no event);
+    /// fed byte by byte as the flow layer would, the events are the same.
+    #[test]
+    fn strict_prefixes_are_incomplete() {
+        let mut stream = hel(b"opc.tcp://x");
+        stream.extend(opn(0, NONE, None, None, &opn_request_body(1)));
+        stream.extend(msg(2, &write_request(3)));
+        for frame in [hel(b"opc.tcp://x"), msg(2, &write_request(3))] {
+            for k in 0..frame.len() {
+                let mut f = flow();
+                let mut out = Vec::new();
+                assert_eq!(f.on_data(ToServer, &frame[..k], &mut out), 0, "prefix {k}");
+                assert!(out.is_empty());
+            }
+        }
+        let whole = feed(&mut flow(), ToServer, &stream);
+        let mut f = flow();
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for b in &stream {
+            buf.push(*b);
+            let n = f.on_data(ToServer, &buf, &mut out);
+            buf.drain(..n);
+        }
+        assert!(buf.is_empty());
+        assert_eq!(out, whole);
+        assert_eq!(whole.len(), 3);
+    }
+
+    /// A Write split into C, C, F chunks is one event; C then A is an abort event.
+    #[test]
+    fn chunks_are_reassembled_and_aborted() {
+        let body = write_request(4);
+        let (a, rest) = body.split_at(10);
+        let (b, c) = rest.split_at(30);
+        let mut f = flow();
+        assert!(feed(&mut f, ToServer, &sym(b"MSG", b'C', 5, 8, a)).is_empty());
+        assert!(feed(&mut f, ToServer, &sym(b"MSG", b'C', 5, 8, b)).is_empty());
+        let w = one(&mut f, ToServer, &sym(b"MSG", b'F', 5, 8, c));
+        assert!(w.anomalies.is_empty(), "{w:?}");
+        assert_eq!(info(&w).nodes.as_ref().map(Vec::len), Some(2));
+        assert_eq!(w.operation, Operation::Write);
+
+        // Abort (6.7.3): Error 0x80820000 (BadRequestTooLarge), reason "too big".
+        assert!(feed(&mut f, ToServer, &sym(b"MSG", b'C', 5, 9, a)).is_empty());
+        let mut abort = 0x8082_0000u32.to_le_bytes().to_vec();
+        abort.extend(ua_str(b"too big"));
+        let x = one(&mut f, ToServer, &sym(b"MSG", b'A', 5, 9, &abort));
+        assert_eq!(info(&x).status_code, Some(0x8082_0000));
+        assert_eq!(info(&x).service_id, None);
+        assert_eq!(x.operation, Operation::Other);
+        // Nothing is left over: the next F chunk stands alone.
+        let w = one(&mut f, ToServer, &msg(10, &write_request(5)));
+        assert!(w.anomalies.is_empty());
+    }
+
+    #[test]
+    fn chunk_count_is_bounded() {
+        let cfg = OpcuaConfig {
+            max_chunks_per_message: 2,
+            ..OpcuaConfig::default()
+        };
+        let mut f = OpcuaFlow::new(&cfg);
+        let body = write_request(4);
+        assert!(feed(&mut f, ToServer, &sym(b"MSG", b'C', 5, 8, &body[..20])).is_empty());
+        let p = one(&mut f, ToServer, &sym(b"MSG", b'C', 5, 8, &body[20..]));
+        assert_eq!(p.anomalies, Anomalies::OUT_OF_SPEC_VALUE);
+        assert_eq!(info(&p).service_id, Some(673));
+        // The rest of the message is dropped without another event.
+        for _ in 0..100 {
+            assert!(feed(&mut f, ToServer, &sym(b"MSG", b'C', 5, 8, &[0u8; 64])).is_empty());
+        }
+        assert!(feed(&mut f, ToServer, &sym(b"MSG", b'F', 5, 8, &[0u8; 4])).is_empty());
+        let w = one(&mut f, ToServer, &msg(10, &write_request(5)));
+        assert!(w.anomalies.is_empty());
+    }
+
+    /// Basic256Sha256: the OPN is encrypted; a plaintext MSG makes the channel `sign`
+    /// (its 32-byte signature is ignored), an unreadable one `sign_and_encrypt`.
+    #[test]
+    fn security_modes_of_secured_channels() {
+        // Not DER: the thumbprint is of the whole field; SHA-1("abc") (FIPS 180-2
+        // appendix A.1).
+        let mut f = flow();
+        let opn_bytes = opn(0, B256, Some(b"abc"), Some(&[0xAB; 20]), &[0x5A; 64]);
+        let o = one(&mut f, ToServer, &opn_bytes);
+        let oi = info(&o);
+        assert!(oi.encrypted);
+        assert_eq!(oi.security_mode, "unknown");
+        assert_eq!(oi.service_id, None);
+        assert_eq!(
+            oi.sender_certificate_thumbprint.as_deref(),
+            Some("a9993e364706816aba3e25717850c26c9cd0d89d")
+        );
+        assert_eq!(
+            oi.receiver_certificate_thumbprint.as_deref(),
+            Some("ab".repeat(20).as_str())
+        );
+        assert!(o.anomalies.is_empty());
+        let mut signed = write_request(1);
+        signed.extend_from_slice(&[0xEE; 32]);
+        let w = one(&mut f, ToServer, &msg(2, &signed));
+        assert_eq!(info(&w).security_mode, "sign");
+        assert!(!info(&w).encrypted);
+        assert_eq!(w.operation, Operation::Write);
+        assert_eq!(f.security_mode(), "sign");
+
+        let mut f = flow();
+        one(&mut f, ToServer, &opn(0, B256, None, None, &[0x5A; 64]));
+        let e = one(&mut f, ToServer, &msg(2, &[0x9C; 80]));
+        assert_eq!(info(&e).security_mode, "sign_and_encrypt");
+        assert!(info(&e).encrypted);
+        assert!(e.anomalies.is_empty());
+        // Even bytes that happen to read as a service stay encrypted on this channel.
+        let e = one(&mut f, ToClient, &msg(2, &write_response(1)));
+        assert!(info(&e).encrypted);
+    }
+
+    #[test]
+    fn certificate_chain_thumbprint_is_of_the_first() {
+        // DER SEQUENCE of 3 bytes "abc" (30 03 61 62 63), then a second one.
+        let first = [0x30, 0x03, b'a', b'b', b'c'];
+        let mut chain = first.to_vec();
+        chain.extend_from_slice(&[0x30, 0x01, 0x00]);
+        assert_eq!(thumbprint(&chain), thumbprint(&first));
+        assert_ne!(thumbprint(&chain), thumbprint(b"abc"));
+        // Long-form length: 30 81 02 xx xx.
+        assert_eq!(der_element_len(&[0x30, 0x81, 0x02, 1, 2, 9]), Some(5));
+        assert_eq!(der_element_len(&[0x30, 0x85, 1, 1, 1, 1, 1]), None);
+        assert_eq!(der_element_len(&[0x30, 0x05, 1]), None);
+    }
+
+    #[test]
+    fn joined_mid_stream() {
+        let mut f = flow();
+        // Readable: decoded, mode unknown; the response's request was never seen.
+        let w = one(&mut f, ToServer, &msg(2, &write_request(1)));
+        assert_eq!(info(&w).security_mode, "unknown");
+        assert_eq!(w.operation, Operation::Write);
+        let r = one(&mut f, ToClient, &msg(3, &write_response(77)));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+        assert_eq!(r.operation, Operation::Write);
+        // Unreadable: encrypted, no anomaly.
+        let e = one(&mut f, ToServer, &msg(4, &[0x9C; 40]));
+        assert!(info(&e).encrypted);
+        assert!(e.anomalies.is_empty());
+    }
+
+    #[test]
+    fn bad_input_is_reported_and_framing_regained() {
+        // Garbage, then a HEL: one GARBAGE event, then the HEL.
+        let mut f = flow();
+        let mut bytes = b"\x01\x02garbage bytes!".to_vec();
+        bytes.extend(hel(b"opc.tcp://x"));
+        let out = feed(&mut f, ToServer, &bytes);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].anomalies, Anomalies::GARBAGE);
+        assert_eq!(info(&out[1]).message_type, "HEL");
+
+        // A size lie: MSG of 0xFFFFFFFF bytes. Reported, then resynchronised on the
+        // next legal message.
+        let mut f = flow();
+        let mut bytes = b"MSGF\xFF\xFF\xFF\xFF".to_vec();
+        bytes.extend_from_slice(&[0u8; 12]);
+        bytes.extend(msg(2, &write_request(1)));
+        let out = feed(&mut f, ToServer, &bytes);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].anomalies, Anomalies::BAD_LENGTH);
+        assert_eq!(info(&out[0]).message_type, "MSG");
+        assert_eq!(out[1].operation, Operation::Write);
+
+        // A HEL whose URL length runs past the chunk: malformed.
+        let mut h = hel(b"opc.tcp://x");
+        let url_len = 8 + 20;
+        h[url_len] = 100;
+        let p = one(&mut flow(), ToServer, &h);
+        assert_eq!(p.anomalies, Anomalies::MALFORMED);
+
+        // A truncated Write (its node list cut short): malformed, service kept.
+        let body = write_request(1);
+        let p = one(&mut flow(), ToServer, &msg(2, &body[..body.len() - 3]));
+        assert_eq!(p.anomalies, Anomalies::MALFORMED);
+        assert_eq!(info(&p).service_id, Some(673));
+
+        // An unknown service on a channel without security (on a flow joined after
+        // its OPN it would read as encrypted).
+        let mut f = flow();
+        one(
+            &mut f,
+            ToServer,
+            &opn(0, NONE, None, None, &opn_request_body(1)),
+        );
+        let mut unknown = type_id(999);
+        unknown.extend(request_header_bytes(1));
+        let p = one(&mut f, ToServer, &msg(2, &unknown));
+        assert_eq!(p.anomalies, Anomalies::UNKNOWN_FUNCTION);
+        assert_eq!(p.operation, Operation::Other);
+        assert!(!info(&p).encrypted);
+
+        // A response of another service than its request.
+        let mut f = flow();
+        one(&mut f, ToServer, &msg(2, &write_request(1)));
+        let mut read_resp = type_id(634);
+        read_resp.extend(response_header_bytes(1, 0));
+        let p = one(&mut f, ToClient, &msg(2, &read_resp));
+        assert_eq!(p.anomalies, Anomalies::RESPONSE_MISMATCH);
+        assert_eq!(p.operation, Operation::Write);
+
+        // A gap: the partial message is dropped, framing is found again.
+        let mut f = flow();
+        assert!(feed(&mut f, ToServer, &sym(b"MSG", b'C', 5, 8, &body[..20])).is_empty());
+        f.on_gap(ToServer, &mut Vec::new());
+        let mut bytes = body[30..].to_vec();
+        bytes.extend(msg(9, &write_request(2)));
+        let out = feed(&mut f, ToServer, &bytes);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].anomalies, Anomalies::GARBAGE);
+        assert_eq!(info(&out[1]).request_handle, Some(2));
+    }
+
+    #[test]
+    fn outstanding_requests_are_bounded() {
+        let cfg = OpcuaConfig {
+            max_outstanding: 2,
+            ..OpcuaConfig::default()
+        };
+        let mut f = OpcuaFlow::new(&cfg);
+        for h in 0..2 {
+            assert!(one(&mut f, ToServer, &msg(h, &write_request(h)))
+                .anomalies
+                .is_empty());
+        }
+        let p = one(&mut f, ToServer, &msg(2, &write_request(2)));
+        assert_eq!(p.anomalies, Anomalies::REQUEST_FLOOD);
+        assert_eq!(f.outstanding(), 2);
+    }
+
+    /// A chunk larger than the inline bound is decoded from its start and skipped, a
+    /// piece at a time, without the caller buffering it.
+    #[test]
+    fn oversized_chunks_are_streamed() {
+        let cfg = OpcuaConfig {
+            max_inline_chunk: 256,
+            ..OpcuaConfig::default()
+        };
+        let mut f = OpcuaFlow::new(&cfg);
+        let mut body = write_request(1);
+        body.extend_from_slice(&[0u8; 1000]);
+        let mut bytes = msg(2, &body);
+        bytes.extend(msg(3, &write_request(2)));
+        let mut out = Vec::new();
+        let mut consumed = 0;
+        let mut buf: Vec<u8> = Vec::new();
+        for piece in bytes.chunks(100) {
+            buf.extend_from_slice(piece);
+            let n = f.on_data(ToServer, &buf, &mut out);
+            consumed += n;
+            buf.drain(..n);
+            // At most one inline chunk is ever held back.
+            assert!(buf.len() <= 256 + 100);
+        }
+        assert!(buf.is_empty());
+        assert_eq!(consumed, bytes.len());
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out[0].anomalies.is_empty());
+        assert_eq!(info(&out[0]).nodes.as_ref().map(Vec::len), Some(2));
+        assert_eq!(info(&out[1]).request_handle, Some(2));
+    }
+}

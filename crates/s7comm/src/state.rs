@@ -1,0 +1,860 @@
+//! Per-flow state: TPKT framing per direction, resynchronisation, COTP DT reassembly,
+//! the TSAPs of the connection, job / ack_data pairing by pdu_ref with a bounded table
+//! of outstanding jobs, and S7comm-plus fragment tracking.
+
+use std::collections::VecDeque;
+
+use otwatch_event::{Anomalies, Direction, Native, Operation, Pdu, S7commInfo, S7commPlusInfo};
+
+use crate::codes::Rosctr;
+use crate::decode::{
+    decode_ack, decode_job, decode_plus, decode_userdata, Decoded, JobContext, Pairing,
+    UserdataState,
+};
+use crate::parser::{
+    check_header, is_tls_record_type, parse_cotp, parse_plus_header, parse_s7_pdu, parse_tpkt,
+    CotpConnect, CotpPdu, HeaderCheck, S7COMM_PLUS_PROTOCOL_ID, S7COMM_PROTOCOL_ID,
+};
+
+/// Bounds of one flow's state. Limits are data, not globals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S7Config {
+    /// Largest TPKT framed (header included); a longer length means framing is lost.
+    /// The default is twice the largest TPDU class 0 negotiates (8192).
+    pub max_tpkt_len: u16,
+    /// Largest TSDU reassembled from COTP DT fragments; a longer one is reported
+    /// (`BAD_LENGTH`) and skipped up to its last fragment.
+    pub max_tsdu_len: usize,
+    /// Outstanding (unanswered) jobs kept per flow for pairing; when full, the oldest
+    /// is dropped and the new job is flagged `REQUEST_FLOOD`. At least 1.
+    pub max_outstanding: usize,
+    /// Candidate offsets examined per `on_data` call while resynchronising. At least 1.
+    pub max_resync_scan: usize,
+}
+
+impl Default for S7Config {
+    fn default() -> Self {
+        S7Config {
+            max_tpkt_len: 16384,
+            max_tsdu_len: 65536,
+            max_outstanding: 64,
+            max_resync_scan: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct DirState {
+    /// Framing is not trusted (after a gap, or garbage seen).
+    resync: bool,
+    /// The GARBAGE event of the current stretch has been emitted.
+    in_garbage: bool,
+    /// DT fragments of the current TSDU (EOT not yet seen).
+    tsdu: Vec<u8>,
+    /// The current TSDU overran `max_tsdu_len`: skip up to its EOT.
+    tsdu_overflow: bool,
+    /// An S7comm-plus message without its trailer was seen: the next frames up to the
+    /// one with a trailer continue it.
+    plus_fragment: bool,
+}
+
+/// What a resynchronisation scan found.
+enum Scan {
+    Found(usize),
+    NeedMore(usize),
+    NotFound(usize),
+}
+
+/// S7comm / S7comm-plus state of one flow (both directions).
+///
+/// `ToServer` bytes come from the side that opened the connection (the PG, HMI or
+/// SCADA), `ToClient` bytes from the PLC. Every PDU the PLC sends is `is_response`,
+/// including the download-block jobs it sends during a download.
+#[derive(Debug, Clone)]
+pub struct S7Flow {
+    config: S7Config,
+    /// Outstanding jobs, oldest first, with the direction they travelled.
+    pending: VecDeque<(Direction, JobContext)>,
+    calling_tsap: Option<u16>,
+    called_tsap: Option<u16>,
+    /// The TSAPs came from a connection request (a confirm does not override them).
+    tsaps_from_cr: bool,
+    userdata: UserdataState,
+    dirs: [DirState; 2],
+}
+
+impl S7Flow {
+    pub fn new(config: &S7Config) -> Self {
+        let mut config = config.clone();
+        config.max_outstanding = config.max_outstanding.max(1);
+        config.max_resync_scan = config.max_resync_scan.max(1);
+        config.max_tpkt_len = config.max_tpkt_len.max(crate::parser::MIN_TPKT_LEN);
+        S7Flow {
+            config,
+            pending: VecDeque::new(),
+            calling_tsap: None,
+            called_tsap: None,
+            tsaps_from_cr: false,
+            userdata: UserdataState::default(),
+            dirs: [DirState::default(), DirState::default()],
+        }
+    }
+
+    /// Number of jobs waiting for their answer.
+    pub fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The TSAPs of the connection (calling, called), when two-byte TSAPs were seen.
+    pub fn tsaps(&self) -> (Option<u16>, Option<u16>) {
+        (self.calling_tsap, self.called_tsap)
+    }
+
+    fn dir_state(&mut self, dir: Direction) -> &mut DirState {
+        match dir {
+            Direction::ToServer => &mut self.dirs[0],
+            Direction::ToClient => &mut self.dirs[1],
+        }
+    }
+
+    /// In-order bytes of one direction. Emits one [`Pdu`] per S7comm PDU or
+    /// S7comm-plus message (and one per stretch of garbage or per transport error)
+    /// and returns how many bytes were consumed; the unconsumed tail (a TPKT split
+    /// across segments) must be presented again, followed by the next bytes.
+    pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
+        let mut off = 0;
+        // Progress: every turn consumes at least one byte, or returns.
+        while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
+            if self.dir_state(dir).resync {
+                match self.scan(rest) {
+                    Scan::Found(skip) => {
+                        self.skip_garbage(dir, skip, out);
+                        off += skip;
+                        self.dir_state(dir).resync = false;
+                    }
+                    Scan::NeedMore(skip) | Scan::NotFound(skip) => {
+                        self.skip_garbage(dir, skip, out);
+                        return off + skip;
+                    }
+                }
+                continue;
+            }
+            match parse_tpkt(rest, self.config.max_tpkt_len) {
+                Ok((after, tpkt)) => {
+                    self.dir_state(dir).in_garbage = false;
+                    self.handle_tpdu(dir, tpkt.payload, out);
+                    off += rest.len() - after.len();
+                }
+                Err(nom::Err::Incomplete(_)) => break,
+                Err(_) => {
+                    tracing::debug!("s7comm: TPKT framing lost, resynchronising");
+                    let st = self.dir_state(dir);
+                    st.resync = true;
+                    st.tsdu.clear();
+                    st.tsdu_overflow = false;
+                }
+            }
+        }
+        off
+    }
+
+    /// Bytes of `dir` were lost: partial TSDUs are dropped and the next bytes are
+    /// trusted only once a strict header check succeeds. Outstanding jobs are kept
+    /// (their answers may still come); the flood bound ages them out.
+    pub fn on_gap(&mut self, dir: Direction, _out: &mut Vec<Pdu>) {
+        let st = self.dir_state(dir);
+        st.resync = true;
+        st.in_garbage = false;
+        st.tsdu.clear();
+        st.tsdu_overflow = false;
+        st.plus_fragment = false;
+    }
+
+    /// The flow ended: unanswered jobs are forgotten (they were reported when seen).
+    pub fn on_end(&mut self, _out: &mut Vec<Pdu>) {
+        self.pending.clear();
+        self.dirs = [DirState::default(), DirState::default()];
+    }
+
+    fn scan(&self, rest: &[u8]) -> Scan {
+        let window = rest.len().min(self.config.max_resync_scan);
+        for k in 0..window {
+            let Some(candidate) = rest.get(k..) else {
+                break;
+            };
+            match check_stream_start(candidate, self.config.max_tpkt_len) {
+                HeaderCheck::Yes { .. } => return Scan::Found(k),
+                HeaderCheck::NeedMore => return Scan::NeedMore(k),
+                HeaderCheck::No => {}
+            }
+        }
+        Scan::NotFound(window)
+    }
+
+    fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut Vec<Pdu>) {
+        if n == 0 {
+            return;
+        }
+        let st = self.dir_state(dir);
+        if st.in_garbage {
+            return;
+        }
+        st.in_garbage = true;
+        let pdu = self.transport_pdu(dir, "garbage", Anomalies::GARBAGE);
+        out.push(pdu);
+    }
+
+    /// An event for what is not an S7 PDU but must be reported (garbage, a broken
+    /// COTP header, an oversized TSDU): S7comm native block with ROSCTR 0.
+    fn transport_pdu(&self, dir: Direction, function: &'static str, anomalies: Anomalies) -> Pdu {
+        Pdu {
+            direction: dir,
+            is_response: dir == Direction::ToClient,
+            operation: Operation::Other,
+            anomalies,
+            native: Native::S7comm(Box::new(S7commInfo {
+                function,
+                calling_tsap: self.calling_tsap,
+                called_tsap: self.called_tsap,
+                ..S7commInfo::default()
+            })),
+        }
+    }
+
+    fn set_tsaps(&mut self, c: &CotpConnect<'_>, from_cr: bool) {
+        if self.tsaps_from_cr && !from_cr {
+            return;
+        }
+        let two = |t: Option<&[u8]>| match t {
+            Some([a, b]) => Some(u16::from_be_bytes([*a, *b])),
+            _ => None,
+        };
+        self.calling_tsap = two(c.calling_tsap);
+        self.called_tsap = two(c.called_tsap);
+        self.tsaps_from_cr = from_cr;
+    }
+
+    fn handle_tpdu(&mut self, dir: Direction, tpdu: &[u8], out: &mut Vec<Pdu>) {
+        let cotp = match parse_cotp(tpdu) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = e.as_str(), "s7comm: bad COTP header");
+                let flag = match e {
+                    crate::DissectError::BadCotpLength { .. } => Anomalies::BAD_LENGTH,
+                    _ => Anomalies::MALFORMED,
+                };
+                let pdu = self.transport_pdu(dir, "cotp", flag);
+                out.push(pdu);
+                return;
+            }
+        };
+        if !cotp.anomalies.is_empty() {
+            let pdu = self.transport_pdu(dir, "cotp", cotp.anomalies);
+            out.push(pdu);
+        }
+        match cotp.pdu {
+            CotpPdu::ConnectionRequest(c) => {
+                self.set_tsaps(&c, true);
+                for st in &mut self.dirs {
+                    st.tsdu.clear();
+                    st.tsdu_overflow = false;
+                    st.plus_fragment = false;
+                }
+            }
+            CotpPdu::ConnectionConfirm(c) => self.set_tsaps(&c, false),
+            CotpPdu::Data { eot, payload, .. } => self.handle_dt(dir, eot, payload, out),
+            CotpPdu::DisconnectRequest | CotpPdu::Other { .. } => {}
+        }
+    }
+
+    fn handle_dt(&mut self, dir: Direction, eot: bool, payload: &[u8], out: &mut Vec<Pdu>) {
+        let max = self.config.max_tsdu_len;
+        let st = self.dir_state(dir);
+        if st.tsdu_overflow {
+            if eot {
+                st.tsdu_overflow = false;
+            }
+            return;
+        }
+        if st.tsdu.len() + payload.len() > max {
+            st.tsdu.clear();
+            st.tsdu_overflow = !eot;
+            let pdu = self.transport_pdu(dir, "cotp", Anomalies::BAD_LENGTH);
+            out.push(pdu);
+            return;
+        }
+        if !eot {
+            st.tsdu.extend_from_slice(payload);
+            return;
+        }
+        if st.tsdu.is_empty() {
+            // The common case: one DT per TSDU, parsed in place.
+            self.handle_tsdu(dir, payload, out);
+        } else {
+            let mut buf = std::mem::take(&mut st.tsdu);
+            buf.extend_from_slice(payload);
+            self.handle_tsdu(dir, &buf, out);
+            buf.clear();
+            // Keep the allocation for the next fragmented TSDU.
+            self.dir_state(dir).tsdu = buf;
+        }
+    }
+
+    fn handle_tsdu(&mut self, dir: Direction, tsdu: &[u8], out: &mut Vec<Pdu>) {
+        match tsdu {
+            [] => {}
+            [S7COMM_PROTOCOL_ID, ..] => self.handle_s7(dir, tsdu, out),
+            [S7COMM_PLUS_PROTOCOL_ID, ..] => self.handle_plus(dir, tsdu, out),
+            [t, 3, ..] if is_tls_record_type(*t) => self.handle_plus(dir, tsdu, out),
+            _ => tracing::trace!("s7comm: COTP payload of another protocol"),
+        }
+    }
+
+    fn handle_s7(&mut self, dir: Direction, tsdu: &[u8], out: &mut Vec<Pdu>) {
+        let decoded = match parse_s7_pdu(tsdu) {
+            Ok(pdu) => match pdu.header.rosctr {
+                Rosctr::JOB => {
+                    let (mut d, ctx) = decode_job(&pdu);
+                    if self.pending.len() >= self.config.max_outstanding {
+                        self.pending.pop_front();
+                        d.anomalies |= Anomalies::REQUEST_FLOOD;
+                    }
+                    self.pending.push_back((dir, ctx));
+                    d
+                }
+                Rosctr::ACK | Rosctr::ACK_DATA => {
+                    let job_dir = dir.reverse();
+                    let pdu_ref = pdu.header.pdu_ref;
+                    let own = pdu.param.first().copied();
+                    match self
+                        .pending
+                        .iter()
+                        .position(|(d, c)| *d == job_dir && c.pdu_ref == pdu_ref)
+                        .and_then(|i| self.pending.remove(i))
+                    {
+                        Some((_, ctx)) if own.is_none_or(|f| f == ctx.function.0) => {
+                            decode_ack(&pdu, Pairing::Matched(&ctx))
+                        }
+                        Some(_) => decode_ack(&pdu, Pairing::Mismatched),
+                        None => decode_ack(&pdu, Pairing::Unmatched),
+                    }
+                }
+                Rosctr::USERDATA => decode_userdata(&pdu, &mut self.userdata),
+                Rosctr(other) => Decoded {
+                    info: S7commInfo {
+                        rosctr: other,
+                        pdu_ref: pdu.header.pdu_ref,
+                        function: "unknown",
+                        ..S7commInfo::default()
+                    },
+                    operation: Operation::Other,
+                    anomalies: pdu.anomalies | Anomalies::UNKNOWN_FUNCTION,
+                },
+            },
+            Err(_) => Decoded {
+                info: S7commInfo {
+                    rosctr: tsdu.get(1).copied().unwrap_or(0),
+                    function: "unknown",
+                    ..S7commInfo::default()
+                },
+                operation: Operation::Other,
+                anomalies: Anomalies::BAD_LENGTH | Anomalies::MALFORMED,
+            },
+        };
+        let Decoded {
+            mut info,
+            operation,
+            anomalies,
+        } = decoded;
+        info.calling_tsap = self.calling_tsap;
+        info.called_tsap = self.called_tsap;
+        out.push(Pdu {
+            direction: dir,
+            is_response: dir == Direction::ToClient,
+            operation,
+            anomalies,
+            native: Native::S7comm(Box::new(info)),
+        });
+    }
+
+    fn handle_plus(&mut self, dir: Direction, tsdu: &[u8], out: &mut Vec<Pdu>) {
+        if tsdu.first() == Some(&S7COMM_PLUS_PROTOCOL_ID) {
+            let header = parse_plus_header(tsdu).ok();
+            let st = self.dir_state(dir);
+            if st.plus_fragment {
+                // A continuation of the message already reported.
+                if header.is_none_or(|h| h.has_trailer || !h.anomalies.is_empty()) {
+                    st.plus_fragment = false;
+                }
+                return;
+            }
+            st.plus_fragment = header.is_some_and(|h| {
+                !h.has_trailer && h.anomalies.is_empty() && h.data_len > 0 && h.version != 0xfe
+            });
+        }
+        let (info, operation, anomalies): (S7commPlusInfo, Operation, Anomalies) =
+            decode_plus(tsdu);
+        out.push(Pdu {
+            direction: dir,
+            is_response: dir == Direction::ToClient,
+            operation,
+            anomalies,
+            native: Native::S7commPlus(info),
+        });
+    }
+}
+
+/// Does `i` plausibly start a run of TPKTs (the resynchronisation test): a header whose
+/// TPKT is complete and followed by the end of `i` or by another header.
+pub(crate) fn check_stream_start(i: &[u8], max_len: u16) -> HeaderCheck {
+    match check_header(i, max_len) {
+        HeaderCheck::Yes { len } => match i.get(len..) {
+            None => HeaderCheck::NeedMore,
+            Some([]) => HeaderCheck::Yes { len },
+            Some(next) => match check_header(next, max_len) {
+                HeaderCheck::No => HeaderCheck::No,
+                HeaderCheck::NeedMore => HeaderCheck::NeedMore,
+                HeaderCheck::Yes { .. } => HeaderCheck::Yes { len },
+            },
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otwatch_event::S7Item;
+    use Direction::{ToClient, ToServer};
+
+    /// Wraps a TSDU in TPKT (RFC 1006: version 3, reserved 0, length) and a class 0
+    /// COTP DT (ISO 8073: LI 2, type 0xf0, EOT | number 0).
+    fn dt(tsdu: &[u8]) -> Vec<u8> {
+        dt_frag(tsdu, true)
+    }
+
+    fn dt_frag(tsdu: &[u8], eot: bool) -> Vec<u8> {
+        let mut v = vec![0x03, 0x00];
+        v.extend_from_slice(&(tsdu.len() as u16 + 7).to_be_bytes());
+        v.extend_from_slice(&[0x02, 0xf0, if eot { 0x80 } else { 0x00 }]);
+        v.extend_from_slice(tsdu);
+        v
+    }
+
+    /// An S7comm PDU: protocol id 0x32, ROSCTR, redundancy id 0, pdu_ref, parameter
+    /// and data lengths, error class/code for ack / ack_data, parameter, data.
+    fn s7(rosctr: u8, pdu_ref: u16, param: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x32, rosctr, 0x00, 0x00];
+        v.extend_from_slice(&pdu_ref.to_be_bytes());
+        v.extend_from_slice(&(param.len() as u16).to_be_bytes());
+        v.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        if rosctr == 2 || rosctr == 3 {
+            v.extend_from_slice(&[0x00, 0x00]);
+        }
+        v.extend_from_slice(param);
+        v.extend_from_slice(data);
+        v
+    }
+
+    /// An any-pointer item: [0x12][10][0x10][transport size][count u16][DB u16][area]
+    /// [bit address u24].
+    fn item(ts: u8, count: u16, db: u16, area: u8, byte: u32, bit: u32) -> Vec<u8> {
+        let mut v = vec![0x12, 0x0a, 0x10, ts];
+        v.extend_from_slice(&count.to_be_bytes());
+        v.extend_from_slice(&db.to_be_bytes());
+        v.push(area);
+        v.extend_from_slice(&((byte << 3) | bit).to_be_bytes()[1..]);
+        v
+    }
+
+    fn flow() -> S7Flow {
+        S7Flow::new(&S7Config::default())
+    }
+
+    fn feed(f: &mut S7Flow, dir: Direction, bytes: &[u8]) -> Vec<Pdu> {
+        let mut out = Vec::new();
+        let n = f.on_data(dir, bytes, &mut out);
+        assert_eq!(n, bytes.len(), "all bytes consumed");
+        out
+    }
+
+    fn one(f: &mut S7Flow, dir: Direction, bytes: &[u8]) -> Pdu {
+        let mut v = feed(f, dir, bytes);
+        assert_eq!(v.len(), 1, "{v:?}");
+        v.remove(0)
+    }
+
+    fn info(p: &Pdu) -> &S7commInfo {
+        let Native::S7comm(s) = &p.native else {
+            panic!("not S7comm: {p:?}")
+        };
+        s
+    }
+
+    /// Connection request with two-byte TSAPs: LI 17, CR, dst ref 0, src ref 1, class
+    /// 0, c1 calling 0x0100 (PG), c2 called 0x0102 (rack 0 slot 2), c0 TPDU size 1024.
+    const CR: [u8; 22] = [
+        0x03, 0x00, 0x00, 0x16, 0x11, 0xe0, 0x00, 0x00, 0x00, 0x01, 0x00, 0xc1, 0x02, 0x01, 0x00,
+        0xc2, 0x02, 0x01, 0x02, 0xc0, 0x01, 0x0a,
+    ];
+
+    #[test]
+    fn read_var_pairs_items_return_codes_and_data() {
+        let mut f = flow();
+        assert!(feed(&mut f, ToServer, &CR).is_empty());
+        // Read var (0x04), 2 items: DB1.DBB10 BYTE x3, M5.2 BIT x1.
+        let mut param = vec![0x04, 0x02];
+        param.extend(item(0x02, 3, 1, 0x84, 10, 0));
+        param.extend(item(0x01, 1, 0, 0x83, 5, 2));
+        let q = one(&mut f, ToServer, &dt(&s7(1, 0x0100, &param, &[])));
+        assert_eq!(q.operation, Operation::Read);
+        assert!(!q.is_response);
+        assert!(q.anomalies.is_empty(), "{:?}", q.anomalies);
+        let i = info(&q);
+        assert_eq!(
+            (i.rosctr, i.function_code, i.function),
+            (1, Some(4), "read_var")
+        );
+        assert_eq!(
+            (i.calling_tsap, i.called_tsap),
+            (Some(0x0100), Some(0x0102))
+        );
+        let items = i.items.as_ref().unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(
+            items[0],
+            S7Item {
+                area: 0x84,
+                area_name: "DB",
+                db: 1,
+                address: 10,
+                bit: 0,
+                transport_size: 2,
+                length: 3,
+                data: None,
+                return_code: None,
+            }
+        );
+        assert_eq!(
+            (items[1].area_name, items[1].address, items[1].bit),
+            ("M", 5, 2)
+        );
+        // Ack_data: [0x04][2]; data: rc 0xff, BYTE/WORD (0x04), 24 bits, 3 bytes, fill
+        // byte; rc 0xff, BIT (0x03), 1 bit, 0x01.
+        let data = [
+            0xff, 0x04, 0x00, 0x18, 0x0a, 0x0b, 0x0c, 0x00, 0xff, 0x03, 0x00, 0x01, 0x01,
+        ];
+        let r = one(&mut f, ToClient, &dt(&s7(3, 0x0100, &[0x04, 0x02], &data)));
+        assert!(r.is_response);
+        assert_eq!(r.operation, Operation::Read);
+        assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+        let items = info(&r).items.as_ref().unwrap();
+        assert_eq!(items[0].return_code, Some(0xff));
+        assert_eq!(items[0].data.as_deref(), Some(&[0x0a, 0x0b, 0x0c][..]));
+        assert_eq!(items[0].address, 10);
+        assert_eq!(items[1].data.as_deref(), Some(&[0x01][..]));
+        assert_eq!(f.outstanding(), 0);
+    }
+
+    #[test]
+    fn write_var_carries_the_written_data_and_return_codes() {
+        let mut f = flow();
+        // Write var (0x05), 1 item DB10.DBW4 WORD x1; data: rc 0, BYTE/WORD, 16 bits,
+        // 0x0042.
+        let mut param = vec![0x05, 0x01];
+        param.extend(item(0x04, 1, 10, 0x84, 4, 0));
+        let data = [0x00, 0x04, 0x00, 0x10, 0x00, 0x42];
+        let q = one(&mut f, ToServer, &dt(&s7(1, 7, &param, &data)));
+        assert_eq!(q.operation, Operation::Write);
+        let it = &info(&q).items.as_ref().unwrap()[0];
+        assert_eq!((it.db, it.address, it.transport_size), (10, 4, 4));
+        assert_eq!(it.data.as_deref(), Some(&[0x00, 0x42][..]));
+        // Ack_data: [0x05][1]; data: return code 0x0a (object does not exist).
+        let r = one(&mut f, ToClient, &dt(&s7(3, 7, &[0x05, 0x01], &[0x0a])));
+        assert_eq!(r.operation, Operation::Write);
+        let it = &info(&r).items.as_ref().unwrap()[0];
+        assert_eq!(
+            (it.db, it.return_code, it.data.as_deref()),
+            (10, Some(0x0a), None)
+        );
+    }
+
+    #[test]
+    fn download_session_is_program_download_and_plc_jobs_are_responses() {
+        let mut f = flow();
+        // Request download (0x1a): [func][status][u16][u32][name len 9]"_0A00001P".
+        let mut name = vec![0x09];
+        name.extend_from_slice(b"_0A00001P");
+        let mut req = vec![0x1a, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00];
+        req.extend_from_slice(&name);
+        let q = one(&mut f, ToServer, &dt(&s7(1, 1, &req, &[])));
+        assert_eq!(
+            (q.operation, q.is_response),
+            (Operation::ProgramDownload, false)
+        );
+        let b = info(&q).block.as_ref().unwrap();
+        assert_eq!((b.block_type.as_str(), b.number.as_str()), ("DB", "00001"));
+        let r = one(&mut f, ToClient, &dt(&s7(3, 1, &[0x1a], &[])));
+        assert_eq!(
+            (r.operation, r.is_response),
+            (Operation::ProgramDownload, true)
+        );
+        assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+        // The PLC asks for the block (download block job 0x1b), the PG answers.
+        let mut blk = vec![0x1b, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00];
+        blk.extend_from_slice(&name);
+        let j = one(&mut f, ToClient, &dt(&s7(1, 0x0100, &blk, &[])));
+        assert_eq!(
+            (j.operation, j.is_response),
+            (Operation::ProgramDownload, true)
+        );
+        let a = one(
+            &mut f,
+            ToServer,
+            &dt(&s7(3, 0x0100, &[0x1b, 0x00], &[0x00, 0x00])),
+        );
+        assert_eq!(
+            (a.operation, a.is_response),
+            (Operation::ProgramDownload, false)
+        );
+        assert!(a.anomalies.is_empty(), "{:?}", a.anomalies);
+        assert_eq!(info(&a).block, info(&j).block);
+        // PLC stop (0x29): [func][5 unknown][len 9]"P_PROGRAM".
+        let mut stop = vec![0x29, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09];
+        stop.extend_from_slice(b"P_PROGRAM");
+        let s = one(&mut f, ToServer, &dt(&s7(1, 2, &stop, &[])));
+        assert_eq!(s.operation, Operation::ModeChange);
+        assert_eq!(info(&s).pi_service.as_deref(), Some("P_PROGRAM"));
+        assert_eq!(f.outstanding(), 1);
+    }
+
+    #[test]
+    fn upload_is_program_upload() {
+        let mut f = flow();
+        let mut p = vec![0x1d, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09];
+        p.extend_from_slice(b"_0800001A");
+        let q = one(&mut f, ToServer, &dt(&s7(1, 3, &p, &[])));
+        assert_eq!(q.operation, Operation::ProgramUpload);
+        assert_eq!(info(&q).block.as_ref().unwrap().block_type, "OB");
+        // Upload (0x1e): [func][status][u16][upload id u32].
+        let u = one(
+            &mut f,
+            ToServer,
+            &dt(&s7(1, 4, &[0x1e, 0, 0, 0, 0, 0, 0, 7], &[])),
+        );
+        assert_eq!(u.operation, Operation::ProgramUpload);
+        let r = one(
+            &mut f,
+            ToClient,
+            &dt(&s7(3, 4, &[0x1e, 0x00], &[0x00, 0x00])),
+        );
+        assert_eq!(r.operation, Operation::ProgramUpload);
+    }
+
+    #[test]
+    fn userdata_szl_read_and_password() {
+        let mut f = flow();
+        // SZL read request: param 00 01 12 | len 4 | 0x11 | 0x44 (request, group 4) |
+        // sub 1 | seq 0; data: rc 0xff, octet string (0x09), length 4, SZL 0x0011 idx 0.
+        let param = [0x00, 0x01, 0x12, 0x04, 0x11, 0x44, 0x01, 0x00];
+        let data = [0xff, 0x09, 0x00, 0x04, 0x00, 0x11, 0x00, 0x00];
+        let q = one(&mut f, ToServer, &dt(&s7(7, 5, &param, &data)));
+        assert_eq!(q.operation, Operation::Identify);
+        let i = info(&q);
+        assert_eq!(
+            (i.function_group, i.subfunction, i.function),
+            (Some(4), Some(1), "szl_read")
+        );
+        assert_eq!((i.szl_id, i.szl_index), (Some(0x0011), Some(0)));
+        // Password: group 5 sub 1, data: rc 0xff, 0x09, length 8, 8 password bytes as
+        // sent (scrambled by the PG).
+        let param = [0x00, 0x01, 0x12, 0x04, 0x11, 0x45, 0x01, 0x00];
+        let pw = [0x64, 0x31, 0x53, 0x67, 0x02, 0x22, 0x77, 0x55];
+        let mut data = vec![0xff, 0x09, 0x00, 0x08];
+        data.extend_from_slice(&pw);
+        let p = one(&mut f, ToServer, &dt(&s7(7, 6, &param, &data)));
+        assert_eq!(p.operation, Operation::Session);
+        let expected = sha1_smol::Sha1::from(pw).digest().to_string();
+        assert_eq!(
+            info(&p).credential.as_deref(),
+            Some(format!("s7:{}", &expected[..16]).as_str())
+        );
+        assert_eq!(info(&p).function, "plc_password");
+    }
+
+    #[test]
+    fn every_strict_prefix_is_incomplete() {
+        let mut param = vec![0x04, 0x01];
+        param.extend(item(0x02, 3, 1, 0x84, 10, 0));
+        let frame = dt(&s7(1, 9, &param, &[]));
+        for n in 0..frame.len() {
+            let mut f = flow();
+            let mut out = Vec::new();
+            assert_eq!(f.on_data(ToServer, &frame[..n], &mut out), 0, "prefix {n}");
+            assert!(out.is_empty(), "prefix {n}: {out:?}");
+        }
+    }
+
+    #[test]
+    fn dt_fragments_are_reassembled_and_bounded() {
+        let mut param = vec![0x04, 0x01];
+        param.extend(item(0x02, 3, 1, 0x84, 10, 0));
+        let tsdu = s7(1, 9, &param, &[]);
+        let (a, b) = tsdu.split_at(5);
+        let mut f = flow();
+        assert!(feed(&mut f, ToServer, &dt_frag(a, false)).is_empty());
+        let p = one(&mut f, ToServer, &dt(b));
+        assert_eq!(info(&p).function, "read_var");
+        assert!(p.anomalies.is_empty());
+        // Over the bound: one BAD_LENGTH report, the rest of the TSDU skipped.
+        let mut f = S7Flow::new(&S7Config {
+            max_tsdu_len: 30,
+            ..S7Config::default()
+        });
+        let big = [0x32u8; 20];
+        assert!(feed(&mut f, ToServer, &dt_frag(&big, false)).is_empty());
+        let e = one(&mut f, ToServer, &dt_frag(&big, false));
+        assert_eq!(
+            (info(&e).function, e.anomalies),
+            ("cotp", Anomalies::BAD_LENGTH)
+        );
+        assert!(feed(&mut f, ToServer, &dt(&big)).is_empty());
+        // The next TSDU is framed normally.
+        let p = one(&mut f, ToServer, &dt(&tsdu));
+        assert_eq!(info(&p).function, "read_var");
+    }
+
+    #[test]
+    fn bad_input_is_flagged_not_fatal() {
+        let mut f = flow();
+        // Item count 5, one item present.
+        let mut param = vec![0x04, 0x05];
+        param.extend(item(0x02, 3, 1, 0x84, 10, 0));
+        let p = one(&mut f, ToServer, &dt(&s7(1, 1, &param, &[])));
+        assert!(
+            p.anomalies.contains(Anomalies::BAD_LENGTH),
+            "{:?}",
+            p.anomalies
+        );
+        assert_eq!(info(&p).items.as_ref().unwrap().len(), 1);
+        // Unknown function 0x42.
+        let p = one(&mut f, ToServer, &dt(&s7(1, 2, &[0x42], &[])));
+        assert_eq!(p.anomalies, Anomalies::UNKNOWN_FUNCTION);
+        assert_eq!(p.operation, Operation::Other);
+        // Ack_data nobody asked for.
+        let p = one(&mut f, ToClient, &dt(&s7(3, 99, &[0x04, 0x00], &[])));
+        assert!(p.anomalies.contains(Anomalies::UNMATCHED_RESPONSE));
+        // Header parameter length larger than the PDU.
+        let mut lie = s7(1, 3, &[0xf0, 0, 0, 1, 0, 1, 1, 0xe0], &[]);
+        lie[7] = 0x40;
+        let p = one(&mut f, ToServer, &dt(&lie));
+        assert!(p.anomalies.contains(Anomalies::BAD_LENGTH));
+        // S7 header cut short.
+        let p = one(&mut f, ToServer, &dt(&[0x32, 0x01, 0x00]));
+        assert!(p.anomalies.contains(Anomalies::MALFORMED));
+        // Unknown ROSCTR 5.
+        let p = one(&mut f, ToServer, &dt(&s7(5, 1, &[], &[])));
+        assert_eq!(p.anomalies, Anomalies::UNKNOWN_FUNCTION);
+        // COTP length indicator beyond the TPKT.
+        let p = one(
+            &mut f,
+            ToServer,
+            &[0x03, 0x00, 0x00, 0x08, 0x09, 0xf0, 0x80, 0x32],
+        );
+        assert_eq!(
+            (info(&p).function, p.anomalies),
+            ("cotp", Anomalies::BAD_LENGTH)
+        );
+        assert_eq!(info(&p).rosctr, 0);
+    }
+
+    #[test]
+    fn garbage_is_one_event_then_resync() {
+        let mut f = flow();
+        let good = dt(&s7(1, 1, &[0xf0, 0, 0, 1, 0, 1, 1, 0xe0], &[]));
+        let mut bytes = vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0x01];
+        bytes.extend_from_slice(&good);
+        bytes.extend_from_slice(&good);
+        let v = feed(&mut f, ToServer, &bytes);
+        assert_eq!(v.len(), 3, "{v:?}");
+        assert_eq!(
+            (info(&v[0]).function, v[0].anomalies),
+            ("garbage", Anomalies::GARBAGE)
+        );
+        assert_eq!(info(&v[1]).function, "setup_communication");
+        assert!(v[1].anomalies.is_empty());
+        // After a gap, a stream that frames cleanly yields no garbage event.
+        f.on_gap(ToServer, &mut Vec::new());
+        let v = feed(&mut f, ToServer, &good);
+        assert_eq!(v.len(), 1);
+    }
+
+    #[test]
+    fn outstanding_jobs_are_bounded() {
+        let mut f = S7Flow::new(&S7Config {
+            max_outstanding: 2,
+            ..S7Config::default()
+        });
+        for r in 0..2 {
+            let p = one(&mut f, ToServer, &dt(&s7(1, r, &[0x04, 0x00], &[])));
+            assert!(p.anomalies.is_empty());
+        }
+        let p = one(&mut f, ToServer, &dt(&s7(1, 9, &[0x04, 0x00], &[])));
+        assert_eq!(p.anomalies, Anomalies::REQUEST_FLOOD);
+        assert_eq!(f.outstanding(), 2);
+    }
+
+    #[test]
+    fn s7comm_plus_messages_and_fragments() {
+        let mut f = flow();
+        // CreateObject request to the session container: 0x72 v1 len, opcode 0x31,
+        // reserved, function 0x04ca, reserved, sequence 1, session 0x120, transport
+        // flags 0x36; trailer 72 01 00 00.
+        let body = [
+            0x31, 0x00, 0x00, 0x04, 0xca, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x20, 0x36,
+        ];
+        let mut msg = vec![0x72, 0x01, 0x00, body.len() as u8];
+        msg.extend_from_slice(&body);
+        msg.extend_from_slice(&[0x72, 0x01, 0x00, 0x00]);
+        let p = one(&mut f, ToServer, &dt(&msg));
+        let Native::S7commPlus(i) = &p.native else {
+            panic!()
+        };
+        assert_eq!((i.protocol_version, i.opcode), (1, 0x31));
+        assert_eq!(
+            (i.function_code, i.function),
+            (Some(0x04ca), "create_object")
+        );
+        assert_eq!((i.session_id, i.protected), (Some(0x120), false));
+        assert_eq!(p.operation, Operation::Session);
+        // A SetVariable message in two frames: the first has no trailer, the second
+        // (its own header, the trailer) continues it: one event.
+        let body = [
+            0x31, 0x00, 0x00, 0x04, 0xf2, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x03, 0x88,
+        ];
+        let mut first = vec![0x72, 0x02, 0x00, body.len() as u8];
+        first.extend_from_slice(&body);
+        let p = one(&mut f, ToServer, &dt(&first));
+        assert_eq!(p.operation, Operation::Write);
+        let cont = [0x72, 0x02, 0x00, 0x02, 0xaa, 0xbb, 0x72, 0x02, 0x00, 0x00];
+        assert!(feed(&mut f, ToServer, &dt(&cont)).is_empty());
+        // The next message is reported again.
+        assert_eq!(feed(&mut f, ToServer, &dt(&msg)).len(), 1);
+        // TLS inside COTP: protected.
+        let p = one(&mut f, ToClient, &dt(&[0x17, 0x03, 0x03, 0x00, 0x01, 0x00]));
+        let Native::S7commPlus(i) = &p.native else {
+            panic!()
+        };
+        assert!(i.protected);
+        assert_eq!(p.operation, Operation::Other);
+    }
+
+    #[test]
+    fn other_cotp_payloads_are_ignored() {
+        let mut f = flow();
+        // MMS over ISO-on-TCP starts with session-layer bytes, not 0x32/0x72.
+        assert!(feed(&mut f, ToServer, &dt(&[0x0d, 0x01, 0x02, 0x03])).is_empty());
+        // Empty DT (S7comm-plus keep-alive acknowledgement).
+        assert!(feed(&mut f, ToServer, &dt(&[])).is_empty());
+    }
+}
