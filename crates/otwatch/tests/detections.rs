@@ -239,8 +239,7 @@ fn rule_cases_raise_exactly_their_expected_alerts() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
-/// Every detection kind of the contract (but credential_unusual_origin, which no
-/// dissector feeds yet) fires in at least one rule case.
+/// Every detection kind of the contract fires in at least one rule case.
 #[test]
 fn rule_cases_cover_every_detection() {
     let mut kinds = HashSet::new();
@@ -260,6 +259,7 @@ fn rule_cases_cover_every_detection() {
         "program_upload",
         "new_asset",
         "protocol_anomaly",
+        "credential_unusual_origin",
     ] {
         assert!(kinds.contains(k), "no rule case fires {k}");
     }

@@ -8,16 +8,27 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
+/// The generated per-protocol captures (each with its `.expected.jsonl`), Modbus first.
 fn generated() -> Vec<PathBuf> {
-    let dir = repo().join("pcaps/modbus");
-    let mut v: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (run cargo xtask gen-pcaps)", dir.display()))
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
-        .collect();
-    v.sort();
-    assert!(v.len() >= 9, "expected the generated captures, found {v:?}");
+    let mut v = Vec::new();
+    for protocol in ["modbus", "s7comm", "dnp3", "opcua"] {
+        let dir = repo().join("pcaps").join(protocol);
+        if protocol != "modbus" && !dir.is_dir() {
+            continue;
+        }
+        let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e} (run cargo xtask gen-pcaps)", dir.display()))
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+            .collect();
+        files.sort();
+        v.extend(files);
+    }
+    assert!(
+        v.len() >= 15,
+        "expected the generated captures, found {v:?}"
+    );
     v
 }
 

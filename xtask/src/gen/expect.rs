@@ -7,15 +7,21 @@
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
+use super::dnp3::Dnp3Exp;
 use super::modbus::{Dir, Pdu};
+use super::opcua::UaExp;
+use super::s7::S7Exp;
 
-/// The `flow` block of every event of one TCP connection, oriented client -> server.
+/// The `flow` block of every event of one TCP connection (or UDP conversation),
+/// oriented client -> server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowExp {
     pub src_ip: Ipv4Addr,
     pub src_port: u16,
     pub dst_ip: Ipv4Addr,
     pub dst_port: u16,
+    /// `tcp` or `udp`.
+    pub transport: &'static str,
     pub community_id: String,
 }
 
@@ -26,9 +32,30 @@ impl FlowExp {
             src_port,
             dst_ip,
             dst_port,
+            transport: "tcp",
             community_id: community_id((src_ip, src_port), (dst_ip, dst_port), 6),
         }
     }
+
+    pub fn udp(src_ip: Ipv4Addr, src_port: u16, dst_ip: Ipv4Addr, dst_port: u16) -> Self {
+        FlowExp {
+            src_ip,
+            src_port,
+            dst_ip,
+            dst_port,
+            transport: "udp",
+            community_id: community_id((src_ip, src_port), (dst_ip, dst_port), 17),
+        }
+    }
+}
+
+/// The protocol part of one expected event.
+#[derive(Debug, Clone)]
+pub enum ExpPdu {
+    Modbus(Pdu),
+    S7(S7Exp),
+    Dnp3(Dnp3Exp),
+    Opcua(UaExp),
 }
 
 /// One expected event: the PDU, its flow and the time of the packet that completed it.
@@ -36,34 +63,73 @@ impl FlowExp {
 pub struct Event {
     pub ts_micros: u64,
     pub flow: FlowExp,
-    pub pdu: Pdu,
+    pub pdu: ExpPdu,
 }
 
 impl Event {
     /// The event as one JSON line (no newline), keys in a fixed order.
     pub fn json_line(&self) -> String {
+        match &self.pdu {
+            ExpPdu::Modbus(p) => self.modbus_line(p),
+            ExpPdu::S7(p) => {
+                let mut s = self.head(dir_name(p.dir), "s7comm", Some(p.operation));
+                s.push(',');
+                s.push_str(&p.json_block());
+                s.push('}');
+                s
+            }
+            ExpPdu::Opcua(p) => {
+                let mut s = self.head(dir_name(p.dir), "opcua", p.operation);
+                s.push(',');
+                s.push_str(&p.json_block());
+                s.push('}');
+                s
+            }
+            ExpPdu::Dnp3(p) => {
+                let mut s = self.head(dir_name(p.dir), "dnp3", p.operation);
+                if !p.anomalies.is_empty() {
+                    let list: Vec<String> = p.anomalies.iter().map(|a| json_str(a)).collect();
+                    let _ = write!(s, ",\"anomalies\":[{}]", list.join(","));
+                }
+                s.push(',');
+                s.push_str(&p.json_block());
+                s.push('}');
+                s
+            }
+        }
+    }
+
+    /// Everything up to and including `operation` (no closing brace; no `operation`
+    /// when it is `None`: not compared).
+    fn head(&self, direction: &str, protocol: &str, operation: Option<&str>) -> String {
         let f = &self.flow;
-        let p = &self.pdu;
         let mut s = String::with_capacity(512);
         let _ = write!(
             s,
             "{{\"schema\":\"otwatch/1\",\"event_type\":\"ot\",\"timestamp\":\"{}\",\
              \"flow\":{{\"src_ip\":\"{}\",\"src_port\":{},\"dst_ip\":\"{}\",\"dst_port\":{},\
-             \"transport\":\"tcp\",\"community_id\":{}}},\
-             \"direction\":\"{}\",\"protocol\":\"modbus\",\"operation\":\"{}\",\
-             \"modbus\":{{\"transaction_id\":{},\"unit_id\":{},\"function_code\":{},\
-             \"exception_code\":{}",
+             \"transport\":\"{}\",\"community_id\":{}}},\
+             \"direction\":\"{direction}\",\"protocol\":\"{protocol}\"",
             rfc3339_micros(self.ts_micros),
             f.src_ip,
             f.src_port,
             f.dst_ip,
             f.dst_port,
+            f.transport,
             json_str(&f.community_id),
-            match p.dir {
-                Dir::ToServer => "to_server",
-                Dir::ToClient => "to_client",
-            },
-            p.operation,
+        );
+        if let Some(op) = operation {
+            let _ = write!(s, ",\"operation\":\"{op}\"");
+        }
+        s
+    }
+
+    fn modbus_line(&self, p: &Pdu) -> String {
+        let mut s = self.head(dir_name(p.dir), "modbus", Some(p.operation));
+        let _ = write!(
+            s,
+            ",\"modbus\":{{\"transaction_id\":{},\"unit_id\":{},\"function_code\":{},\
+             \"exception_code\":{}",
             p.transaction_id,
             p.unit_id,
             p.function_code,
@@ -116,11 +182,19 @@ impl Event {
     }
 }
 
+/// The contract's name of a direction.
+pub fn dir_name(d: Dir) -> &'static str {
+    match d {
+        Dir::ToServer => "to_server",
+        Dir::ToClient => "to_client",
+    }
+}
+
 fn opt(v: Option<u8>) -> String {
     v.map_or_else(|| "null".to_owned(), |v| v.to_string())
 }
 
-fn json_str(v: &str) -> String {
+pub fn json_str(v: &str) -> String {
     serde_json::Value::String(v.to_owned()).to_string()
 }
 
@@ -143,8 +217,9 @@ pub fn community_id(a: (Ipv4Addr, u16), b: (Ipv4Addr, u16), proto: u8) -> String
     format!("1:{}", base64(&sha1(&m)))
 }
 
-/// SHA-1 (FIPS 180-4), enough for the short inputs of Community ID.
-fn sha1(data: &[u8]) -> [u8; 20] {
+/// SHA-1 (FIPS 180-4), enough for the short inputs of Community ID and of S7 password
+/// fingerprints.
+pub fn sha1(data: &[u8]) -> [u8; 20] {
     let mut h: [u32; 5] = [
         0x6745_2301,
         0xefcd_ab89,

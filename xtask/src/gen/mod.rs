@@ -8,25 +8,42 @@
 //! tshark, an independent dissector (test `expected_events_agree_with_tshark`).
 //!
 //! Code map: `wire` (Ethernet/IPv4/TCP frames, pcap files), `tcp` (connections and
-//! captures), `modbus` (ADUs with their expected events), `expect` (JSON lines,
-//! Community ID, timestamps), `scenarios` (one function per capture), `rules` (captures
+//! captures), `modbus` (ADUs with their expected events), `s7` (TPKT/COTP/S7comm PDUs
+//! with their expected events), `dnp3` (link frames, transport segments and
+//! application fragments with their expected events), `opcua` (UA TCP messages and
+//! chunks with their expected events), `expect` (JSON lines, Community ID,
+//! timestamps), `scenarios`, `s7_scenarios`, `dnp3_scenarios` and `opcua_scenarios`
+//! (one function per capture), `tshark` (test helpers reading captures back), `rules` (captures
 //! with a policy and the alerts they must raise, under `pcaps/rules/`, and the demo's
 //! expected alerts), `bench` (the large benchmark capture).
 
 use std::path::Path;
 
 mod bench;
+mod dnp3;
+mod dnp3_scenarios;
 mod expect;
 mod modbus;
+mod opcua;
+mod opcua_scenarios;
 mod rules;
+mod s7;
+mod s7_scenarios;
 mod scenarios;
 mod tcp;
+#[cfg(test)]
+mod tshark;
 mod wire;
 
 /// Writes every generated capture and its expected results into `out_dir` (the repo's
 /// `pcaps/`). Deterministic: byte-identical output on every run.
 pub fn gen_pcaps(out_dir: &Path) -> anyhow::Result<()> {
-    for (name, build) in scenarios::CASES {
+    let cases = scenarios::CASES
+        .iter()
+        .chain(s7_scenarios::CASES)
+        .chain(dnp3_scenarios::CASES)
+        .chain(opcua_scenarios::CASES);
+    for (name, build) in cases {
         let cap = build()?;
         let path = out_dir.join(name);
         let (dir, stem) = match (path.parent(), path.file_name().and_then(|s| s.to_str())) {
@@ -113,7 +130,12 @@ mod tests {
         // alerts; and the demo's alerts.
         assert_eq!(
             fresh.len(),
-            2 * scenarios::CASES.len() + 3 * rules::CASES.len() + 1
+            2 * (scenarios::CASES.len()
+                + s7_scenarios::CASES.len()
+                + dnp3_scenarios::CASES.len()
+                + opcua_scenarios::CASES.len())
+                + 3 * rules::CASES.len()
+                + 1
         );
         assert_eq!(
             fresh,
@@ -149,7 +171,8 @@ mod tests {
     /// and each expected alert's timestamp is a frame that can trigger it: a SYN of the
     /// flow for `new_asset`, its FIN or RST for a `new_conduit` decided at the flow's
     /// end (`tcp/PORT`), and for a PDU alert a frame from the flow's client to its
-    /// server, in which tshark sees a Modbus PDU unless the alert is an anomaly.
+    /// server, in which tshark sees a PDU of the alert's protocol (Modbus, S7comm, a
+    /// DNP3 application fragment, an OPC UA message) unless the alert is an anomaly.
     #[test]
     #[allow(clippy::print_stderr)]
     fn rule_captures_agree_with_tshark() {
@@ -178,6 +201,9 @@ mod tests {
                 "tcp.flags.fin",
                 "tcp.flags.reset",
                 "modbus.func_code",
+                "s7comm.header.rosctr",
+                "dnp3.al.func",
+                "opcua.transport.type",
             ];
             let mut args: Vec<String> = [
                 "-r",
@@ -261,7 +287,13 @@ mod tests {
                     assert_eq!(a["direction"], "to_server", "{at}");
                     assert!(forward, "{at}: not a frame from the flow's client");
                     if kind != "protocol_anomaly" {
-                        assert_ne!(f["modbus.func_code"], "", "{at}: tshark sees no Modbus PDU");
+                        let field = match protocol {
+                            "s7comm" => "s7comm.header.rosctr",
+                            "dnp3" => "dnp3.al.func",
+                            "opcua" => "opcua.transport.type",
+                            _ => "modbus.func_code",
+                        };
+                        assert_ne!(f[field], "", "{at}: tshark sees no {protocol} PDU");
                     }
                 }
             }
@@ -580,6 +612,336 @@ mod tests {
             compared += seen_modbus;
         }
         assert!(compared > 500, "only {compared} PDUs compared");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The tshark fields compared, per frame, against the expected S7comm events.
+    const S7_FIELDS: &[&str] = &[
+        "ip.src",
+        "tcp.srcport",
+        "cotp.type",
+        "cotp.src-tsap",
+        "cotp.dst-tsap",
+        "s7comm.header.rosctr",
+        "s7comm.header.pduref",
+        "s7comm.header.errcls",
+        "s7comm.header.errcod",
+        "s7comm.param.func",
+        "s7comm.param.userdata.funcgroup",
+        "s7comm.param.userdata.subfunc",
+        "s7comm.param.item.area",
+        "s7comm.param.item.db",
+        "s7comm.param.item.address.byte",
+        "s7comm.param.item.address.bit",
+        "s7comm.param.item.transp_size",
+        "s7comm.param.item.length",
+        "s7comm.data.returncode",
+        "s7comm.resp.data",
+        "s7comm.data.blockcontrol.block_type",
+        "s7comm.data.blockcontrol.block_number",
+        "s7comm.param.pistart.servicename",
+        "s7comm.data.userdata.szl_id",
+        "s7comm.data.userdata.szl_index",
+        "s7comm.szl.xy11.0001.index",
+        "s7comm.szl.xy11.0001.anz",
+        "s7comm.data.userdata",
+    ];
+
+    /// What tshark must show for the frame that carries the S7 PDU of `e` (one PDU per
+    /// frame); `None`: not compared. Values as tshark prints them (hex with `0x` for
+    /// codes, decimal for numbers, hex digits for data).
+    fn s7_expected_fields(e: &Value) -> BTreeMap<&'static str, Option<Vec<String>>> {
+        let s = &e["s7comm"];
+        let num = |k: &str| s[k].as_u64();
+        let hex2 = |v: u64| format!("0x{v:02x}");
+        let one = |v: String| Some(vec![v]);
+        let none: Option<Vec<String>> = Some(vec![]);
+        let rosctr = num("rosctr").unwrap_or(0);
+        let func = num("function_code");
+        let items: Vec<&Value> = s["items"].as_array().map_or(vec![], |a| a.iter().collect());
+        let item_list =
+            |k: &str| -> Vec<String> { items.iter().map(|i| i[k].to_string()).collect() };
+        let mut f: BTreeMap<&'static str, Option<Vec<String>>> = BTreeMap::new();
+        let to_server = e["direction"] == "to_server";
+        let (ip, port) = if to_server {
+            (&e["flow"]["src_ip"], &e["flow"]["src_port"])
+        } else {
+            (&e["flow"]["dst_ip"], &e["flow"]["dst_port"])
+        };
+        f.insert("ip.src", one(ip.as_str().unwrap_or("").to_owned()));
+        f.insert("tcp.srcport", one(port.to_string()));
+        f.insert("cotp.type", one("0x0f".into()));
+        f.insert("s7comm.header.rosctr", one(rosctr.to_string()));
+        f.insert("s7comm.header.pduref", one(s["pdu_ref"].to_string()));
+        for (field, key) in [
+            ("s7comm.header.errcls", "error_class"),
+            ("s7comm.header.errcod", "error_code"),
+        ] {
+            // The header's error fields exist on ack_data only, where the event has
+            // them too.
+            f.insert(field, Some(num(key).map(hex2).into_iter().collect()));
+        }
+        f.insert(
+            "s7comm.param.func",
+            Some(func.map(hex2).into_iter().collect()),
+        );
+        for (field, key) in [
+            ("s7comm.param.userdata.funcgroup", "function_group"),
+            ("s7comm.param.userdata.subfunc", "subfunction"),
+        ] {
+            f.insert(
+                field,
+                Some(num(key).map(|v| v.to_string()).into_iter().collect()),
+            );
+        }
+        // Any-pointers are on the wire in jobs; ack_data events repeat them from the
+        // job, where tshark shows none.
+        let job = rosctr == 1;
+        let on_wire = |v: Vec<String>| if job { Some(v) } else { none.clone() };
+        f.insert(
+            "s7comm.param.item.area",
+            on_wire(
+                items
+                    .iter()
+                    .map(|i| hex2(i["area"].as_u64().unwrap_or(0)))
+                    .collect(),
+            ),
+        );
+        f.insert("s7comm.param.item.db", on_wire(item_list("db")));
+        f.insert(
+            "s7comm.param.item.address.byte",
+            on_wire(item_list("address")),
+        );
+        f.insert("s7comm.param.item.address.bit", on_wire(item_list("bit")));
+        f.insert(
+            "s7comm.param.item.transp_size",
+            on_wire(item_list("transport_size")),
+        );
+        f.insert("s7comm.param.item.length", on_wire(item_list("length")));
+        // Data items: a write job's carry a reserved 0x00 where ack_data carry the
+        // return code; a userdata's data part starts with return code 0xFF.
+        let codes: Vec<String> = if rosctr == 7 {
+            vec!["0xff".into()]
+        } else if job {
+            items
+                .iter()
+                .filter(|i| i.get("data").is_some())
+                .map(|_| "0x00".into())
+                .collect()
+        } else {
+            items
+                .iter()
+                .map(|i| hex2(i["return_code"].as_u64().unwrap_or(0)))
+                .collect()
+        };
+        f.insert("s7comm.data.returncode", Some(codes));
+        // The block bytes of download block / upload ack_data are not in the event.
+        let block_data = !job && matches!(func, Some(0x1b | 0x1e));
+        f.insert(
+            "s7comm.resp.data",
+            (!block_data).then(|| {
+                items
+                    .iter()
+                    .filter_map(|i| i["data"].as_array())
+                    .map(|d| {
+                        d.iter()
+                            .map(|b| format!("{:02x}", b.as_u64().unwrap_or(0)))
+                            .collect()
+                    })
+                    .collect()
+            }),
+        );
+        // Block type and number: a PI _INSE names its block too, which the event
+        // reports as its PI service.
+        let pi = func == Some(0x28) && job;
+        let block = &s["block"];
+        let code = match block["block_type"].as_str() {
+            Some("OB") => "08",
+            Some("DB") => "0A",
+            Some("SDB") => "0B",
+            Some("FC") => "0C",
+            Some("SFC") => "0D",
+            Some("FB") => "0E",
+            Some("SFB") => "0F",
+            _ => "",
+        };
+        let blk = |v: &str| {
+            if v.is_empty() {
+                vec![]
+            } else {
+                vec![v.to_owned()]
+            }
+        };
+        f.insert(
+            "s7comm.data.blockcontrol.block_type",
+            (!pi).then(|| blk(code)),
+        );
+        f.insert(
+            "s7comm.data.blockcontrol.block_number",
+            (!pi).then(|| blk(block["number"].as_str().unwrap_or(""))),
+        );
+        // PLC stop carries the service name P_PROGRAM too; the event does not.
+        let stop = func == Some(0x29) && job;
+        f.insert(
+            "s7comm.param.pistart.servicename",
+            (!stop).then(|| blk(s["pi_service"].as_str().unwrap_or(""))),
+        );
+        for (field, key) in [
+            ("s7comm.data.userdata.szl_id", "szl_id"),
+            ("s7comm.data.userdata.szl_index", "szl_index"),
+        ] {
+            f.insert(
+                field,
+                Some(num(key).map(|v| format!("0x{v:04x}")).into_iter().collect()),
+            );
+        }
+        f
+    }
+
+    /// Every generated S7comm capture as tshark sees it: no malformed frame, good
+    /// checksums, the TSAPs of the COTP connection request on every event, and for
+    /// every frame that carries an S7 PDU exactly one expected event with the same
+    /// sender, ROSCTR, PDU reference, error class and code, function, userdata group
+    /// and subfunction, any-pointer items, return codes, data, block, PI service, SZL
+    /// id and index, the order number of SZL 0x0011 record 1 (without its padding),
+    /// and the credential computed from the password bytes tshark shows.
+    #[test]
+    #[allow(clippy::print_stderr)]
+    fn s7_expected_events_agree_with_tshark() {
+        if !tshark_on_path() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "tshark is required in CI to cross-check the generated captures"
+            );
+            eprintln!("tshark not on PATH: skipping the cross-check of pcaps/s7comm");
+            return;
+        }
+        let dir = temp_dir("tshark-s7");
+        gen_pcaps(&dir).unwrap();
+        let mut compared = 0;
+        for (name, _) in s7_scenarios::CASES {
+            let pcap = dir.join(format!("{name}.pcap"));
+            let expected = std::fs::read_to_string(dir.join(format!("{name}.expected.jsonl")))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let mut by_time: BTreeMap<String, Value> = BTreeMap::new();
+            for l in expected.lines() {
+                let e: Value = serde_json::from_str(l).unwrap();
+                let ts = e["timestamp"].as_str().unwrap().to_owned();
+                assert!(
+                    by_time.insert(ts, e).is_none(),
+                    "{name}: two events, one frame"
+                );
+            }
+            let mut args: Vec<String> = [
+                "-r",
+                pcap.to_str().unwrap(),
+                "-o",
+                "ip.check_checksum:TRUE",
+                "-o",
+                "tcp.check_checksum:TRUE",
+                "-T",
+                "fields",
+                "-E",
+                "separator=/t",
+                "-E",
+                "occurrence=a",
+                "-E",
+                "aggregator=|",
+                "-e",
+                "frame.time_epoch",
+                "-e",
+                "_ws.malformed",
+                "-e",
+                "ip.checksum.status",
+                "-e",
+                "tcp.checksum.status",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+            for f in S7_FIELDS {
+                args.push("-e".into());
+                args.push((*f).into());
+            }
+            let out = Command::new("tshark").args(&args).output().unwrap();
+            assert!(out.status.success(), "{name}: tshark failed");
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            let mut tsaps = None;
+            let mut seen = 0;
+            for (n, line) in stdout.lines().enumerate() {
+                let cols: Vec<&str> = line.split('\t').collect();
+                assert_eq!(cols.len(), 4 + S7_FIELDS.len(), "{name} frame {}", n + 1);
+                let ts = expect::rfc3339_micros(epoch_micros(cols[0]));
+                let at = format!("{name} frame {} ({ts})", n + 1);
+                assert_eq!(cols[1], "", "{at}: malformed");
+                assert_eq!((cols[2], cols[3]), ("1", "1"), "{at}: bad checksum");
+                let fields: BTreeMap<&str, &str> = S7_FIELDS
+                    .iter()
+                    .copied()
+                    .zip(cols[4..].iter().copied())
+                    .collect();
+                if fields["cotp.type"] == "0x0e" {
+                    let tsap = |k: &str| {
+                        u64::from_str_radix(fields[k].trim_start_matches("0x"), 16).unwrap()
+                    };
+                    tsaps = Some((tsap("cotp.src-tsap"), tsap("cotp.dst-tsap")));
+                }
+                let Some(e) = by_time.remove(&ts) else {
+                    assert_eq!(
+                        fields["s7comm.header.rosctr"], "",
+                        "{at}: tshark shows an S7 PDU that is not expected"
+                    );
+                    continue;
+                };
+                seen += 1;
+                let s = &e["s7comm"];
+                let (calling, called) = tsaps.unwrap_or_else(|| panic!("{at}: no COTP CR before"));
+                assert_eq!(s["calling_tsap"], calling, "{at}: calling_tsap");
+                assert_eq!(s["called_tsap"], called, "{at}: called_tsap");
+                for (field, want) in s7_expected_fields(&e) {
+                    let Some(want) = want else { continue };
+                    let got: Vec<&str> = match fields[field] {
+                        "" => vec![],
+                        v => v.split('|').collect(),
+                    };
+                    assert_eq!(got, want, "{at}: {field}");
+                }
+                if let Some(order) = s["identity"]["order_number"].as_str() {
+                    let idx: Vec<&str> = fields["s7comm.szl.xy11.0001.index"].split('|').collect();
+                    let anz: Vec<&str> = fields["s7comm.szl.xy11.0001.anz"].split('|').collect();
+                    let module = idx.iter().position(|i| *i == "0x0001");
+                    let got = module.and_then(|m| anz.get(m)).map(|a| a.trim_end());
+                    assert_eq!(got, Some(order), "{at}: order number of record 0x0001");
+                }
+                if let Some(cred) = s["credential"].as_str() {
+                    let digits: Vec<u8> = fields["s7comm.data.userdata"]
+                        .bytes()
+                        .filter(u8::is_ascii_hexdigit)
+                        .collect();
+                    let bytes: Vec<u8> = digits
+                        .chunks(2)
+                        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+                        .collect();
+                    assert_eq!(bytes.len(), 8, "{at}: password bytes");
+                    let hex: String = expect::sha1(&bytes)
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    assert_eq!(cred, format!("s7:{}", &hex[..16]), "{at}: credential");
+                } else if s.get("credential").is_some() {
+                    // Listed as null: no password bytes on the wire.
+                    assert_eq!(fields["s7comm.data.userdata"], "", "{at}: password data");
+                }
+            }
+            assert!(
+                by_time.is_empty(),
+                "{name}: expected events at times with no frame: {:?}",
+                by_time.keys().collect::<Vec<_>>()
+            );
+            assert!(seen >= 4, "{name}: only {seen} S7 PDUs compared");
+            compared += seen;
+        }
+        assert!(compared >= 50, "only {compared} S7 PDUs compared");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

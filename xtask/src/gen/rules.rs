@@ -31,8 +31,14 @@
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
+use super::dnp3::{self, file_mode, Apdu, Dnp3Exp};
+use super::dnp3_scenarios::{file_write_session, LOGIC_FILE, MASTER, OUTSTATION};
 use super::expect::{community_id, rfc3339_micros, FlowExp};
 use super::modbus::{self as mb, fc, umas, Adu};
+use super::opcua::{self, Channel, Mode, NodeId, UaExp, Value};
+use super::opcua_scenarios::{plc_object, speed, stop_method, UaLink};
+use super::s7::{self, size, Item, S7Exp, S7Pdu, Session};
+use super::s7_scenarios::{download_session, PG_TSAP, PLC_TSAP};
 use super::scenarios::{self, block};
 use super::tcp::{Capture, Conn, Side, MS, SEC, T0};
 use super::wire::{Host, ACK, PSH, RST, SYN};
@@ -71,6 +77,22 @@ pub const CASES: &[Case] = &[
     ("protocol_anomaly", protocol_anomaly),
     ("repeats", repeats),
     ("live_latency", live_latency),
+    ("s7_download_outside_window", s7_download_outside_window),
+    ("s7_plc_stop", s7_plc_stop),
+    (
+        "s7_setpoint_unauthorized_writer",
+        s7_setpoint_unauthorized_writer,
+    ),
+    ("s7_credential", s7_credential),
+    (
+        "dnp3_setpoint_unauthorized_writer",
+        dnp3_setpoint_unauthorized_writer,
+    ),
+    ("dnp3_cold_restart", dnp3_cold_restart),
+    ("dnp3_program_file", dnp3_program_file),
+    ("opcua_setpoint_write", opcua_setpoint_write),
+    ("opcua_credentials", opcua_credentials),
+    ("opcua_method_stop", opcua_method_stop),
 ];
 
 /// A generated capture with its policy and the alerts it must raise.
@@ -385,6 +407,7 @@ impl Link {
             operation: None,
             src_asset: self.client.name,
             dst_asset: self.server.name,
+            evidence: None,
         }
     }
 }
@@ -480,6 +503,8 @@ pub struct AlertExp {
     /// `None`: the address is not a declared asset (`null`).
     pub src_asset: Option<&'static str>,
     pub dst_asset: Option<&'static str>,
+    /// The `evidence` object as JSON; `None`: not compared.
+    pub evidence: Option<String>,
 }
 
 impl AlertExp {
@@ -499,7 +524,7 @@ impl AlertExp {
             "{{\"schema\":\"otwatch/1\",\"event_type\":\"alert\",\"timestamp\":\"{}\",\
              \"sensor\":{},\"alert\":{{\"kind\":\"{}\",\"repeats\":{}}},\
              \"flow\":{{\"src_ip\":\"{}\",\"src_port\":{},\"dst_ip\":\"{}\",\"dst_port\":{},\
-             \"transport\":\"tcp\",\"community_id\":{},\"src_zone\":{},\"dst_zone\":{}}}",
+             \"transport\":\"{}\",\"community_id\":{},\"src_zone\":{},\"dst_zone\":{}}}",
             rfc3339_micros(self.ts),
             js(SENSOR),
             self.kind,
@@ -508,6 +533,7 @@ impl AlertExp {
             f.src_port,
             f.dst_ip,
             f.dst_port,
+            f.transport,
             js(&f.community_id),
             js(self.src_zone),
             js(self.dst_zone),
@@ -523,10 +549,14 @@ impl AlertExp {
         }
         let _ = write!(
             s,
-            ",\"src_asset\":{},\"dst_asset\":{}}}",
+            ",\"src_asset\":{},\"dst_asset\":{}",
             opt(self.src_asset),
             opt(self.dst_asset)
         );
+        if let Some(e) = &self.evidence {
+            let _ = write!(s, ",\"evidence\":{e}");
+        }
+        s.push('}');
         s
     }
 
@@ -550,6 +580,7 @@ const RESTART: &str = "device_restart";
 const UPLOAD: &str = "program_upload";
 const NEW_ASSET: &str = "new_asset";
 const ANOMALY: &str = "protocol_anomaly";
+const CREDENTIAL: &str = "credential_unusual_origin";
 
 // ---- program downloads and windows ----------------------------------------------------
 
@@ -1548,6 +1579,724 @@ fn repeats() -> RuleCase {
     }
 }
 
+// ---- S7comm ------------------------------------------------------------------------------
+
+/// The S7 conduits of the S7 cases: engineering and hmi to cell-1 over s7comm (the base
+/// plant's conduits are Modbus only).
+const S7_CONDUITS: &str = r#"[[conduits]]
+from = "engineering"
+to   = "cell-1"
+protocols = ["s7comm"]
+
+[[conduits]]
+from = "hmi"
+to   = "cell-1"
+protocols = ["s7comm"]
+"#;
+
+/// An S7 connection (server port 102): the TCP link and its ISO session.
+struct S7Link {
+    l: Link,
+    s: Session,
+}
+
+impl S7Link {
+    /// Handshake at `t`, COTP connection at +1 ms (calling TSAP `calling`, called
+    /// 0x0102), setup communication at +5 ms.
+    fn open(
+        cap: &mut Capture,
+        client: Node,
+        port: u16,
+        server: Node,
+        t: u64,
+        calling: u16,
+    ) -> S7Link {
+        let mut l = Link::open(cap, client, port, server, s7::PORT, t);
+        let mut s = Session::new(calling, PLC_TSAP, 0x0200);
+        s.connect(&mut l.c, cap, t + MS);
+        s.setup(&mut l.c, cap, t + 5 * MS);
+        S7Link { l, s }
+    }
+
+    /// The job `req(pdu_ref)` at `t`, answered by `rsp(job)` 3 ms later; returns the
+    /// job's expected event (with the session's TSAPs) for its alerts.
+    fn call(
+        &mut self,
+        cap: &mut Capture,
+        t: u64,
+        req: impl FnOnce(u16) -> S7Pdu,
+        rsp: impl FnOnce(&S7Pdu) -> S7Pdu,
+    ) -> S7Exp {
+        let q = req(self.s.next_ref());
+        let a = rsp(&q);
+        self.s.exchange(&mut self.l.c, cap, t, 3 * MS, &q, &a);
+        let mut exp = q.exp;
+        exp.calling_tsap = self.s.calling_tsap;
+        exp.called_tsap = self.s.called_tsap;
+        exp
+    }
+
+    /// An alert on the S7 job `job` sent at `ts`, with the job's native block as the
+    /// alert's `evidence.s7comm`.
+    fn alert(&self, ts: u64, kind: &'static str, job: &S7Exp) -> AlertExp {
+        AlertExp {
+            protocol: Some("s7comm".into()),
+            operation: Some(job.operation),
+            evidence: Some(format!("{{{}}}", job.json_block())),
+            ..self.l.pdu_alert(ts, kind, job.operation)
+        }
+    }
+
+    fn close(&mut self, cap: &mut Capture, t: u64) {
+        self.l.close(cap, t);
+    }
+}
+
+/// S7 program downloads (request download by ews-1, download blocks *sent by the
+/// PLC*, download ended, PI `_INSE`) towards plc-boiler-1 under the weekly window of
+/// cell-1 (Sat 22:00 - Sun 06:00 Berlin): Fri 11:00 CET (closed), Sat 23:00 CET (open:
+/// silent), Sun 06:00:00.000000 CET (the end, exclusive: closed). One alert per
+/// session, on its request download; the PLC's download-block jobs, download ended and
+/// `_INSE` belong to the same session.
+fn s7_download_outside_window() -> RuleCase {
+    let mut cap = Capture::new();
+    let mut alerts = Vec::new();
+    for (port, t, outside) in [
+        (50401, T0, true),
+        (50402, utc(2026, 11, 21, 22, 0, 0), false),
+        (50403, utc(2026, 11, 22, 5, 0, 0), true),
+    ] {
+        let mut l = S7Link::open(&mut cap, EWS1, port, PLC1, t - 50 * MS, PG_TSAP);
+        let (end, req) = download_session(&mut l.l.c, &mut l.s, &mut cap, t);
+        if outside {
+            alerts.push(l.alert(t, DOWNLOAD, &req));
+        }
+        l.close(&mut cap, end + 50 * MS);
+    }
+    RuleCase {
+        cap,
+        policy: policy(
+            "s7_download_outside_window",
+            "S7 program downloads (DB1) outside, inside and at the end of cell-1's weekly window.",
+            BERLIN,
+            NO_FOLDING,
+            &format!("{WEEKLY_CELL_1}\n{S7_CONDUITS}"),
+        ),
+        alerts,
+    }
+}
+
+/// S7 mode changes: ews-1 stops plc-boiler-1 (PLC stop 0x29) and starts it 90 s later
+/// (PI `P_PROGRAM`); laptop-7 (role `other`) stops it too: `unauthorized_write` (a mode
+/// change from a source that may not change a PLC) before `plc_mode_change` (spec
+/// order).
+fn s7_plc_stop() -> RuleCase {
+    let mut cap = Capture::new();
+    let mut alerts = Vec::new();
+    let mut l = S7Link::open(&mut cap, EWS1, 50411, PLC1, T0, PG_TSAP);
+    let t = T0 + 50 * MS;
+    let job = l.call(&mut cap, t, s7::plc_stop, s7::plain_ack);
+    alerts.push(l.alert(t, MODE, &job));
+    let t = T0 + 90 * SEC;
+    let job = l.call(
+        &mut cap,
+        t,
+        |r| s7::pi_service(r, "P_PROGRAM", &[]),
+        s7::plain_ack,
+    );
+    alerts.push(l.alert(t, MODE, &job));
+    l.close(&mut cap, t + 100 * MS);
+    let mut l = S7Link::open(&mut cap, LAPTOP, 50412, PLC1, T0 + 100 * SEC, PG_TSAP);
+    let t = T0 + 100 * SEC + 50 * MS;
+    let job = l.call(&mut cap, t, s7::plc_stop, s7::plain_ack);
+    alerts.push(l.alert(t, UNAUTH_WRITE, &job));
+    alerts.push(l.alert(t, MODE, &job));
+    l.close(&mut cap, t + 100 * MS);
+    RuleCase {
+        cap,
+        policy: policy(
+            "s7_plc_stop",
+            "S7 PLC stop and start (PI P_PROGRAM) by ews-1, and a stop by laptop-7 (role other).",
+            BERLIN,
+            NO_FOLDING,
+            S7_CONDUITS,
+        ),
+        alerts,
+    }
+}
+
+/// The boiler temperature setpoint as an S7 data word: DB10 bytes 4-5 (DB10.DBW4) on
+/// plc-boiler-1, u16 big-endian, 0..=95, written by ews-1 only.
+const S7_SETPOINT: &str = r#"[[setpoints]]
+name    = "boiler-1 temperature setpoint (S7)"
+asset   = "plc-boiler-1"
+writers = ["ews-1"]
+min = 0.0
+max = 95.0
+type = "u16"
+s7 = { area = "DB", db = 10, bytes = "4-5" }
+"#;
+
+/// S7 writes to DB10.DBW4 and around it. historian-1 (enterprise, role historian)
+/// writes DBW4 = 50: `unauthorized_setpoint_write` + `unauthorized_write`. ews-2 (not a
+/// writer) writes DBW4 = 60 and DBD2 (bytes 2-5, overlapping): one
+/// `unauthorized_setpoint_write` each; its writes of DB10.DBW6, DB11.DBW4 and MW4 touch
+/// no setpoint byte: silent. ews-1 (the writer) writes DBW4 = 80 (silent), DBW4 = 120
+/// and, as two BYTEs, DBB4-5 = 00 60 (96): one `setpoint_out_of_range` each.
+fn s7_setpoint_unauthorized_writer() -> RuleCase {
+    let mut cap = Capture::new();
+    let mut alerts = Vec::new();
+    let dbw4 = Item::db(10, 4, size::WORD, 1);
+    let write = |item: Item, bytes: &[u8]| {
+        let bytes = bytes.to_vec();
+        move |r: u16| s7::write_var(r, &[(item, bytes)])
+    };
+    let ok = |q: &S7Pdu| s7::write_var_ack(q, &[s7::ret::SUCCESS]);
+    // historian-1.
+    let mut l = S7Link::open(&mut cap, HISTORIAN, 50421, PLC1, T0, PG_TSAP);
+    let t = T0 + 50 * MS;
+    let job = l.call(&mut cap, t, write(dbw4, &[0, 50]), ok);
+    alerts.push(l.alert(t, SP_UNAUTH, &job));
+    alerts.push(l.alert(t, UNAUTH_WRITE, &job));
+    l.close(&mut cap, t + 100 * MS);
+    // ews-2.
+    let t0 = T0 + SEC;
+    let mut l = S7Link::open(&mut cap, EWS2, 50422, PLC1, t0, PG_TSAP);
+    let mut t = t0 + 50 * MS;
+    let job = l.call(&mut cap, t, write(dbw4, &[0, 60]), ok);
+    alerts.push(l.alert(t, SP_UNAUTH, &job));
+    t += 50 * MS;
+    let job = l.call(
+        &mut cap,
+        t,
+        write(Item::db(10, 2, size::DWORD, 1), &[0, 1, 0, 60]),
+        ok,
+    );
+    alerts.push(l.alert(t, SP_UNAUTH, &job));
+    for (item, bytes) in [
+        (Item::db(10, 6, size::WORD, 1), [0u8, 7]),
+        (Item::db(11, 4, size::WORD, 1), [0, 8]),
+        (Item::at(s7::area::M, 4, size::WORD, 1), [0, 9]),
+    ] {
+        t += 50 * MS;
+        l.call(&mut cap, t, write(item, &bytes), ok);
+    }
+    l.close(&mut cap, t + 100 * MS);
+    // ews-1.
+    let t0 = T0 + 2 * SEC;
+    let mut l = S7Link::open(&mut cap, EWS1, 50423, PLC1, t0, PG_TSAP);
+    let mut t = t0 + 50 * MS;
+    l.call(&mut cap, t, write(dbw4, &[0, 80]), ok);
+    t += 50 * MS;
+    let job = l.call(&mut cap, t, write(dbw4, &[0, 120]), ok);
+    alerts.push(l.alert(t, SP_RANGE, &job));
+    t += 50 * MS;
+    let job = l.call(
+        &mut cap,
+        t,
+        write(Item::db(10, 4, size::BYTE, 2), &[0x00, 0x60]),
+        ok,
+    );
+    alerts.push(l.alert(t, SP_RANGE, &job));
+    l.close(&mut cap, t + 100 * MS);
+    RuleCase {
+        cap,
+        policy: policy(
+            "s7_setpoint_unauthorized_writer",
+            "An S7 setpoint (DB10.DBW4) written by non-writers, next to it, and out of range.",
+            BERLIN,
+            NO_FOLDING,
+            &format!(
+                "{S7_SETPOINT}\n{S7_CONDUITS}\n[[conduits]]\nfrom = \"enterprise\"\nto   = \"cell-1\"\nprotocols = [\"s7comm\"]\n"
+            ),
+        ),
+        alerts,
+    }
+}
+
+/// S7 passwords. The credential of `boiler1` is listed for hmi-1: hmi-1 presents it
+/// (silent), ews-2 presents it twice on two connections (one
+/// `credential_unusual_origin`: one per credential and source). The unlisted
+/// credential of `other-pw` is first seen from ews-1 (silent), then from ews-2 (alert).
+fn s7_credential() -> RuleCase {
+    let mut cap = Capture::new();
+    let mut alerts = Vec::new();
+    let listed = s7::credential(&s7::encode_password("boiler1"));
+    let mut t0 = T0;
+    for (who, port, calling, pw, alert) in [
+        (HMI1, 50431, 0x0200, "boiler1", false),
+        (EWS2, 50432, PG_TSAP, "boiler1", true),
+        (EWS2, 50433, PG_TSAP, "boiler1", false),
+        (EWS1, 50434, PG_TSAP, "other-pw", false),
+        (EWS2, 50435, PG_TSAP, "other-pw", true),
+    ] {
+        let mut l = S7Link::open(&mut cap, who, port, PLC1, t0, calling);
+        let t = t0 + 50 * MS;
+        let job = l.call(&mut cap, t, |r| s7::password(r, pw), s7::security_rsp);
+        if alert {
+            alerts.push(l.alert(t, CREDENTIAL, &job));
+        }
+        l.call(
+            &mut cap,
+            t + 50 * MS,
+            |r| s7::read_var(r, &[Item::db(10, 4, size::WORD, 1)]),
+            |q| s7::read_var_ack(q, &[Ok(vec![0, 80])]),
+        );
+        l.close(&mut cap, t + 100 * MS);
+        t0 += SEC;
+    }
+    RuleCase {
+        cap,
+        policy: policy(
+            "s7_credential",
+            "S7 passwords: a listed credential from its source and from another, an unlisted one from two sources.",
+            BERLIN,
+            NO_FOLDING,
+            &format!(
+                "{S7_CONDUITS}\n[[credentials]]\nuser = \"{listed}\"   # the PLC password \"boiler1\" as sent\nsources = [\"hmi-1\"]\n"
+            ),
+        ),
+        alerts,
+    }
+}
+
+// ---- DNP3 -----------------------------------------------------------------------------------
+
+/// The DNP3 conduits of the DNP3 cases: engineering and hmi to cell-1 over dnp3.
+const DNP3_CONDUITS: &str = r#"[[conduits]]
+from = "engineering"
+to   = "cell-1"
+protocols = ["dnp3"]
+
+[[conduits]]
+from = "hmi"
+to   = "cell-1"
+protocols = ["dnp3"]
+"#;
+
+/// A DNP3 connection (server port 20000): the TCP link and the DNP3 session (master
+/// link address 1, outstation 10).
+struct Dnp3Link {
+    l: Link,
+    s: dnp3::Session,
+}
+
+impl Dnp3Link {
+    /// Handshake at `t`; the first request may follow 5 ms later.
+    fn open(cap: &mut Capture, client: Node, port: u16, server: Node, t: u64) -> Dnp3Link {
+        let l = Link::open(cap, client, port, server, dnp3::PORT, t);
+        Dnp3Link {
+            l,
+            s: dnp3::Session::new(MASTER, OUTSTATION),
+        }
+    }
+
+    /// The request `req(sequence)` at `t`, answered by `rsp(request)` 4 ms later;
+    /// returns the request's expected event (with the link addresses) for its alerts.
+    fn call(
+        &mut self,
+        cap: &mut Capture,
+        t: u64,
+        req: impl FnOnce(u8) -> Apdu,
+        rsp: impl FnOnce(&Apdu) -> Apdu,
+    ) -> Dnp3Exp {
+        let q = req(self.s.next_seq());
+        let a = rsp(&q);
+        self.s.exchange(&mut self.l.c, cap, (t, 4 * MS), &q, &a);
+        self.s.event_of(&q)
+    }
+
+    /// An alert on the request `req` sent at `ts` with operation `operation` (the
+    /// policy's, for a program file), with the request's native block as the alert's
+    /// `evidence.dnp3`.
+    fn alert(
+        &self,
+        ts: u64,
+        kind: &'static str,
+        req: &Dnp3Exp,
+        operation: &'static str,
+    ) -> AlertExp {
+        AlertExp {
+            protocol: Some("dnp3".into()),
+            evidence: Some(format!("{{{}}}", req.json_block())),
+            ..self.l.pdu_alert(ts, kind, operation)
+        }
+    }
+
+    fn close(&mut self, cap: &mut Capture, t: u64) {
+        self.l.close(cap, t);
+    }
+}
+
+/// Analog outputs 0-3 of plc-boiler-1 (the burner's setpoints) over DNP3, written by
+/// hmi-1 only, 0..=500 (values typed by the object variation: g41v2 is a 16-bit
+/// integer).
+const DNP3_SETPOINT: &str = r#"[[setpoints]]
+name    = "boiler-1 burner setpoints (DNP3)"
+asset   = "plc-boiler-1"
+writers = ["hmi-1"]
+min = 0.0
+max = 500.0
+dnp3 = { analog_outputs = "0-3" }
+"#;
+
+/// DNP3 analog outputs (g41v2). historian-1 (enterprise, role historian) DIRECT
+/// OPERATEs output 1 = 480: `unauthorized_setpoint_write` + `unauthorized_write`.
+/// ews-2 (engineering, not a writer) DIRECT OPERATEs output 2 = 300:
+/// `unauthorized_setpoint_write`; output 5 (outside 0-3): silent; SELECTs output 1 =
+/// 480 without operating it: silent (a SELECT alone writes nothing). hmi-1 (the
+/// writer) SELECTs and OPERATEs output 3 = 450 (silent), DIRECT OPERATEs output 1 =
+/// 900 and output 0 = -5: one `setpoint_out_of_range` each.
+fn dnp3_setpoint_unauthorized_writer() -> RuleCase {
+    let mut cap = Capture::new();
+    let mut alerts = Vec::new();
+    let echo = |q: &Apdu| dnp3::control_echo(q, dnp3::iin::NONE);
+    let direct = |index: u16, value: i16| move |seq| dnp3::direct_operate_analog(seq, index, value);
+    // historian-1.
+    let mut l = Dnp3Link::open(&mut cap, HISTORIAN, 50501, PLC1, T0);
+    let t = T0 + 5 * MS;
+    let req = l.call(&mut cap, t, direct(1, 480), echo);
+    alerts.push(l.alert(t, SP_UNAUTH, &req, "write"));
+    alerts.push(l.alert(t, UNAUTH_WRITE, &req, "write"));
+    l.close(&mut cap, t + 100 * MS);
+    // ews-2.
+    let t0 = T0 + SEC;
+    let mut l = Dnp3Link::open(&mut cap, EWS2, 50502, PLC1, t0);
+    let mut t = t0 + 5 * MS;
+    let req = l.call(&mut cap, t, direct(2, 300), echo);
+    alerts.push(l.alert(t, SP_UNAUTH, &req, "write"));
+    t += 50 * MS;
+    l.call(&mut cap, t, direct(5, 300), echo);
+    t += 50 * MS;
+    l.call(&mut cap, t, |seq| dnp3::select_analog(seq, 1, 480), echo);
+    l.close(&mut cap, t + 100 * MS);
+    // hmi-1.
+    let t0 = T0 + 2 * SEC;
+    let mut l = Dnp3Link::open(&mut cap, HMI1, 50503, PLC1, t0);
+    let mut t = t0 + 5 * MS;
+    l.call(&mut cap, t, |seq| dnp3::select_analog(seq, 3, 450), echo);
+    t += 50 * MS;
+    l.call(&mut cap, t, |seq| dnp3::operate_analog(seq, 3, 450), echo);
+    for (index, value) in [(1, 900), (0, -5)] {
+        t += 50 * MS;
+        let req = l.call(&mut cap, t, direct(index, value), echo);
+        alerts.push(l.alert(t, SP_RANGE, &req, "write"));
+    }
+    l.close(&mut cap, t + 100 * MS);
+    RuleCase {
+        cap,
+        policy: policy(
+            "dnp3_setpoint_unauthorized_writer",
+            "DNP3 analog outputs 0-3 (a setpoint) operated by non-writers, next to them, selected only, and out of range.",
+            BERLIN,
+            NO_FOLDING,
+            &format!(
+                "{DNP3_SETPOINT}\n{DNP3_CONDUITS}\n[[conduits]]\nfrom = \"enterprise\"\nto   = \"cell-1\"\nprotocols = [\"dnp3\"]\n"
+            ),
+        ),
+        alerts,
+    }
+}
+
+/// DNP3 COLD RESTART (answered with a 5 s time delay) from ews-1: `device_restart`;
+/// from laptop-7 (role `other`): `unauthorized_write` (a restart changes the device)
+/// then `device_restart`, in the spec's order.
+fn dnp3_cold_restart() -> RuleCase {
+    let mut cap = Capture::new();
+    let mut alerts = Vec::new();
+    for (who, port, t0, unauthorized) in [
+        (EWS1, 50511, T0, false),
+        (LAPTOP, 50512, T0 + 10 * SEC, true),
+    ] {
+        let mut l = Dnp3Link::open(&mut cap, who, port, PLC1, t0);
+        let t = t0 + 5 * MS;
+        let req = l.call(&mut cap, t, dnp3::cold_restart, |q| {
+            dnp3::restart_response(q, 5000)
+        });
+        if unauthorized {
+            alerts.push(l.alert(t, UNAUTH_WRITE, &req, "restart"));
+        }
+        alerts.push(l.alert(t, RESTART, &req, "restart"));
+        l.close(&mut cap, t + 100 * MS);
+    }
+    RuleCase {
+        cap,
+        policy: policy(
+            "dnp3_cold_restart",
+            "DNP3 cold restarts of plc-boiler-1 by ews-1 and by laptop-7 (role other).",
+            BERLIN,
+            NO_FOLDING,
+            DNP3_CONDUITS,
+        ),
+        alerts,
+    }
+}
+
+/// DNP3 files on plc-boiler-1 with `[dnp3] program_files = ["/config/*"]` and cell-1's
+/// weekly window (closed on Friday 11:00 CET). ews-1 opens `/config/logic.bin` for
+/// writing, writes two blocks and closes it: one `program_download_outside_window` on
+/// the OPEN (its operation `program_download` by the policy); the blocks and the close
+/// name no file (file transfers). ews-1 then opens `/config/logic.bin` for reading
+/// (silent: a read is no download) and writes `/data/trend.csv` (silent: not a program
+/// path; ews-1 may transfer files).
+fn dnp3_program_file() -> RuleCase {
+    let mut cap = Capture::new();
+    let mut alerts = Vec::new();
+    let mut l = Dnp3Link::open(&mut cap, EWS1, 50521, PLC1, T0);
+    let t = T0 + 5 * MS;
+    let (open, end) = file_write_session(&mut l.l.c, &mut l.s, &mut cap, t);
+    alerts.push(l.alert(t, DOWNLOAD, &open.exp, "program_download"));
+    let created = T0 / 1000 - 3_600_000;
+    let status = |q: &Apdu| dnp3::file_status_response(q, 0x0000_1235, 96);
+    let mut t = end + SEC;
+    for (name, mode) in [
+        (LOGIC_FILE, file_mode::READ),
+        ("/data/trend.csv", file_mode::WRITE),
+    ] {
+        l.call(
+            &mut cap,
+            t,
+            |seq| dnp3::open_file(seq, name, mode, 96, created),
+            status,
+        );
+        t += 20 * MS;
+        l.call(
+            &mut cap,
+            t,
+            |seq| dnp3::close_file(seq, 0x0000_1235),
+            status,
+        );
+        t += SEC;
+    }
+    l.close(&mut cap, t);
+    RuleCase {
+        cap,
+        policy: policy(
+            "dnp3_program_file",
+            "DNP3 file transfers: /config/logic.bin written (a program download outside the window), read, and another file written.",
+            BERLIN,
+            NO_FOLDING,
+            &format!("{WEEKLY_CELL_1}\n{DNP3_CONDUITS}\n[dnp3]\nprogram_files = [\"/config/*\"]\n"),
+        ),
+        alerts,
+    }
+}
+
+// ---- OPC UA ---------------------------------------------------------------------------------
+
+/// The OPC UA conduits of the OPC UA cases: engineering and hmi to cell-1 over opcua.
+const OPCUA_CONDUITS: &str = r#"[[conduits]]
+from = "engineering"
+to   = "cell-1"
+protocols = ["opcua"]
+
+[[conduits]]
+from = "hmi"
+to   = "cell-1"
+protocols = ["opcua"]
+"#;
+
+const INSECURE: &str = "insecure_session";
+
+/// An OPC UA connection (server port 4840) with its secure channel.
+struct UaRuleLink {
+    ua: UaLink,
+    client: Node,
+    server: Node,
+}
+
+impl UaRuleLink {
+    /// Handshake at `t`, HEL at +5 ms, OPN, CreateSession, ActivateSession
+    /// (anonymous, or `user`), each answered 3 ms later, 20 ms apart. Returns the link
+    /// and the ActivateSession request with its time.
+    fn open(
+        cap: &mut Capture,
+        (client, port, server): (Node, u16, Node),
+        t: u64,
+        mode: Mode,
+        user: Option<&str>,
+    ) -> (UaRuleLink, (u64, UaExp)) {
+        let Link { c, .. } = Link::open(cap, client, port, server, opcua::PORT, t);
+        let seed = u32::from(port);
+        let ch = Channel::new(mode, 0x0000_1000 + seed, 1, seed);
+        let mut l = UaRuleLink {
+            ua: UaLink::start(cap, c, ch, t + 5 * MS),
+            client,
+            server,
+        };
+        // CreateSession, then ActivateSession 20 ms later.
+        let at = l.ua.t + 20 * MS;
+        let exp = l.ua.session(cap, user);
+        (l, (at, exp))
+    }
+
+    /// An alert on the request `req` sent at `ts`, with operation `operation` and the
+    /// request's native block as `evidence.opcua`.
+    fn alert(&self, ts: u64, kind: &'static str, req: &UaExp, operation: &'static str) -> AlertExp {
+        AlertExp {
+            ts,
+            kind,
+            repeats: 0,
+            flow: self.ua.c.flow.clone(),
+            src_zone: self.client.zone,
+            dst_zone: self.server.zone,
+            direction: Some("to_server"),
+            protocol: Some("opcua".into()),
+            operation: Some(operation),
+            src_asset: self.client.name,
+            dst_asset: self.server.name,
+            evidence: Some(format!("{{{}}}", req.json_block())),
+        }
+    }
+
+    /// A request and its response; returns the request's time and event.
+    fn call(
+        &mut self,
+        cap: &mut Capture,
+        req: impl FnOnce(&mut Channel) -> opcua::Request,
+        rsp: impl FnOnce(&mut Channel, &opcua::Request) -> opcua::Request,
+    ) -> (u64, UaExp) {
+        let t = self.ua.t;
+        (t, self.ua.call(cap, req, rsp))
+    }
+
+    /// CloseSession, CLO, TCP close.
+    fn finish(&mut self, cap: &mut Capture) {
+        self.ua.finish(cap);
+    }
+}
+
+/// The conveyor speed of line 1, an OPC UA variable on plc-boiler-1, written by hmi-1
+/// only, 0..=2 (m/s; values typed by the Variant: a Double).
+const OPCUA_SETPOINT: &str = r#"[[setpoints]]
+name    = "line-1 conveyor speed (OPC UA)"
+asset   = "plc-boiler-1"
+writers = ["hmi-1"]
+min = 0.0
+max = 2.0
+opcua = { nodes = ["ns=2;s=Line1.Speed"] }
+"#;
+
+/// OPC UA writes of ns=2;s=Line1.Speed over anonymous sessions on None channels (each
+/// ActivateSession raises `insecure_session`). ews-2 (not a writer) writes 1.2:
+/// `unauthorized_setpoint_write`. hmi-1 (the writer) writes 1.2 (silent), 2.5
+/// (`setpoint_out_of_range`) and ns=2;s=Line1.Temp = 80 (no setpoint: silent).
+fn opcua_setpoint_write() -> RuleCase {
+    let mut cap = Capture::new();
+    let mut alerts = Vec::new();
+    let write = |v: f64| move |ch: &mut Channel| ch.write(&[(speed(), Value::Double(v))]);
+    let ok = |ch: &mut Channel, q: &opcua::Request| ch.results_rsp(q, 1);
+    // ews-2.
+    let (mut l, (ta, act)) = UaRuleLink::open(&mut cap, (EWS2, 50601, PLC1), T0, Mode::None, None);
+    alerts.push(l.alert(ta, INSECURE, &act, "session"));
+    let (t, req) = l.call(&mut cap, write(1.2), ok);
+    alerts.push(l.alert(t, SP_UNAUTH, &req, "write"));
+    l.finish(&mut cap);
+    // hmi-1.
+    let (mut l, (ta, act)) =
+        UaRuleLink::open(&mut cap, (HMI1, 50602, PLC1), T0 + SEC, Mode::None, None);
+    alerts.push(l.alert(ta, INSECURE, &act, "session"));
+    l.call(&mut cap, write(1.2), ok);
+    let (t, req) = l.call(&mut cap, write(2.5), ok);
+    alerts.push(l.alert(t, SP_RANGE, &req, "write"));
+    l.call(
+        &mut cap,
+        |ch| ch.write(&[(NodeId::s(2, "Line1.Temp"), Value::Double(80.0))]),
+        ok,
+    );
+    l.finish(&mut cap);
+    RuleCase {
+        cap,
+        policy: policy(
+            "opcua_setpoint_write",
+            "An OPC UA setpoint (ns=2;s=Line1.Speed) written by a non-writer, by its writer in and out of range, and another node.",
+            BERLIN,
+            NO_FOLDING,
+            &format!("{OPCUA_SETPOINT}\n{OPCUA_CONDUITS}"),
+        ),
+        alerts,
+    }
+}
+
+/// OPC UA user names. `operator1` is listed for hmi-1. Over Basic256Sha256 Sign
+/// channels (readable, signed messages): hmi-1 logs in as operator1 (silent), ews-1
+/// too (`credential_unusual_origin`). Over None channels (the name readable by
+/// anyone): hmi-1 as operator1 (`insecure_session`), ews-2 as operator1
+/// (`credential_unusual_origin` then `insecure_session`, in the engine's order).
+fn opcua_credentials() -> RuleCase {
+    let mut cap = Capture::new();
+    let mut alerts = Vec::new();
+    let mut t0 = T0;
+    for (who, port, mode, kinds) in [
+        (HMI1, 50611, Mode::Sign, &[][..]),
+        (EWS1, 50612, Mode::Sign, &[CREDENTIAL][..]),
+        (HMI1, 50613, Mode::None, &[INSECURE][..]),
+        (EWS2, 50614, Mode::None, &[CREDENTIAL, INSECURE][..]),
+    ] {
+        let (mut l, (ta, act)) =
+            UaRuleLink::open(&mut cap, (who, port, PLC1), t0, mode, Some("operator1"));
+        for k in kinds {
+            alerts.push(l.alert(ta, k, &act, "session"));
+        }
+        l.call(
+            &mut cap,
+            |ch| ch.read(&[speed()]),
+            |ch, q| ch.read_rsp(q, &[Value::Double(1.2)]),
+        );
+        l.finish(&mut cap);
+        t0 += SEC;
+    }
+    RuleCase {
+        cap,
+        policy: policy(
+            "opcua_credentials",
+            "OPC UA logins as operator1 (listed for hmi-1) over signed and unsecured channels, from hmi-1, ews-1 and ews-2.",
+            BERLIN,
+            NO_FOLDING,
+            &format!(
+                "{OPCUA_CONDUITS}\n[[credentials]]\nuser = \"operator1\"\nsources = [\"hmi-1\"]\n"
+            ),
+        ),
+        alerts,
+    }
+}
+
+/// OPC UA method calls with `[[opcua_methods]]` marking ns=2;s=Line1.Plc.Stop as a
+/// mode change: ews-1 (anonymous session on a None channel: `insecure_session`) calls
+/// Line1.Plc's Stop method (`plc_mode_change`, operation `mode_change`) and its Reset
+/// method (not listed: `other`, silent).
+fn opcua_method_stop() -> RuleCase {
+    let mut cap = Capture::new();
+    let mut alerts = Vec::new();
+    let (mut l, (ta, act)) = UaRuleLink::open(&mut cap, (EWS1, 50621, PLC1), T0, Mode::None, None);
+    alerts.push(l.alert(ta, INSECURE, &act, "session"));
+    let (t, req) = l.call(
+        &mut cap,
+        |ch| ch.call(&plc_object(), &stop_method()),
+        |ch, q| ch.call_rsp(q),
+    );
+    alerts.push(l.alert(t, MODE, &req, "mode_change"));
+    l.call(
+        &mut cap,
+        |ch| ch.call(&plc_object(), &NodeId::s(2, "Line1.Plc.Reset")),
+        |ch, q| ch.call_rsp(q),
+    );
+    l.finish(&mut cap);
+    RuleCase {
+        cap,
+        policy: policy(
+            "opcua_method_stop",
+            "OPC UA method calls: Line1.Plc.Stop (a mode change per [[opcua_methods]]) and Line1.Plc.Reset (not listed).",
+            BERLIN,
+            NO_FOLDING,
+            &format!(
+                "{OPCUA_CONDUITS}\n[[opcua_methods]]\nnode = \"ns=2;s=Line1.Plc.Stop\"\noperation = \"mode_change\"\n"
+            ),
+        ),
+        alerts,
+    }
+}
+
 // ---- the demo ---------------------------------------------------------------------------
 
 /// The alerts `pcaps/demo-plant.pcap` must raise with the demo policy
@@ -1564,6 +2313,7 @@ pub fn demo_alerts() -> Vec<String> {
             src_port: port,
             dst_ip: server.host.ip,
             dst_port: 502,
+            transport: "tcp",
             community_id: community_id((client.host.ip, port), (server.host.ip, 502), 6),
         },
         src_zone: client.zone,
@@ -1573,6 +2323,7 @@ pub fn demo_alerts() -> Vec<String> {
         operation: None,
         src_asset: client.name,
         dst_asset: server.name,
+        evidence: None,
     };
     let pdu = |base: &AlertExp, ts: u64, kind: &'static str, op: &'static str| AlertExp {
         ts,
@@ -1686,6 +2437,39 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_str(&l.flow_alert(T0, NEW_ASSET).json_line()).unwrap();
         assert!(v.get("protocol").is_none() && v.get("direction").is_none());
+    }
+
+    #[test]
+    fn every_policy_parses() {
+        for (name, build) in CASES {
+            let origin = std::path::PathBuf::from(format!("pcaps/rules/{name}.policy.toml"));
+            if let Err(e) = otwatch_rules::parse_str(&build().policy, &origin) {
+                panic!("{name}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn s7_setpoint_case_writes_the_bytes_it_says() {
+        // DB10.DBD2 = 00 01 00 3c: bytes 4-5 of the DB hold 0x003c = 60; DBB4-5 as two
+        // BYTEs = 00 60 = 96 > 95.
+        let c = s7_setpoint_unauthorized_writer();
+        let kinds: Vec<&str> = c.alerts.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                SP_UNAUTH,
+                UNAUTH_WRITE,
+                SP_UNAUTH,
+                SP_UNAUTH,
+                SP_RANGE,
+                SP_RANGE
+            ]
+        );
+        assert!(c
+            .alerts
+            .iter()
+            .all(|a| a.protocol.as_deref() == Some("s7comm")));
     }
 
     #[test]

@@ -12,9 +12,11 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
-use super::expect::{Event, FlowExp};
+use super::expect::{Event, ExpPdu, FlowExp};
 use super::modbus::{Adu, Pdu};
-use super::wire::{build_frame, Host, PcapWriter, Segment, ACK, FIN, MSS_1460, PSH, SYN};
+use super::wire::{
+    build_frame, build_udp_frame, Host, PcapWriter, Segment, ACK, FIN, MSS_1460, PSH, SYN,
+};
 
 /// 2026-11-20T10:00:00Z in microseconds since the epoch: every capture starts here.
 pub const T0: u64 = 1_795_168_800_000_000;
@@ -42,6 +44,16 @@ impl Capture {
 
     /// Appends a frame captured at `ts` (µs), which completes `pdus` (in stream order).
     pub fn push(&mut self, ts: u64, frame: Vec<u8>, flow: &FlowExp, pdus: Vec<Pdu>) {
+        self.push_events(
+            ts,
+            frame,
+            flow,
+            pdus.into_iter().map(ExpPdu::Modbus).collect(),
+        );
+    }
+
+    /// Appends a frame captured at `ts` (µs), which completes `pdus` of any protocol.
+    pub fn push_events(&mut self, ts: u64, frame: Vec<u8>, flow: &FlowExp, pdus: Vec<ExpPdu>) {
         self.packets.push((ts, frame));
         self.events.extend(pdus.into_iter().map(|pdu| Event {
             ts_micros: ts,
@@ -117,7 +129,7 @@ impl Capture {
     }
 }
 
-/// One TCP connection between a Modbus client and server.
+/// One TCP connection between a client (Modbus client, S7 PG/HMI) and a server.
 #[derive(Debug)]
 pub struct Conn {
     client: Host,
@@ -240,6 +252,21 @@ impl Conn {
         cap.push(t, f, &self.flow, pdus);
     }
 
+    /// A PSH/ACK segment with `payload` at `from`'s next sequence number, completing
+    /// `pdus` of any protocol.
+    pub fn send_events(
+        &mut self,
+        cap: &mut Capture,
+        t: u64,
+        from: Side,
+        payload: &[u8],
+        pdus: Vec<ExpPdu>,
+    ) {
+        let f = self.frame(from, self.next_seq(from), PSH | ACK, payload);
+        self.advance(from, payload.len());
+        cap.push_events(t, f, &self.flow, pdus);
+    }
+
     /// One ADU in one segment.
     pub fn send_adu(&mut self, cap: &mut Capture, t: u64, adu: &Adu) {
         let from = match adu.pdu.dir {
@@ -271,5 +298,63 @@ impl Conn {
         cap.push(t + 200, f, &self.flow, vec![]);
         let f = self.frame(Side::Client, self.client_next, ACK, &[]);
         cap.push(t + 400, f, &self.flow, vec![]);
+    }
+}
+
+/// One UDP conversation between a client (a DNP3 master) and a server: datagrams in
+/// both directions, each side with its own IP ids.
+#[derive(Debug)]
+pub struct UdpConv {
+    client: Host,
+    server: Host,
+    client_port: u16,
+    server_port: u16,
+    client_ip_id: u16,
+    server_ip_id: u16,
+    pub flow: FlowExp,
+}
+
+impl UdpConv {
+    pub fn new(client: Host, client_port: u16, server: Host, server_port: u16) -> Self {
+        let o = client.ip.octets();
+        let p = server.ip.octets();
+        UdpConv {
+            client,
+            server,
+            client_port,
+            server_port,
+            client_ip_id: u16::from_be_bytes([o[2], o[3]]).wrapping_mul(251),
+            server_ip_id: u16::from_be_bytes([p[2], p[3]]).wrapping_mul(97),
+            flow: FlowExp::udp(client.ip, client_port, server.ip, server_port),
+        }
+    }
+
+    /// One datagram with `payload` from `from` at `t`, completing `pdus`.
+    pub fn send_events(
+        &mut self,
+        cap: &mut Capture,
+        t: u64,
+        from: Side,
+        payload: &[u8],
+        pdus: Vec<ExpPdu>,
+    ) {
+        let (src, dst, ports, id) = match from {
+            Side::Client => (
+                self.client,
+                self.server,
+                (self.client_port, self.server_port),
+                &mut self.client_ip_id,
+            ),
+            Side::Server => (
+                self.server,
+                self.client,
+                (self.server_port, self.client_port),
+                &mut self.server_ip_id,
+            ),
+        };
+        *id = id.wrapping_add(1);
+        let mut f = Vec::with_capacity(64 + payload.len());
+        build_udp_frame(src, dst, ports, *id, payload, &mut f);
+        cap.push_events(t, f, &self.flow, pdus);
     }
 }

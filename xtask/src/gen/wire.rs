@@ -156,6 +156,56 @@ pub fn build_frame(seg: &Segment<'_>, out: &mut Vec<u8>) {
     }
 }
 
+/// Builds the Ethernet/IPv4/UDP frame of one datagram from `src:src_port` to
+/// `dst:dst_port` into `out` (cleared first), with the UDP checksum computed (RFC 768:
+/// over the pseudo-header, header and data; a zero result is sent as 0xFFFF).
+pub fn build_udp_frame(
+    src: Host,
+    dst: Host,
+    (src_port, dst_port): (u16, u16),
+    ip_id: u16,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.extend_from_slice(&dst.mac);
+    out.extend_from_slice(&src.mac);
+    out.extend_from_slice(&0x0800u16.to_be_bytes());
+    let udp_len = (8 + payload.len()) as u16;
+    let ip_start = out.len();
+    out.push(0x45);
+    out.push(0x00);
+    out.extend_from_slice(&(20 + udp_len).to_be_bytes());
+    out.extend_from_slice(&ip_id.to_be_bytes());
+    out.extend_from_slice(&0x4000u16.to_be_bytes()); // DF, fragment offset 0
+    out.push(src.ttl);
+    out.push(17); // UDP
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&src.ip.octets());
+    out.extend_from_slice(&dst.ip.octets());
+    let ip_sum = checksum(&out[ip_start..ip_start + 20], 0);
+    out[ip_start + 10..ip_start + 12].copy_from_slice(&ip_sum.to_be_bytes());
+    let udp_start = out.len();
+    out.extend_from_slice(&src_port.to_be_bytes());
+    out.extend_from_slice(&dst_port.to_be_bytes());
+    out.extend_from_slice(&udp_len.to_be_bytes());
+    out.extend_from_slice(&[0, 0]); // checksum, filled below
+    out.extend_from_slice(payload);
+    let mut pseudo = [0u8; 12];
+    pseudo[0..4].copy_from_slice(&src.ip.octets());
+    pseudo[4..8].copy_from_slice(&dst.ip.octets());
+    pseudo[9] = 17;
+    pseudo[10..12].copy_from_slice(&udp_len.to_be_bytes());
+    let sum = match checksum(&out[udp_start..], sum_words(&pseudo, 0)) {
+        0 => 0xffff,
+        s => s,
+    };
+    out[udp_start + 6..udp_start + 8].copy_from_slice(&sum.to_be_bytes());
+    if out.len() < MIN_FRAME {
+        out.resize(MIN_FRAME, 0);
+    }
+}
+
 /// Adds `data` as big-endian 16-bit words (odd tail padded with zero) to `acc`.
 ///
 /// Sums eight bytes at a time into a wide accumulator (RFC 1071 section 2(B): the
@@ -243,6 +293,33 @@ mod tests {
         pseudo[9] = 6;
         pseudo[10..12].copy_from_slice(&32u16.to_be_bytes());
         assert_eq!(checksum(&f[34..], sum_words(&pseudo, 0)), 0);
+    }
+
+    #[test]
+    fn udp_frame_layout_and_checksum_verify() {
+        let a = Host::new(Ipv4Addr::new(10, 20, 1, 5), 128);
+        let b = Host::new(Ipv4Addr::new(10, 30, 1, 10), 64);
+        let payload = [
+            0x05, 0x64, 0x05, 0xc0, 0x0a, 0x00, 0x01, 0x00, 0xaa, 0xbb, 0xcc,
+        ];
+        let mut f = Vec::new();
+        build_udp_frame(a, b, (49810, 20000), 9, &payload, &mut f);
+        // 53 octets, padded to 60 (the padding is in no length field).
+        assert_eq!(f.len(), 60);
+        assert_eq!(&f[16..18], &39u16.to_be_bytes()); // IP total length 20 + 8 + 11
+        assert_eq!(f[23], 17); // protocol UDP
+        assert_eq!(&f[34..36], &49810u16.to_be_bytes());
+        assert_eq!(&f[36..38], &20000u16.to_be_bytes());
+        assert_eq!(&f[38..40], &19u16.to_be_bytes()); // UDP length 8 + 11
+        assert_eq!(&f[42..53], &payload);
+        assert_eq!(&f[53..], &[0; 7]);
+        assert_eq!(checksum(&f[14..34], 0), 0);
+        let mut pseudo = [0u8; 12];
+        pseudo[0..4].copy_from_slice(&[10, 20, 1, 5]);
+        pseudo[4..8].copy_from_slice(&[10, 30, 1, 10]);
+        pseudo[9] = 17;
+        pseudo[10..12].copy_from_slice(&19u16.to_be_bytes());
+        assert_eq!(checksum(&f[34..53], sum_words(&pseudo, 0)), 0);
     }
 
     #[test]
