@@ -203,6 +203,12 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
         run(cargo().args(["bench", "-p", "otwatch-modbus"]))?;
         say("cargo bench -p otwatch-rules --bench policy_load (criterion: 10,000 assets, 1,000 setpoints)");
         run(cargo().args(["bench", "-p", "otwatch-rules", "--bench", "policy_load"]))?;
+        // Parsing alone over the public captures named in docs/benchmarks.md (needs
+        // ../shared beside the checkout).
+        for krate in ["otwatch-s7comm", "otwatch-dnp3", "otwatch-opcua"] {
+            say(&format!("cargo bench -p {krate} (criterion: dissector throughput)"));
+            run(cargo().args(["bench", "-p", krate]))?;
+        }
     }
     if checks.iter().any(|(_, ok, _)| !ok) {
         bail!("a benchmark target was missed (see above)");
