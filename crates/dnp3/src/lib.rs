@@ -95,9 +95,36 @@ pub fn probe(data: &[u8]) -> bool {
     matches!(parser::check_header(data), Ok(Some(_)))
 }
 
+/// Whether the first link frame of `data` comes from the master (its control octet's
+/// DIR bit), if `data` starts with a valid link header. Over UDP, where both ends often
+/// use port 20000, this tells which end is the flow's client.
+pub fn from_master(data: &[u8]) -> Option<bool> {
+    const DIR: u8 = 0x80;
+    if !probe(data) {
+        return None;
+    }
+    data.get(3).map(|control| control & DIR != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dir_bit_names_the_master() {
+        // 05 64 | LEN 05 | CTRL C0 (DIR=1 PRM=1, reset link) | DST 1 | SRC 1024 | CRC
+        let master = [0x05, 0x64, 0x05, 0xC0, 0x01, 0x00, 0x00, 0x04, 0xE9, 0x21];
+        assert_eq!(from_master(&master), Some(true));
+        assert_eq!(from_master(&master[..9]), None, "header cut short");
+        let mut bad_crc = master;
+        bad_crc[9] ^= 1;
+        assert_eq!(from_master(&bad_crc), None);
+        // CTRL 44: DIR=0 (from the outstation), PRM=1, unconfirmed user data.
+        let mut outstation = vec![0x05, 0x64, 0x05, 0x44, 0x01, 0x00, 0x00, 0x04];
+        let crc = crc16_dnp(&outstation);
+        outstation.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(from_master(&outstation), Some(false));
+    }
 
     #[test]
     fn probe_accepts_link_headers() {

@@ -35,4 +35,11 @@ pub trait HandlerFactory {
     /// `None` means "no dissector for this flow": the flow is still tracked (counters,
     /// Community ID) but its payload is skipped without buffering.
     fn classify(&mut self, flow: &FlowMeta, dir: Direction, first: &[u8]) -> Option<Self::Handler>;
+
+    /// For a new UDP flow: whether the sender of its first datagram is the client (the
+    /// requesting side), when the payload itself says so — DNP3's link-layer DIR bit
+    /// marks frames from the master. `None` leaves it to the ports.
+    fn datagram_sender_is_client(&self, _first: &[u8]) -> Option<bool> {
+        None
+    }
 }

@@ -457,7 +457,7 @@ impl<F: HandlerFactory> FlowTable<F> {
                     FlowKey::of((src, seg.src_port), (dst, seg.dst_port), Transport::Tcp);
                 // A lone RST does not make a flow.
                 let create = !seg.flags.contains(TcpFlags::RST) || !seg.payload.is_empty();
-                if let Some(idx) = self.lookup(key, from_lo, Some(&seg), create, o) {
+                if let Some(idx) = self.lookup(key, from_lo, Some(&seg), None, create, o) {
                     self.count(idx, from_lo, seg.payload.len());
                     self.tcp(idx, from_lo, &seg, now, o);
                 }
@@ -465,7 +465,8 @@ impl<F: HandlerFactory> FlowTable<F> {
             L4::Udp(udp) => {
                 let (key, from_lo) =
                     FlowKey::of((src, udp.src_port), (dst, udp.dst_port), Transport::Udp);
-                let Some(idx) = self.lookup(key, from_lo, None, true, o) else {
+                let datagram = Some(udp.payload);
+                let Some(idx) = self.lookup(key, from_lo, None, datagram, true, o) else {
                     return;
                 };
                 self.count(idx, from_lo, udp.payload.len());
@@ -501,6 +502,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         key: FlowKey,
         from_lo: bool,
         seg: Option<&TcpSegment<'_>>,
+        datagram: Option<&[u8]>,
         create: bool,
         o: &mut Out<'_>,
     ) -> Option<u32> {
@@ -530,7 +532,7 @@ impl<F: HandlerFactory> FlowTable<F> {
                 ),
             }
         }
-        create.then(|| self.create(key, from_lo, seg, o))
+        create.then(|| self.create(key, from_lo, seg, datagram, o))
     }
 
     fn timeout(&self, f: &Flow<F::Handler>) -> i64 {
@@ -546,6 +548,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         key: FlowKey,
         from_lo: bool,
         seg: Option<&TcpSegment<'_>>,
+        datagram: Option<&[u8]>,
         o: &mut Out<'_>,
     ) -> u32 {
         if self.map.len() >= self.config.max_flows.max(1) {
@@ -558,9 +561,12 @@ impl<F: HandlerFactory> FlowTable<F> {
         };
         let syn = seg.is_some_and(|s| s.flags.contains(TcpFlags::SYN));
         let ack = seg.is_some_and(|s| s.flags.contains(TcpFlags::ACK));
-        let (sender_is_client, handshake_seen) = match (syn, ack) {
-            (true, false) => (true, true),
-            (true, true) => (false, true),
+        // A datagram protocol that names its roles (DNP3's DIR bit) decides first.
+        let hinted = datagram.and_then(|d| self.factory.datagram_sender_is_client(d));
+        let (sender_is_client, handshake_seen) = match (syn, ack, hinted) {
+            (true, false, _) => (true, true),
+            (true, true, _) => (false, true),
+            (_, _, Some(client)) => (client, false),
             _ => (
                 self.sender_is_client(key.transport, sender.1, receiver.1),
                 false,
@@ -1015,6 +1021,9 @@ mod tests {
         /// Flows to this server port get no handler.
         skip_port: Option<u16>,
         classified: Vec<(Direction, Vec<u8>)>,
+        /// Datagrams starting with b"M" come from the client, b"O" from the server
+        /// (as DNP3's DIR bit tells master from outstation).
+        roles_in_datagrams: bool,
     }
 
     impl HandlerFactory for Factory {
@@ -1028,6 +1037,13 @@ mod tests {
                 pdu: self.pdu,
                 take: self.take,
             })
+        }
+        fn datagram_sender_is_client(&self, first: &[u8]) -> Option<bool> {
+            match first.first() {
+                Some(b'M') if self.roles_in_datagrams => Some(true),
+                Some(b'O') if self.roles_in_datagrams => Some(false),
+                _ => None,
+            }
         }
     }
 
@@ -1578,6 +1594,26 @@ mod tests {
         r.t.finish(&mut out);
         assert_eq!(out[0].flow.transport, Transport::Udp);
         assert_eq!(out[0].flow.dst_port, 20000);
+    }
+
+    #[test]
+    fn a_datagram_that_names_its_sender_orients_a_udp_flow() {
+        let mut r = Rig::new(0);
+        r.t.factory_mut().take = Some(1);
+        r.t.factory_mut().roles_in_datagrams = true;
+        // Both ends on port 20000 (ports cannot decide); the server speaks first.
+        let unsolicited = ipv4_udp(SRV, CLI, 20000, 20000, b"O1");
+        let ev = r.frame(LinkType::RawIp, &unsolicited);
+        assert_eq!(ev.len(), 1);
+        // The flow's src is the client all the same, and the datagram went to it.
+        let f = &ev[0].flow;
+        assert_eq!((f.src_ip, f.dst_ip), (IpAddr::from(CLI), IpAddr::from(SRV)));
+        assert_eq!(ev[0].pdu.direction, C);
+        // Without the hint, the first sender is taken as the client.
+        let mut r = Rig::new(0);
+        r.t.factory_mut().take = Some(1);
+        let ev = r.frame(LinkType::RawIp, &unsolicited);
+        assert_eq!(ev[0].flow.src_ip, IpAddr::from(SRV));
     }
 
     #[test]

@@ -33,9 +33,8 @@ pub enum AppHandler {
     Opcua(Oriented<OpcuaFlow>),
     /// Not `Oriented`: DNP3 names its roles in every frame (the link DIR bit), so
     /// directions stay the flow's and `is_response` follows the DIR bit. Over UDP the
-    /// flow's initiator is the first sender (both ends often use port 20000); the
-    /// flow layer, not this wrapper, would have to swap the flow's ends to make the
-    /// master its `src`.
+    /// DIR bit of the first datagram also makes the master the flow's `src`
+    /// (`datagram_sender_is_client`), whichever end spoke first.
     Dnp3(Dnp3Flow),
 }
 
@@ -74,6 +73,12 @@ impl<D> Oriented<D> {
 
 impl HandlerFactory for AppFactory {
     type Handler = AppHandler;
+
+    /// DNP3 over UDP: the link DIR bit says whether the first datagram's sender is the
+    /// master (the flow's client).
+    fn datagram_sender_is_client(&self, first: &[u8]) -> Option<bool> {
+        otwatch_dnp3::from_master(first)
+    }
 
     fn classify(&mut self, flow: &FlowMeta, dir: Direction, first: &[u8]) -> Option<AppHandler> {
         let dnp3_port = flow.src_port == otwatch_dnp3::PORT || flow.dst_port == otwatch_dnp3::PORT;
