@@ -206,7 +206,9 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
         // Parsing alone over the public captures named in docs/benchmarks.md (needs
         // ../shared beside the checkout).
         for krate in ["otwatch-s7comm", "otwatch-dnp3", "otwatch-opcua"] {
-            say(&format!("cargo bench -p {krate} (criterion: dissector throughput)"));
+            say(&format!(
+                "cargo bench -p {krate} (criterion: dissector throughput)"
+            ));
             run(cargo().args(["bench", "-p", krate]))?;
         }
     }
