@@ -94,34 +94,12 @@ fn otwatch_counts(pcap: &Path) -> Counts {
     counts
 }
 
-fn dnp3_captures() -> Vec<String> {
-    let manifest =
-        std::fs::read_to_string(shared_pcaps().join("MANIFEST.tsv")).expect("MANIFEST.tsv");
-    manifest
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split('\t').collect();
-            let protocols = cols.get(1)?;
-            protocols
-                .split(|c: char| !c.is_ascii_alphanumeric())
-                .any(|p| p == "dnp3")
-                .then(|| cols[0].to_owned())
-        })
-        .collect()
-}
-
 #[test]
 fn dnp3_pdus_per_function_code_match_tshark() {
-    if !shared_pcaps().is_dir() {
-        assert!(!in_ci(), "../shared/pcaps is missing");
-        eprintln!("../shared/pcaps missing: skipped");
+    if !cross_check_possible() {
         return;
     }
-    if !have_tshark() {
-        return;
-    }
-    let captures = dnp3_captures();
+    let captures = manifest_captures("dnp3");
     assert!(
         captures.len() >= 60,
         "expected the DNP3 captures of the manifest, got {captures:?}"

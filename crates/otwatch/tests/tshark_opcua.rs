@@ -110,34 +110,12 @@ fn otwatch_counts(pcap: &Path) -> Counts {
     counts
 }
 
-fn opcua_captures() -> Vec<String> {
-    let manifest =
-        std::fs::read_to_string(shared_pcaps().join("MANIFEST.tsv")).expect("MANIFEST.tsv");
-    manifest
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split('\t').collect();
-            let protocols = cols.get(1)?;
-            protocols
-                .split(|c: char| !c.is_ascii_alphanumeric())
-                .any(|p| p == "opcua")
-                .then(|| cols[0].to_owned())
-        })
-        .collect()
-}
-
 #[test]
 fn opcua_messages_per_service_match_tshark() {
-    if !shared_pcaps().is_dir() {
-        assert!(!in_ci(), "../shared/pcaps is missing");
-        eprintln!("../shared/pcaps missing: skipped");
+    if !cross_check_possible() {
         return;
     }
-    if !have_tshark() {
-        return;
-    }
-    let captures = opcua_captures();
+    let captures = manifest_captures("opcua");
     assert!(
         captures.len() >= 20,
         "expected the OPC UA captures of the manifest, got {captures:?}"
@@ -148,11 +126,7 @@ fn opcua_messages_per_service_match_tshark() {
         let pcap = shared_pcaps().join(name);
         let a = tshark_counts(&pcap, true);
         let b = tshark_counts(&pcap, false);
-        let tshark = if b.values().sum::<u64>() > a.values().sum::<u64>() {
-            b
-        } else {
-            a
-        };
+        let tshark = fuller(a, b);
         let ours = otwatch_counts(&pcap);
         if REVIEWED_EXCEPTIONS.iter().any(|(c, _)| c == name) {
             let (o, t) = (ours.values().sum::<u64>(), tshark.values().sum::<u64>());

@@ -170,34 +170,12 @@ fn otwatch_counts(pcap: &Path) -> Ours {
     Ours { s7, plus }
 }
 
-fn s7_captures() -> Vec<String> {
-    let manifest =
-        std::fs::read_to_string(shared_pcaps().join("MANIFEST.tsv")).expect("MANIFEST.tsv");
-    manifest
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split('\t').collect();
-            let protocols = cols.get(1)?;
-            protocols
-                .split(['+', ' ', '(', ')'])
-                .any(|p| p == "s7comm" || p == "s7comm-plus")
-                .then(|| cols[0].to_owned())
-        })
-        .collect()
-}
-
 #[test]
 fn s7comm_pdus_per_function_match_tshark() {
-    if !shared_pcaps().is_dir() {
-        assert!(!in_ci(), "../shared/pcaps is missing");
-        eprintln!("../shared/pcaps missing: skipped");
+    if !cross_check_possible() {
         return;
     }
-    if !have_tshark() {
-        return;
-    }
-    let captures = s7_captures();
+    let captures = manifest_captures("s7comm");
     assert!(
         captures.len() >= 15,
         "expected the S7 captures of the manifest, got {captures:?}"
@@ -208,11 +186,7 @@ fn s7comm_pdus_per_function_match_tshark() {
         let pcap = shared_pcaps().join(name);
         let a = tshark_counts(&pcap, true);
         let b = tshark_counts(&pcap, false);
-        let tshark = if b.values().sum::<u64>() > a.values().sum::<u64>() {
-            b
-        } else {
-            a
-        };
+        let tshark = fuller(a, b);
         let ours = otwatch_counts(&pcap);
         let plus_frames = tshark_plus_frames(&pcap);
         eprintln!(

@@ -96,3 +96,47 @@ pub fn have_tshark() -> bool {
     }
     ok
 }
+
+/// The public captures whose MANIFEST.tsv protocol column names `protocol` (the
+/// column's words, split at anything not alphanumeric: `modbus+s7comm+enip`,
+/// `s7comm-plus`, `dnp3-udp`).
+pub fn manifest_captures(protocol: &str) -> Vec<String> {
+    let manifest =
+        std::fs::read_to_string(shared_pcaps().join("MANIFEST.tsv")).expect("MANIFEST.tsv");
+    manifest
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            let protocols = cols.get(1)?;
+            protocols
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|p| p == protocol)
+                .then(|| cols[0].to_owned())
+        })
+        .collect()
+}
+
+/// Can the tshark cross-checks run (../shared/pcaps and tshark present)? Under CI
+/// they must; elsewhere a skip says why.
+pub fn cross_check_possible() -> bool {
+    if !shared_pcaps().is_dir() {
+        assert!(!in_ci(), "../shared/pcaps is missing");
+        eprintln!("../shared/pcaps missing: skipped");
+        return false;
+    }
+    have_tshark()
+}
+
+/// Of tshark's two views of a capture (with and without out-of-order reassembly),
+/// the one that saw more.
+pub fn fuller<K: Ord>(
+    a: std::collections::BTreeMap<K, u64>,
+    b: std::collections::BTreeMap<K, u64>,
+) -> std::collections::BTreeMap<K, u64> {
+    if b.values().sum::<u64>() > a.values().sum::<u64>() {
+        b
+    } else {
+        a
+    }
+}
