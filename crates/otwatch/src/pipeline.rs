@@ -332,7 +332,8 @@ fn live_source_loop(mut live: LiveInput, mut batcher: Batcher) -> SourceReport {
     };
     let workers = batcher.workers() as u64;
     let linktype = live.capture.linktype();
-    let counters = Arc::clone(&live.counters);
+    // Counted here and published with each tick: no shared write per packet.
+    let mut captured = Captured::default();
     let mut index: u64 = 0;
     let mut last_ts = Timestamp::default();
     let mut last_check = i64::MIN;
@@ -350,10 +351,8 @@ fn live_source_loop(mut live: LiveInput, mut batcher: Batcher) -> SourceReport {
         let quiet = match live.capture.next_packet() {
             Ok(Some(pkt)) => {
                 let shard = (otwatch_flow::shard_hash(linktype, pkt.data) % workers) as usize;
-                counters.packets.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .bytes
-                    .fetch_add(pkt.data.len() as u64, Ordering::Relaxed);
+                captured.packets += 1;
+                captured.bytes += pkt.data.len() as u64;
                 last_ts = last_ts.max(pkt.ts);
                 let ts_nanos = pkt.ts.as_nanos();
                 if batcher
@@ -394,16 +393,25 @@ fn live_source_loop(mut live: LiveInput, mut batcher: Batcher) -> SourceReport {
                 break;
             }
             index += 1;
-            publish_live_counters(&mut live, &batcher);
+            publish_live_counters(&mut live, &batcher, captured);
         }
     }
     let _ = batcher.flush_all();
-    publish_live_counters(&mut live, &batcher);
+    publish_live_counters(&mut live, &batcher, captured);
     report
 }
 
-fn publish_live_counters(live: &mut LiveInput, batcher: &Batcher) {
+/// What the live source has read so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct Captured {
+    packets: u64,
+    bytes: u64,
+}
+
+fn publish_live_counters(live: &mut LiveInput, batcher: &Batcher, captured: Captured) {
     let c = &live.counters;
+    c.packets.store(captured.packets, Ordering::Relaxed);
+    c.bytes.store(captured.bytes, Ordering::Relaxed);
     match live.capture.stats() {
         Ok(k) => {
             c.kernel_received.store(k.received, Ordering::Relaxed);
