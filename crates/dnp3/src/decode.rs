@@ -178,20 +178,21 @@ fn objects<'a>(
                 i.get(..octets).ok_or(Anomalies::BAD_LENGTH)?,
                 i.get(octets..).ok_or(Anomalies::BAD_LENGTH)?,
             );
-            if is_point_object(h.group, h.variation) {
-                let n = usize::try_from(h.count).unwrap_or(usize::MAX).min(*budget);
-                reserve_points(info, n, *budget);
-                for k in 0..n {
-                    if let Some(p) = packed_point(
+            let n = usize::try_from(h.count).unwrap_or(usize::MAX).min(*budget);
+            if is_point_object(h.group, h.variation) && n > 0 {
+                let points = info.points.get_or_insert_with(Vec::new);
+                points.reserve(n);
+                let before = points.len();
+                points.extend((0..n).filter_map(|k| {
+                    packed_point(
                         h.group,
                         h.variation,
                         implied_index(h, k as u64),
                         bits_data,
                         k,
-                    ) {
-                        push_point(info, p, budget);
-                    }
-                }
+                    )
+                }));
+                *budget -= points.len() - before;
             }
             return Ok(rest);
         }
@@ -210,51 +211,38 @@ fn objects<'a>(
         i.get(..total).ok_or(Anomalies::BAD_LENGTH)?,
         i.get(total..).ok_or(Anomalies::BAD_LENGTH)?,
     );
-    let wanted = is_point_object(h.group, h.variation) || h.group == 50;
-    if per == 0 || !wanted {
+    if per == 0 {
         return Ok(rest);
     }
-    if h.group != 50 {
-        reserve_points(info, data.len() / per, *budget);
+    if h.group == 50 {
+        for obj in data.chunks_exact(per) {
+            let value = obj.get(usize::from(index_width)..).unwrap_or_default();
+            info.time_ms = time48(value).or(info.time_ms);
+        }
+        return Ok(rest);
     }
+    if !is_point_object(h.group, h.variation) || *budget == 0 {
+        return Ok(rest);
+    }
+    // Points are most of a response's work: the vector is taken once per header.
+    let points = info.points.get_or_insert_with(Vec::new);
+    points.reserve((data.len() / per).min(*budget));
     // `per` > 0 and `total` <= the fragment: at most one turn per object octet.
     for (k, obj) in data.chunks_exact(per).enumerate() {
-        let (index, value) = if index_width == 0 {
-            (implied_index(h, k as u64), obj)
-        } else {
-            let (ix, v) = take_uint(obj, index_width).ok_or(Anomalies::BAD_LENGTH)?;
-            (ix, v)
-        };
-        if h.group == 50 {
-            info.time_ms = time48(value).or(info.time_ms);
-            continue;
-        }
         if *budget == 0 {
             break;
         }
+        let (index, value) = if index_width == 0 {
+            (implied_index(h, k as u64), obj)
+        } else {
+            take_uint(obj, index_width).ok_or(Anomalies::BAD_LENGTH)?
+        };
         if let Some(p) = decode_point(h.group, h.variation, index, value) {
-            push_point(info, p, budget);
+            *budget -= 1;
+            points.push(p);
         }
     }
     Ok(rest)
-}
-
-/// Room for the points of one header at once (they are most of a response's work).
-fn reserve_points(info: &mut Dnp3Info, n: usize, budget: usize) {
-    if n.min(budget) == 0 {
-        return;
-    }
-    info.points
-        .get_or_insert_with(Vec::new)
-        .reserve(n.min(budget));
-}
-
-fn push_point(info: &mut Dnp3Info, p: otwatch_event::Dnp3Point, budget: &mut usize) {
-    if *budget == 0 {
-        return;
-    }
-    *budget -= 1;
-    info.points.get_or_insert_with(Vec::new).push(p);
 }
 
 /// Objects each preceded by their size (free format and size prefixes): skipped
