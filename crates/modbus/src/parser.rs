@@ -668,19 +668,24 @@ pub fn parse_device_id_object(i: &[u8]) -> PResult<'_, (u8, &[u8])> {
 
 /// Big-endian 16-bit words of `b` (a trailing odd byte is ignored).
 pub fn be_words(b: &[u8]) -> impl Iterator<Item = u16> + '_ {
-    b.chunks_exact(2).filter_map(|c| match c {
-        [hi, lo] => Some(u16::from_be_bytes([*hi, *lo])),
-        _ => None,
+    // `map` over `chunks_exact` keeps the exact length known to `collect`/`extend`
+    // (a `filter_map` would make them push one word at a time).
+    b.chunks_exact(2).map(|c| match c {
+        [hi, lo] => u16::from_be_bytes([*hi, *lo]),
+        _ => 0,
     })
 }
 
 /// The first `count` bits of `packed`, LSB of the first byte first (the Modbus
 /// packing of coils and discrete inputs), as 0/1.
 pub fn unpack_bits(packed: &[u8], count: usize) -> impl Iterator<Item = u16> + '_ {
-    packed
-        .iter()
-        .flat_map(|b| (0..8).map(move |bit| u16::from((b >> bit) & 1)))
-        .take(count)
+    // A range of exactly the bits there are, as above: no per-bit capacity check.
+    let n = packed.len().saturating_mul(8).min(count);
+    (0..n).map(move |k| {
+        packed
+            .get(k / 8)
+            .map_or(0, |b| u16::from((b >> (k % 8)) & 1))
+    })
 }
 
 /// At most `limit` big-endian words of `b`, collected with their exact capacity (an
