@@ -47,7 +47,7 @@ pub use decode::{
 };
 pub use link::LinkType;
 pub use stats::FlowStats;
-pub use table::FlowTable;
+pub use table::{FlowTable, PduFilter, PduPlace};
 
 use otwatch_event::Timestamp;
 

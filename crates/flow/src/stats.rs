@@ -1,5 +1,7 @@
 //! Counters of the flow layer.
 
+use otwatch_event::Protocol;
+
 /// Counters of one [`crate::FlowTable`]; [`FlowStats::merge`] sums the workers'.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlowStats {
@@ -40,8 +42,15 @@ pub struct FlowStats {
     pub fragments_reassembled: u64,
     /// Fragments dropped (bounds, timeout, conflicting or malformed fragments).
     pub fragments_dropped: u64,
-    /// PDUs produced by the handlers (events emitted).
+    /// PDUs produced by the handlers, whether or not a PDU filter made them events.
     pub pdus: u64,
+    /// ... per protocol (indexed by `Protocol as usize`), and those of them that
+    /// carried anomalies (parse errors).
+    pub pdus_by_protocol: [u64; Protocol::ALL.len()],
+    pub anomalous_by_protocol: [u64; Protocol::ALL.len()],
+    /// ... of which a PDU filter kept from becoming events
+    /// ([`crate::FlowTable::set_pdu_filter`]).
+    pub pdus_filtered: u64,
 }
 
 impl FlowStats {
@@ -68,6 +77,9 @@ impl FlowStats {
             fragments_reassembled,
             fragments_dropped,
             pdus,
+            pdus_by_protocol,
+            anomalous_by_protocol,
+            pdus_filtered,
         } = other;
         self.packets += packets;
         self.bytes += bytes;
@@ -89,6 +101,17 @@ impl FlowStats {
         self.fragments_reassembled += fragments_reassembled;
         self.fragments_dropped += fragments_dropped;
         self.pdus += pdus;
+        for (a, b) in self.pdus_by_protocol.iter_mut().zip(pdus_by_protocol) {
+            *a += b;
+        }
+        for (a, b) in self
+            .anomalous_by_protocol
+            .iter_mut()
+            .zip(anomalous_by_protocol)
+        {
+            *a += b;
+        }
+        self.pdus_filtered += pdus_filtered;
     }
 }
 
@@ -102,12 +125,18 @@ mod tests {
             packets: 1,
             pdus: 2,
             tcp_gaps: 3,
+            pdus_by_protocol: [2, 0, 0, 0, 0],
+            anomalous_by_protocol: [0, 1, 0, 0, 0],
+            pdus_filtered: 1,
             ..FlowStats::default()
         };
         let b = FlowStats {
             packets: 10,
             pdus: 20,
             flows_evicted: 5,
+            pdus_by_protocol: [10, 0, 0, 10, 0],
+            anomalous_by_protocol: [0, 2, 0, 0, 0],
+            pdus_filtered: 7,
             ..FlowStats::default()
         };
         a.merge(&b);
@@ -118,6 +147,9 @@ mod tests {
                 pdus: 22,
                 tcp_gaps: 3,
                 flows_evicted: 5,
+                pdus_by_protocol: [12, 0, 0, 10, 0],
+                anomalous_by_protocol: [0, 3, 0, 0, 0],
+                pdus_filtered: 8,
                 ..FlowStats::default()
             }
         );

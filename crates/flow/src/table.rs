@@ -97,6 +97,43 @@ struct Emit {
     /// The packet of the last event, and how many events it completed on this flow.
     packet: u64,
     in_packet: u32,
+    /// A request of this flow has been handed to the PDU filter.
+    request_seen: bool,
+}
+
+/// Where a PDU stands in its flow, for a [`PduFilter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PduPlace {
+    /// No PDU of the flow, in either direction, came before this one.
+    pub first_of_flow: bool,
+    /// No request of the flow came before this one.
+    pub no_request_before: bool,
+}
+
+/// Decides whether a PDU becomes an event. A PDU turned away is still counted (per
+/// protocol, anomalous or not, and as filtered), and keeps its place: the events
+/// that are made carry the ordinals they would carry without a filter.
+pub type PduFilter = fn(&Pdu, PduPlace) -> bool;
+
+/// PDU counters of one `Out`, added to the table's [`FlowStats`] when it is done.
+#[derive(Debug, Default, Clone, Copy)]
+struct PduTally {
+    by_protocol: [u64; otwatch_event::Protocol::ALL.len()],
+    anomalous: [u64; otwatch_event::Protocol::ALL.len()],
+    filtered: u64,
+}
+
+impl PduTally {
+    fn add_to(&self, stats: &mut FlowStats) {
+        for (s, n) in stats.pdus_by_protocol.iter_mut().zip(self.by_protocol) {
+            *s += n;
+            stats.pdus += n;
+        }
+        for (s, n) in stats.anomalous_by_protocol.iter_mut().zip(self.anomalous) {
+            *s += n;
+        }
+        stats.pdus_filtered += self.filtered;
+    }
 }
 
 #[derive(Debug)]
@@ -136,6 +173,8 @@ struct Out<'a> {
     scratch: &'a mut Vec<Pdu>,
     events: &'a mut Vec<OtEvent>,
     notes: &'a mut Vec<FlowNote>,
+    filter: Option<PduFilter>,
+    tally: PduTally,
 }
 
 impl Out<'_> {
@@ -149,11 +188,30 @@ impl Out<'_> {
             emit.in_packet = 0;
         }
         for pdu in self.scratch.drain(..) {
+            let place = PduPlace {
+                first_of_flow: emit.ordinals == [0, 0],
+                no_request_before: !emit.request_seen,
+            };
+            emit.request_seen |= !pdu.is_response;
             let ordinal = emit.ordinals.get_mut(pdu.direction.index());
             let flow_ordinal = ordinal.map_or(0, |o| {
                 *o += 1;
                 *o - 1
             });
+            let protocol = pdu.protocol() as usize;
+            if let Some(n) = self.tally.by_protocol.get_mut(protocol) {
+                *n += 1;
+            }
+            if !pdu.anomalies.is_empty() {
+                if let Some(n) = self.tally.anomalous.get_mut(protocol) {
+                    *n += 1;
+                }
+            }
+            if self.filter.is_some_and(|keep| !keep(&pdu, place)) {
+                self.tally.filtered += 1;
+                emit.in_packet = emit.in_packet.saturating_add(1);
+                continue;
+            }
             self.events.push(OtEvent {
                 timestamp: self.ts,
                 packet_index: self.index,
@@ -228,6 +286,7 @@ pub struct FlowTable<F: HandlerFactory> {
     /// Flow starts and ends not yet taken by `take_notes`.
     notes: Vec<FlowNote>,
     buffered_total: usize,
+    pdu_filter: Option<PduFilter>,
 }
 
 impl<F: HandlerFactory> std::fmt::Debug for FlowTable<F> {
@@ -254,6 +313,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             scratch: Vec::new(),
             notes: Vec::new(),
             buffered_total: 0,
+            pdu_filter: None,
         }
     }
 
@@ -261,6 +321,12 @@ impl<F: HandlerFactory> FlowTable<F> {
     /// (see [`FlowNote::order_key`]).
     pub fn take_notes(&mut self, into: &mut Vec<FlowNote>) {
         into.append(&mut self.notes);
+    }
+
+    /// Makes events only of the PDUs `filter` keeps (all of them with `None`, the
+    /// default). For consumers that need only some events: PDUs are still counted.
+    pub fn set_pdu_filter(&mut self, filter: Option<PduFilter>) {
+        self.pdu_filter = filter;
     }
 
     pub fn stats(&self) -> &FlowStats {
@@ -312,6 +378,8 @@ impl<F: HandlerFactory> FlowTable<F> {
             scratch: &mut scratch,
             events: out,
             notes: &mut notes,
+            filter: self.pdu_filter,
+            tally: PduTally::default(),
         };
         Self::sweep(
             &mut self.slots,
@@ -345,6 +413,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             }
             l4 => self.transport(decoded.src, decoded.dst, l4, &mut o),
         }
+        o.tally.add_to(&mut self.stats);
         scratch.clear();
         self.scratch = scratch;
         self.notes = notes;
@@ -352,7 +421,6 @@ impl<F: HandlerFactory> FlowTable<F> {
             // Unique keys: an unstable sort is deterministic and does not allocate.
             events.sort_unstable_by_key(|e| (e.flow_id, e.pdu_ordinal));
         }
-        self.stats.pdus += (out.len() - start) as u64;
     }
 
     /// A clock tick: ends every flow idle past its timeout at `ts`, as if just before
@@ -371,6 +439,8 @@ impl<F: HandlerFactory> FlowTable<F> {
             scratch: &mut self.scratch,
             events: out,
             notes: &mut self.notes,
+            filter: self.pdu_filter,
+            tally: PduTally::default(),
         };
         Self::sweep(
             &mut self.slots,
@@ -384,18 +454,18 @@ impl<F: HandlerFactory> FlowTable<F> {
             &mut o,
             usize::MAX,
         );
+        let tally = o.tally;
+        tally.add_to(&mut self.stats);
         self.defrag
             .expire(&self.config, ts.as_nanos(), &mut self.stats);
         if let Some(events) = out.get_mut(start..) {
             events.sort_unstable_by_key(|e| (e.flow_id, e.pdu_ordinal));
         }
-        self.stats.pdus += (out.len() - start) as u64;
     }
 
     /// End of input: ends every flow (handler.on_end), in flow_id order, events with
     /// packet_index = u64::MAX.
     pub fn finish(&mut self, out: &mut Vec<OtEvent>) {
-        let start = out.len();
         let mut order: Vec<(u64, u32)> = self
             .slots
             .iter()
@@ -413,6 +483,8 @@ impl<F: HandlerFactory> FlowTable<F> {
                 scratch: &mut self.scratch,
                 events: out,
                 notes: &mut self.notes,
+                filter: self.pdu_filter,
+                tally: PduTally::default(),
             };
             Self::remove(
                 &mut self.slots,
@@ -427,8 +499,9 @@ impl<F: HandlerFactory> FlowTable<F> {
                 idx,
                 End::Finished,
             );
+            let tally = o.tally;
+            tally.add_to(&mut self.stats);
         }
-        self.stats.pdus += (out.len() - start) as u64;
     }
 
     fn count_error(&mut self, e: DecodeError) {
@@ -620,6 +693,7 @@ impl<F: HandlerFactory> FlowTable<F> {
                 ordinals: [0; 2],
                 packet: u64::MAX,
                 in_packet: 0,
+                request_seen: false,
             },
             tcp: [TcpDir::default(), TcpDir::default()],
             list,
@@ -966,7 +1040,7 @@ mod tests {
     use super::*;
     use crate::testutil::*;
     use crate::LinkType;
-    use otwatch_event::{Anomalies, ModbusInfo, Native, Operation};
+    use otwatch_event::{Anomalies, ModbusInfo, Native, Operation, Protocol};
     use Direction::{ToClient as C, ToServer as S};
 
     /// Consumes fixed-size `pdu`-byte records; reports each as a PDU whose `values`
@@ -981,7 +1055,8 @@ mod tests {
     fn marker(dir: Direction, function: &'static str, bytes: &[u8]) -> Pdu {
         Pdu {
             direction: dir,
-            is_response: false,
+            // The server's records are answers.
+            is_response: dir == C,
             operation: Operation::Other,
             anomalies: Anomalies::empty(),
             native: Native::Modbus(ModbusInfo {
@@ -1205,6 +1280,52 @@ mod tests {
             (s.flows_created, s.flows_active, s.pdus, s.packets),
             (1, 1, 4, 7)
         );
+    }
+
+    /// Keeps the records that start with `k`, noting where each record stood.
+    fn keep_k(pdu: &Pdu, place: PduPlace) -> bool {
+        let Native::Modbus(m) = &pdu.native else {
+            return true;
+        };
+        let first = m.values.as_ref().and_then(|v| v.first().copied());
+        PLACES
+            .lock()
+            .unwrap()
+            .push((pdu.direction, first.unwrap_or(0) as u8, place));
+        first == Some(u16::from(b'k'))
+    }
+    static PLACES: std::sync::Mutex<Vec<(Direction, u8, PduPlace)>> =
+        std::sync::Mutex::new(Vec::new());
+
+    #[test]
+    fn a_pdu_filter_keeps_ordinals_and_counts_what_it_turns_away() {
+        let mut r = Rig::new(4);
+        r.t.set_pdu_filter(Some(keep_k));
+        r.handshake(1000, 5000);
+        // An answer first (a flow joined late would show one), then a request, then
+        // two records in one segment of which only the second is kept.
+        assert_eq!(r.data(C, 5001, b"rsp0"), []);
+        assert_eq!(r.data(S, 1001, b"req1"), []);
+        assert_eq!(r.data(C, 5005, b"rsp1kee2"), [pdu(5, 1, 2, C, b"kee2")]);
+        assert_eq!(r.data(S, 1005, b"kreq"), [pdu(6, 0, 1, S, b"kreq")]);
+        let place = |first_of_flow, no_request_before| PduPlace {
+            first_of_flow,
+            no_request_before,
+        };
+        assert_eq!(
+            *PLACES.lock().unwrap(),
+            [
+                (C, b'r', place(true, true)),
+                (S, b'r', place(false, true)),
+                (C, b'r', place(false, false)),
+                (C, b'k', place(false, false)),
+                (S, b'k', place(false, false)),
+            ]
+        );
+        let s = r.stats();
+        assert_eq!((s.pdus, s.pdus_filtered), (5, 3));
+        assert_eq!(s.pdus_by_protocol[Protocol::Modbus as usize], 5);
+        assert_eq!(s.anomalous_by_protocol, [0; Protocol::ALL.len()]);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use otwatch_capture::live::LiveCapture;
 use otwatch_capture::{Batch, BatchConfig, Batcher, CaptureFile, ReadError, Recycler};
 use otwatch_event::{FlowNote, OtEvent, Timestamp};
-use otwatch_flow::{FlowConfig, FlowTable, PacketIn};
+use otwatch_flow::{FlowConfig, FlowTable, PacketIn, PduFilter};
 use tracing::warn;
 
 use crate::dispatch::AppFactory;
@@ -186,10 +186,14 @@ pub fn run(
         let recycler = recycler.clone();
         let (spent_tx, spent_rx) = crossbeam_channel::unbounded::<Vec<OtEvent>>();
         spent_txs.push(spent_tx);
-        let decode_only = opts.decode_only;
+        let mode = WorkerMode {
+            decode_only: opts.decode_only,
+            filter: consumer.pdu_filter(),
+            report_stats: live,
+        };
         let handle = thread::Builder::new()
             .name(format!("otwatch-worker-{id}"))
-            .spawn(move || worker_loop(id, rx, tx, recycler, spent_rx, decode_only, live))
+            .spawn(move || worker_loop(id, rx, tx, recycler, spent_rx, mode))
             .map_err(|e| Error::Runtime(anyhow!("cannot start a worker thread: {e}")))?;
         workers.push(handle);
     }
@@ -493,17 +497,31 @@ impl Pacer {
     }
 }
 
+/// What a worker does besides dissecting.
+#[derive(Debug, Clone, Copy)]
+struct WorkerMode {
+    /// Decode L2-L4 and count, nothing more (`--decode-only`).
+    decode_only: bool,
+    /// The PDUs that become events (the consumer's [`Consumer::pdu_filter`]).
+    filter: Option<PduFilter>,
+    /// Send the counters with every clock tick (live).
+    report_stats: bool,
+}
+
 fn worker_loop(
     id: usize,
     rx: Receiver<Batch>,
     tx: Sender<WorkerMsg>,
     recycler: Recycler,
     spent: Receiver<Vec<OtEvent>>,
-    decode_only: bool,
-    report_stats: bool,
+    mode: WorkerMode,
 ) {
     let mut stats = RunStats::default();
-    let mut table = (!decode_only).then(|| FlowTable::new(flow_config(), AppFactory::default()));
+    let mut table = (!mode.decode_only).then(|| {
+        let mut t = FlowTable::new(flow_config(), AppFactory::default());
+        t.set_pdu_filter(mode.filter);
+        t
+    });
     let mut out = Vec::new();
     let mut notes = Vec::new();
     for batch in rx {
@@ -538,9 +556,6 @@ fn worker_loop(
         if let Some(table) = table.as_mut() {
             table.take_notes(&mut notes);
         }
-        for ev in &out {
-            stats.count_event(ev);
-        }
         // Spent vectors come back full: dropping the events here, in the thread that
         // allocated them, keeps frees local (no cross-thread free, no shared refcount
         // traffic on the flows' Arcs).
@@ -556,10 +571,10 @@ fn worker_loop(
         if tx.send(msg).is_err() {
             return;
         }
-        if ticked && report_stats {
+        if ticked && mode.report_stats {
             let mut snapshot = stats.clone();
             if let Some(table) = table.as_ref() {
-                snapshot.flow = table.stats().clone();
+                snapshot.set_flow(table.stats());
             }
             let msg = WorkerMsg::Stats {
                 worker: id,
@@ -573,10 +588,7 @@ fn worker_loop(
     if let Some(mut table) = table {
         table.finish(&mut out);
         table.take_notes(&mut notes);
-        for ev in &out {
-            stats.count_event(ev);
-        }
-        stats.flow = table.stats().clone();
+        stats.set_flow(table.stats());
     }
     let _ = tx.send(WorkerMsg::Events {
         worker: id,

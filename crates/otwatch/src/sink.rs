@@ -3,7 +3,8 @@
 
 use std::io;
 
-use otwatch_event::{FlowNoteKind, JsonContext};
+use otwatch_event::{FlowNoteKind, JsonContext, Pdu};
+use otwatch_flow::{PduFilter, PduPlace};
 use otwatch_rules::learn::Learner;
 use otwatch_rules::{Alert, Engine};
 use otwatch_sinks::kafka::{KafkaCounters, KafkaSink};
@@ -31,6 +32,17 @@ pub trait Consumer {
     fn housekeeping(&mut self, _workers: &[RunStats]) -> io::Result<()> {
         Ok(())
     }
+    /// The PDUs the consumer needs as events, when not all of them (the flow workers
+    /// still count every PDU).
+    fn pdu_filter(&self) -> Option<PduFilter> {
+        None
+    }
+}
+
+/// The rule engine's PDUs ([`Engine::may_act_on`]): for runs whose events are not
+/// written, most PDUs of a polling loop never become events.
+fn engine_pdu_filter(pdu: &Pdu, place: PduPlace) -> bool {
+    Engine::may_act_on(pdu, place.first_of_flow, place.no_request_before)
 }
 
 /// Where events or alerts go.
@@ -128,6 +140,11 @@ impl Detect {
 }
 
 impl Consumer for Detect {
+    fn pdu_filter(&self) -> Option<PduFilter> {
+        let filter: PduFilter = engine_pdu_filter;
+        self.events_to.is_none().then_some(filter)
+    }
+
     fn item(&mut self, item: Item<'_>) -> io::Result<()> {
         match item {
             Item::Note(note) => match note.kind {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use otwatch_event::{OtEvent, Protocol, Timestamp};
+use otwatch_event::{Protocol, Timestamp};
 use serde_json::json;
 
 use crate::pipeline::SourceFigures;
@@ -30,16 +30,11 @@ pub struct RunStats {
 }
 
 impl RunStats {
-    pub fn count_event(&mut self, ev: &OtEvent) {
-        let p = ev.protocol() as usize;
-        if let Some(n) = self.pdus.get_mut(p) {
-            *n += 1;
-        }
-        if !ev.pdu.anomalies.is_empty() {
-            if let Some(n) = self.anomalous.get_mut(p) {
-                *n += 1;
-            }
-        }
+    /// A worker's flow table counters, PDU counts per protocol included.
+    pub fn set_flow(&mut self, flow: &FlowStats) {
+        self.flow = flow.clone();
+        self.pdus = flow.pdus_by_protocol;
+        self.anomalous = flow.anomalous_by_protocol;
     }
 
     pub fn merge(&mut self, other: &RunStats) {

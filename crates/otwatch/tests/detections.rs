@@ -10,6 +10,7 @@
 //! fields the scenario determines; the actual alert must hold each of them with the
 //! same value (`null` also matches an absent field) and may hold more.
 
+#![allow(clippy::print_stderr)] // A skip is explained on stderr.
 mod common;
 
 use std::collections::HashSet;
@@ -312,4 +313,75 @@ fn alert_output_is_byte_identical_across_runs_and_threads() {
             );
         }
     }
+}
+
+/// Without `--events`, the flow workers make events only of the PDUs the rule engine
+/// can act on (`Engine::may_act_on`); the alerts must be exactly those of a run that
+/// makes an event of every PDU. Checked on the demo, every rule case, and every public
+/// capture beside the checkout with the demo policy (its zones cover none of their
+/// addresses, so they raise new-conduit and anomaly alerts).
+#[test]
+fn alerts_are_the_same_whether_or_not_every_pdu_becomes_an_event() {
+    let mut inputs: Vec<(PathBuf, Option<PathBuf>)> = vec![(demo(), None)];
+    inputs.extend(cases().into_iter().map(|p| {
+        let policy = sibling(&p, "policy.toml");
+        (p, Some(policy))
+    }));
+    let shared = shared_pcaps();
+    let mut public: Vec<PathBuf> = walk(&shared)
+        .into_iter()
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "pcap" || x == "pcapng" || x == "cap")
+        })
+        .collect();
+    public.sort();
+    if public.is_empty() {
+        assert!(!in_ci(), "no public captures in {}", shared.display());
+        eprintln!(
+            "{}: no captures, only the project's own checked",
+            shared.display()
+        );
+    }
+    inputs.extend(public.into_iter().map(|p| (p, None)));
+    let (mut compared, mut alerts_seen) = (0, 0);
+    for (pcap, policy) in &inputs {
+        let policy = policy.as_deref();
+        let with_events = replay_out(pcap, policy, 2, true);
+        let from_events: Vec<&str> = with_events
+            .lines()
+            .filter(|l| l.contains(r#""event_type":"alert""#))
+            .collect();
+        let alone = replay_out(pcap, policy, 2, false);
+        let alone: Vec<&str> = alone.lines().collect();
+        assert_eq!(
+            alone,
+            from_events,
+            "{}: alerts differ when events are not written",
+            pcap.display()
+        );
+        compared += 1;
+        alerts_seen += alone.len();
+    }
+    // Not a comparison of silences.
+    assert!(
+        alerts_seen > 100,
+        "{compared} inputs, only {alerts_seen} alerts"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -464,7 +464,32 @@ impl Engine {
         }
     }
 
+    /// Whether [`Engine::on_event`] could alert on this PDU or change its state for the
+    /// PDUs after it; decided in the flow workers, before the event exists, from the
+    /// PDU and its place in the flow (`first_of_flow`: no PDU of the flow came before;
+    /// `no_request_before`: no request of the flow came before). False only for what
+    /// `on_event`'s fast path lets through untouched: a response, or a `read` request
+    /// after the flow's first request, that is not the flow's first PDU and carries no
+    /// anomaly. OPC UA requests are always kept (a policy's `[[opcua_methods]]` gives a
+    /// Call its operation). The one difference a left-out PDU can make: when the
+    /// per-flow state is full and a flow's state was dropped, the next PDU the engine
+    /// sees re-creates it, which is at most a later one.
+    pub fn may_act_on(pdu: &Pdu, first_of_flow: bool, no_request_before: bool) -> bool {
+        if first_of_flow || !pdu.anomalies.is_empty() {
+            return true;
+        }
+        if pdu.is_response {
+            return false;
+        }
+        no_request_before
+            || pdu.operation != Operation::Read
+            || matches!(pdu.native, Native::Opcua(_))
+    }
+
     /// Every dissected PDU, in packet order.
+    ///
+    /// When nothing else reads the events, the flow workers may leave out the PDUs
+    /// for which [`Engine::may_act_on`] is false: this gives the same alerts.
     pub fn on_event(&mut self, ev: &OtEvent, out: &mut Vec<Alert>) {
         let flow = &ev.flow;
         let pdu = &ev.pdu;
@@ -2841,6 +2866,67 @@ modbus = { unit = 1, coils = "0-15" }
             kinds(&run(&mut e, &[unmatched(&full, t0)])),
             ["protocol_anomaly"]
         );
+    }
+
+    /// What [`Engine::may_act_on`] leaves out changes no alert: polling reads and
+    /// answers around writes and a download, and a flow joined mid-stream whose first
+    /// request is a read that comes after an answer (that read decides whether a
+    /// later unmatched response is an anomaly).
+    #[test]
+    fn pdus_that_may_act_on_leaves_out_change_no_alert() {
+        let t0 = t(FRIDAY);
+        let read = || mb(3, Some(0), Some(1), None);
+        let answer = |f: &Arc<FlowMeta>, ts, anomalies| {
+            event(
+                f,
+                ts,
+                Direction::ToClient,
+                true,
+                Operation::Read,
+                anomalies,
+                read(),
+            )
+        };
+        let mid = flow_hs(EWS, 49152, PLC, 502, false);
+        let mut evs = vec![
+            answer(&mid, t0, Anomalies::UNMATCHED_RESPONSE),
+            req(&mid, secs(t0, 1), Operation::Read, read()),
+            answer(&mid, secs(t0, 1), Anomalies::empty()),
+            req(&mid, secs(t0, 2), Operation::Read, read()),
+            answer(&mid, secs(t0, 3), Anomalies::UNMATCHED_RESPONSE),
+        ];
+        for (i, ev) in story().into_iter().enumerate() {
+            let ts = ev.timestamp;
+            let f = Arc::clone(&ev.flow);
+            evs.push(ev);
+            evs.push(req(&f, ts, Operation::Read, read()));
+            evs.push(answer(&f, secs(ts, i as i64), Anomalies::empty()));
+        }
+        // The places the flow table would give, per flow.
+        let mut seen: HashMap<*const FlowMeta, bool> = HashMap::default();
+        let kept: Vec<OtEvent> = evs
+            .iter()
+            .filter(|ev| {
+                let key = Arc::as_ptr(&ev.flow);
+                let first_of_flow = !seen.contains_key(&key);
+                let request_seen = seen.entry(key).or_insert(false);
+                let no_request_before = !*request_seen;
+                *request_seen |= !ev.pdu.is_response;
+                Engine::may_act_on(&ev.pdu, first_of_flow, no_request_before)
+            })
+            .cloned()
+            .collect();
+        assert!(
+            kept.len() < evs.len() / 2,
+            "{} of {} kept",
+            kept.len(),
+            evs.len()
+        );
+        let all = run(&mut engine(), &evs);
+        assert!(kinds(&all).contains(&"protocol_anomaly"));
+        assert!(kinds(&all).contains(&"program_download_outside_window"));
+        let ids = |a: &[Alert]| a.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&run(&mut engine(), &kept)), ids(&all));
     }
 
     // ---- credential_unusual_origin ----
