@@ -698,8 +698,14 @@ pub fn be_words_vec(b: &[u8], limit: usize) -> Vec<u16> {
 
 /// The first `count` bits of `packed` as 0/1, collected with their exact capacity.
 pub fn unpack_bits_vec(packed: &[u8], count: usize) -> Vec<u16> {
-    let mut v = Vec::with_capacity(packed.len().saturating_mul(8).min(count));
-    v.extend(unpack_bits(packed, count));
+    // Written eight values per octet into a zeroed vector: no per-bit bounds or
+    // capacity check (coil reads are a large share of polling).
+    let mut v = vec![0u16; packed.len().saturating_mul(8).min(count)];
+    for (chunk, byte) in v.chunks_mut(8).zip(packed) {
+        for (bit, x) in chunk.iter_mut().enumerate() {
+            *x = u16::from((byte >> bit) & 1);
+        }
+    }
     v
 }
 

@@ -290,8 +290,12 @@ fn source_loop(
                 }
                 index += 1;
             }
-            let shard =
-                (otwatch_flow::shard_hash(pkt.linktype, pkt.data) % workers as u64) as usize;
+            // One worker takes every packet: no need to read the addresses.
+            let shard = if workers > 1 {
+                (otwatch_flow::shard_hash(pkt.linktype, pkt.data) % workers as u64) as usize
+            } else {
+                0
+            };
             if batcher
                 .push_mapped(shard, file.bytes(), &pkt, index)
                 .is_err()
