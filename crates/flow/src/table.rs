@@ -273,28 +273,39 @@ enum End {
 
 /// Flows of one worker.
 pub struct FlowTable<F: HandlerFactory> {
-    config: FlowConfig,
-    factory: F,
-    map: HashMap<FlowKey, u32, FlowHasher>,
-    slots: Vec<Option<Flow<F::Handler>>>,
-    free: Vec<u32>,
-    /// (head = most recently seen, tail) per list.
-    lists: [(u32, u32); 3],
+    flows: Flows<F::Handler>,
+    env: Env<F>,
     defrag: Defragmenter,
-    stats: FlowStats,
     scratch: Vec<Pdu>,
     /// Flow starts and ends not yet taken by `take_notes`.
     notes: Vec<FlowNote>,
-    buffered_total: usize,
     pdu_filter: Option<PduFilter>,
+}
+
+/// The flows: a slab indexed by the map, with a free list and the recency lists.
+struct Flows<H> {
+    map: HashMap<FlowKey, u32, FlowHasher>,
+    slots: Vec<Option<Flow<H>>>,
+    free: Vec<u32>,
+    /// (head = most recently seen, tail) per list.
+    lists: [(u32, u32); 3],
+}
+
+/// What a flow's end reaches besides the flow: the handler factory, the settings,
+/// the counters and the bytes buffered by every flow.
+struct Env<F> {
+    factory: F,
+    config: FlowConfig,
+    stats: FlowStats,
+    buffered_total: usize,
 }
 
 impl<F: HandlerFactory> std::fmt::Debug for FlowTable<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FlowTable")
-            .field("flows", &self.map.len())
-            .field("buffered_total", &self.buffered_total)
-            .field("stats", &self.stats)
+            .field("flows", &self.flows.map.len())
+            .field("buffered_total", &self.env.buffered_total)
+            .field("stats", &self.env.stats)
             .finish_non_exhaustive()
     }
 }
@@ -302,17 +313,21 @@ impl<F: HandlerFactory> std::fmt::Debug for FlowTable<F> {
 impl<F: HandlerFactory> FlowTable<F> {
     pub fn new(config: FlowConfig, factory: F) -> Self {
         FlowTable {
-            config,
-            factory,
-            map: HashMap::default(),
-            slots: Vec::new(),
-            free: Vec::new(),
-            lists: [(NIL, NIL); 3],
+            flows: Flows {
+                map: HashMap::default(),
+                slots: Vec::new(),
+                free: Vec::new(),
+                lists: [(NIL, NIL); 3],
+            },
+            env: Env {
+                factory,
+                config,
+                stats: FlowStats::default(),
+                buffered_total: 0,
+            },
             defrag: Defragmenter::default(),
-            stats: FlowStats::default(),
             scratch: Vec::new(),
             notes: Vec::new(),
-            buffered_total: 0,
             pdu_filter: None,
         }
     }
@@ -330,36 +345,36 @@ impl<F: HandlerFactory> FlowTable<F> {
     }
 
     pub fn stats(&self) -> &FlowStats {
-        &self.stats
+        &self.env.stats
     }
 
     pub fn factory_mut(&mut self) -> &mut F {
-        &mut self.factory
+        &mut self.env.factory
     }
 
     pub fn config(&self) -> &FlowConfig {
-        &self.config
+        &self.env.config
     }
 
     /// Bytes buffered by TCP reassembly right now (capacity of the buffers).
     pub fn buffered_bytes(&self) -> usize {
-        self.buffered_total
+        self.env.buffered_total
     }
 
     /// Flows in the table, ended ones still absorbing late packets included.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.flows.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.flows.map.is_empty()
     }
 
     /// Decodes and processes one packet; pushes the OtEvents it completes to `out`, in
     /// order.
     pub fn process(&mut self, pkt: &PacketIn<'_>, out: &mut Vec<OtEvent>) {
-        self.stats.packets += 1;
-        self.stats.bytes += pkt.data.len() as u64;
+        self.env.stats.packets += 1;
+        self.env.stats.bytes += pkt.data.len() as u64;
         let start = out.len();
         let decoded = match decode(pkt.linktype, pkt.data) {
             Ok(d) => d,
@@ -381,27 +396,17 @@ impl<F: HandlerFactory> FlowTable<F> {
             filter: self.pdu_filter,
             tally: PduTally::default(),
         };
-        Self::sweep(
-            &mut self.slots,
-            &mut self.lists,
-            &mut self.map,
-            &mut self.free,
-            &mut self.factory,
-            &self.config,
-            &mut self.stats,
-            &mut self.buffered_total,
-            &mut o,
-            self.config.sweep_per_packet,
-        );
+        let limit = self.env.config.sweep_per_packet;
+        Self::sweep(&mut self.flows, &mut self.env, &mut o, limit);
         match decoded.l4 {
             L4::Fragment(frag) => {
                 let done = self.defrag.add(
-                    &self.config,
+                    &self.env.config,
                     pkt.ts,
                     decoded.src,
                     decoded.dst,
                     &frag,
-                    &mut self.stats,
+                    &mut self.env.stats,
                 );
                 if let Some(buf) = done {
                     match decode_transport(frag.ip_proto, &buf) {
@@ -413,7 +418,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             }
             l4 => self.transport(decoded.src, decoded.dst, l4, &mut o),
         }
-        o.tally.add_to(&mut self.stats);
+        o.tally.add_to(&mut self.env.stats);
         scratch.clear();
         self.scratch = scratch;
         self.notes = notes;
@@ -442,22 +447,11 @@ impl<F: HandlerFactory> FlowTable<F> {
             filter: self.pdu_filter,
             tally: PduTally::default(),
         };
-        Self::sweep(
-            &mut self.slots,
-            &mut self.lists,
-            &mut self.map,
-            &mut self.free,
-            &mut self.factory,
-            &self.config,
-            &mut self.stats,
-            &mut self.buffered_total,
-            &mut o,
-            usize::MAX,
-        );
+        Self::sweep(&mut self.flows, &mut self.env, &mut o, usize::MAX);
         let tally = o.tally;
-        tally.add_to(&mut self.stats);
+        tally.add_to(&mut self.env.stats);
         self.defrag
-            .expire(&self.config, ts.as_nanos(), &mut self.stats);
+            .expire(&self.env.config, ts.as_nanos(), &mut self.env.stats);
         if let Some(events) = out.get_mut(start..) {
             events.sort_unstable_by_key(|e| (e.flow_id, e.pdu_ordinal));
         }
@@ -467,6 +461,7 @@ impl<F: HandlerFactory> FlowTable<F> {
     /// packet_index = u64::MAX.
     pub fn finish(&mut self, out: &mut Vec<OtEvent>) {
         let mut order: Vec<(u64, u32)> = self
+            .flows
             .slots
             .iter()
             .enumerate()
@@ -486,40 +481,28 @@ impl<F: HandlerFactory> FlowTable<F> {
                 filter: self.pdu_filter,
                 tally: PduTally::default(),
             };
-            Self::remove(
-                &mut self.slots,
-                &mut self.lists,
-                &mut self.map,
-                &mut self.free,
-                &mut self.factory,
-                &self.config,
-                &mut self.stats,
-                &mut self.buffered_total,
-                &mut o,
-                idx,
-                End::Finished,
-            );
+            Self::remove(&mut self.flows, &mut self.env, &mut o, idx, End::Finished);
             let tally = o.tally;
-            tally.add_to(&mut self.stats);
+            tally.add_to(&mut self.env.stats);
         }
     }
 
     fn count_error(&mut self, e: DecodeError) {
         match e {
-            DecodeError::NotIp => self.stats.non_ip += 1,
+            DecodeError::NotIp => self.env.stats.non_ip += 1,
             DecodeError::Truncated(_) => {
-                self.stats.decode_errors += 1;
-                self.stats.decode_truncated += 1;
+                self.env.stats.decode_errors += 1;
+                self.env.stats.decode_truncated += 1;
             }
             DecodeError::Malformed(_) => {
-                self.stats.decode_errors += 1;
-                self.stats.decode_malformed += 1;
+                self.env.stats.decode_errors += 1;
+                self.env.stats.decode_malformed += 1;
             }
         }
     }
 
     fn slot(&self, idx: u32) -> Option<&Flow<F::Handler>> {
-        self.slots.get(idx as usize).and_then(Option::as_ref)
+        self.flows.slots.get(idx as usize).and_then(Option::as_ref)
     }
 
     fn transport(&mut self, src: IpAddr, dst: IpAddr, l4: L4<'_>, o: &mut Out<'_>) {
@@ -544,7 +527,12 @@ impl<F: HandlerFactory> FlowTable<F> {
                 };
                 self.count(idx, from_lo, udp.payload.len());
                 self.touch(idx, now);
-                let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+                let Some(flow) = self
+                    .flows
+                    .slots
+                    .get_mut(idx as usize)
+                    .and_then(Option::as_mut)
+                else {
                     return;
                 };
                 if udp.payload.is_empty() {
@@ -555,13 +543,13 @@ impl<F: HandlerFactory> FlowTable<F> {
                 // buffering for UDP).
                 let mut sink = Sink::<F> {
                     app: &mut flow.app,
-                    factory: &mut self.factory,
+                    factory: &mut self.env.factory,
                     emit: &mut flow.emit,
                     out: o,
                 };
                 sink.data(dir, udp.payload);
             }
-            L4::Other { .. } => self.stats.other_ip += 1,
+            L4::Other { .. } => self.env.stats.other_ip += 1,
             // Fragments were reassembled by the caller.
             L4::Fragment(_) => {}
         }
@@ -580,7 +568,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         o: &mut Out<'_>,
     ) -> Option<u32> {
         let now = o.ts.as_nanos();
-        if let Some(&idx) = self.map.get(&key) {
+        if let Some(&idx) = self.flows.map.get(&key) {
             let end = match self.slot(idx) {
                 None => None,
                 Some(f) if now.saturating_sub(f.last_seen) > self.timeout(f) => {
@@ -590,19 +578,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             };
             match end {
                 None => return Some(idx),
-                Some(why) => Self::remove(
-                    &mut self.slots,
-                    &mut self.lists,
-                    &mut self.map,
-                    &mut self.free,
-                    &mut self.factory,
-                    &self.config,
-                    &mut self.stats,
-                    &mut self.buffered_total,
-                    o,
-                    idx,
-                    why,
-                ),
+                Some(why) => Self::remove(&mut self.flows, &mut self.env, o, idx, why),
             }
         }
         create.then(|| self.create(key, from_lo, seg, datagram, o))
@@ -610,9 +586,9 @@ impl<F: HandlerFactory> FlowTable<F> {
 
     fn timeout(&self, f: &Flow<F::Handler>) -> i64 {
         nanos(match (f.ended, f.key.transport) {
-            (true, _) => self.config.tcp_closed_timeout,
-            (false, Transport::Tcp) => self.config.tcp_idle_timeout,
-            (false, Transport::Udp) => self.config.udp_idle_timeout,
+            (true, _) => self.env.config.tcp_closed_timeout,
+            (false, Transport::Tcp) => self.env.config.tcp_idle_timeout,
+            (false, Transport::Udp) => self.env.config.udp_idle_timeout,
         })
     }
 
@@ -624,7 +600,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         datagram: Option<&[u8]>,
         o: &mut Out<'_>,
     ) -> u32 {
-        if self.map.len() >= self.config.max_flows.max(1) {
+        if self.flows.map.len() >= self.env.config.max_flows.max(1) {
             self.evict(o);
         }
         let (sender, receiver) = if from_lo {
@@ -635,7 +611,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         let syn = seg.is_some_and(|s| s.flags.contains(TcpFlags::SYN));
         let ack = seg.is_some_and(|s| s.flags.contains(TcpFlags::ACK));
         // A datagram protocol that names its roles (DNP3's DIR bit) decides first.
-        let hinted = datagram.and_then(|d| self.factory.datagram_sender_is_client(d));
+        let hinted = datagram.and_then(|d| self.env.factory.datagram_sender_is_client(d));
         let (sender_is_client, handshake_seen) = match (syn, ack, hinted) {
             (true, false, _) => (true, true),
             (true, true, _) => (false, true),
@@ -700,30 +676,30 @@ impl<F: HandlerFactory> FlowTable<F> {
             prev: NIL,
             next: NIL,
         };
-        let idx = match self.free.pop() {
+        let idx = match self.flows.free.pop() {
             Some(i) => {
-                if let Some(s) = self.slots.get_mut(i as usize) {
+                if let Some(s) = self.flows.slots.get_mut(i as usize) {
                     *s = Some(flow);
                 }
                 i
             }
             None => {
-                self.slots.push(Some(flow));
-                (self.slots.len() - 1) as u32
+                self.flows.slots.push(Some(flow));
+                (self.flows.slots.len() - 1) as u32
             }
         };
-        self.map.insert(key, idx);
-        push_front(&mut self.slots, &mut self.lists, idx);
-        self.stats.flows_created += 1;
-        self.stats.flows_active += 1;
+        self.flows.map.insert(key, idx);
+        push_front(&mut self.flows.slots, &mut self.flows.lists, idx);
+        self.env.stats.flows_created += 1;
+        self.env.stats.flows_active += 1;
         idx
     }
 
     /// No handshake seen: the responder is the side on a well-known port; if both or
     /// neither are, the lower port; equal ports, the sender is taken as the client.
     fn sender_is_client(&self, t: Transport, sender_port: u16, receiver_port: u16) -> bool {
-        let s = self.config.is_well_known(t, sender_port);
-        let r = self.config.is_well_known(t, receiver_port);
+        let s = self.env.config.is_well_known(t, sender_port);
+        let r = self.env.config.is_well_known(t, receiver_port);
         match (s, r) {
             (false, true) => true,
             (true, false) => false,
@@ -732,7 +708,12 @@ impl<F: HandlerFactory> FlowTable<F> {
     }
 
     fn count(&mut self, idx: u32, from_lo: bool, payload: usize) {
-        if let Some(f) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+        if let Some(f) = self
+            .flows
+            .slots
+            .get_mut(idx as usize)
+            .and_then(Option::as_mut)
+        {
             let dir = f.dir(from_lo).index();
             if let Some(p) = f.packets.get_mut(dir) {
                 *p += 1;
@@ -742,31 +723,41 @@ impl<F: HandlerFactory> FlowTable<F> {
     }
 
     fn touch(&mut self, idx: u32, now: i64) {
-        if let Some(f) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+        if let Some(f) = self
+            .flows
+            .slots
+            .get_mut(idx as usize)
+            .and_then(Option::as_mut)
+        {
             f.last_seen = f.last_seen.max(now);
         }
-        unlink(&mut self.slots, &mut self.lists, idx);
-        push_front(&mut self.slots, &mut self.lists, idx);
+        unlink(&mut self.flows.slots, &mut self.flows.lists, idx);
+        push_front(&mut self.flows.slots, &mut self.flows.lists, idx);
     }
 
     fn tcp(&mut self, idx: u32, from_lo: bool, seg: &TcpSegment<'_>, now: i64, o: &mut Out<'_>) {
         self.touch(idx, now);
-        let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(flow) = self
+            .flows
+            .slots
+            .get_mut(idx as usize)
+            .and_then(Option::as_mut)
+        else {
             return;
         };
         let dir = flow.dir(from_lo);
         if flow.ended {
             // Late ACKs and retransmissions of a closed flow.
             if !seg.payload.is_empty() {
-                self.stats.tcp_retransmitted_segments += 1;
+                self.env.stats.tcp_retransmitted_segments += 1;
             }
             return;
         }
         let rst = seg.flags.contains(TcpFlags::RST);
         let mut b = Budget {
-            cfg: &self.config,
-            total: &mut self.buffered_total,
-            stats: &mut self.stats,
+            cfg: &self.env.config,
+            total: &mut self.env.buffered_total,
+            stats: &mut self.env.stats,
         };
         let [d0, d1] = &mut flow.tcp;
         let (this, other) = match dir {
@@ -775,7 +766,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         };
         let mut sink = Sink::<F> {
             app: &mut flow.app,
-            factory: &mut self.factory,
+            factory: &mut self.env.factory,
             emit: &mut flow.emit,
             out: o,
         };
@@ -790,34 +781,29 @@ impl<F: HandlerFactory> FlowTable<F> {
         }
         let closed = rst || (this.is_closed() && other.is_closed());
         if closed {
-            Self::end(
-                flow,
-                &mut self.factory,
-                &self.config,
-                &mut self.stats,
-                &mut self.buffered_total,
-                o,
-                End::Closed,
-            );
-            unlink(&mut self.slots, &mut self.lists, idx);
-            if let Some(f) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+            Self::end(flow, &mut self.env, o, End::Closed);
+            unlink(&mut self.flows.slots, &mut self.flows.lists, idx);
+            if let Some(f) = self
+                .flows
+                .slots
+                .get_mut(idx as usize)
+                .and_then(Option::as_mut)
+            {
                 f.list = LIST_CLOSED;
             }
-            push_front(&mut self.slots, &mut self.lists, idx);
+            push_front(&mut self.flows.slots, &mut self.flows.lists, idx);
         }
     }
 
     /// Ends a flow: every hole becomes a gap, held data is delivered, the handler's
     /// `on_end` runs, buffers are freed.
-    fn end(
-        flow: &mut Flow<F::Handler>,
-        factory: &mut F,
-        config: &FlowConfig,
-        stats: &mut FlowStats,
-        total: &mut usize,
-        o: &mut Out<'_>,
-        why: End,
-    ) {
+    fn end(flow: &mut Flow<F::Handler>, env: &mut Env<F>, o: &mut Out<'_>, why: End) {
+        let Env {
+            factory,
+            config,
+            stats,
+            buffered_total: total,
+        } = env;
         if flow.ended {
             return;
         }
@@ -874,54 +860,36 @@ impl<F: HandlerFactory> FlowTable<F> {
     }
 
     /// Ends (if needed) and forgets a flow.
-    #[allow(clippy::too_many_arguments)]
     fn remove(
-        slots: &mut [Option<Flow<F::Handler>>],
-        lists: &mut [(u32, u32); 3],
-        map: &mut HashMap<FlowKey, u32, FlowHasher>,
-        free: &mut Vec<u32>,
-        factory: &mut F,
-        config: &FlowConfig,
-        stats: &mut FlowStats,
-        total: &mut usize,
+        flows: &mut Flows<F::Handler>,
+        env: &mut Env<F>,
         o: &mut Out<'_>,
         idx: u32,
         why: End,
     ) {
-        unlink(slots, lists, idx);
-        let Some(mut flow) = slots.get_mut(idx as usize).and_then(Option::take) else {
+        unlink(&mut flows.slots, &mut flows.lists, idx);
+        let Some(mut flow) = flows.slots.get_mut(idx as usize).and_then(Option::take) else {
             return;
         };
-        Self::end(&mut flow, factory, config, stats, total, o, why);
-        map.remove(&flow.key);
-        free.push(idx);
+        Self::end(&mut flow, env, o, why);
+        flows.map.remove(&flow.key);
+        flows.free.push(idx);
     }
 
     /// Ends flows idle past their timeout, looking at no more than `limit` list tails
     /// per list.
-    #[allow(clippy::too_many_arguments)]
-    fn sweep(
-        slots: &mut [Option<Flow<F::Handler>>],
-        lists: &mut [(u32, u32); 3],
-        map: &mut HashMap<FlowKey, u32, FlowHasher>,
-        free: &mut Vec<u32>,
-        factory: &mut F,
-        config: &FlowConfig,
-        stats: &mut FlowStats,
-        total: &mut usize,
-        o: &mut Out<'_>,
-        limit: usize,
-    ) {
+    fn sweep(flows: &mut Flows<F::Handler>, env: &mut Env<F>, o: &mut Out<'_>, limit: usize) {
         let now = o.ts.as_nanos();
         for (list, timeout) in [
-            (LIST_TCP, config.tcp_idle_timeout),
-            (LIST_UDP, config.udp_idle_timeout),
-            (LIST_CLOSED, config.tcp_closed_timeout),
+            (LIST_TCP, env.config.tcp_idle_timeout),
+            (LIST_UDP, env.config.udp_idle_timeout),
+            (LIST_CLOSED, env.config.tcp_closed_timeout),
         ] {
             let timeout = nanos(timeout);
             for _ in 0..limit {
-                let tail = lists.get(list).map_or(NIL, |l| l.1);
-                let expired = slots
+                let tail = flows.lists.get(list).map_or(NIL, |l| l.1);
+                let expired = flows
+                    .slots
                     .get(tail as usize)
                     .and_then(Option::as_ref)
                     .is_some_and(|f| now.saturating_sub(f.last_seen) > timeout);
@@ -933,16 +901,14 @@ impl<F: HandlerFactory> FlowTable<F> {
                 } else {
                     End::TimedOut
                 };
-                Self::remove(
-                    slots, lists, map, free, factory, config, stats, total, o, tail, why,
-                );
+                Self::remove(flows, env, o, tail, why);
             }
         }
     }
 
     /// Makes room: the closed flow seen least recently, else the active one.
     fn evict(&mut self, o: &mut Out<'_>) {
-        let tail = |l: usize| self.lists.get(l).map_or(NIL, |x| x.1);
+        let tail = |l: usize| self.flows.lists.get(l).map_or(NIL, |x| x.1);
         let seen = |i: u32| self.slot(i).map(|f| f.last_seen);
         let victim = if tail(LIST_CLOSED) != NIL {
             tail(LIST_CLOSED)
@@ -960,19 +926,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             victim,
             "flow table full: evicting the least recently seen flow"
         );
-        Self::remove(
-            &mut self.slots,
-            &mut self.lists,
-            &mut self.map,
-            &mut self.free,
-            &mut self.factory,
-            &self.config,
-            &mut self.stats,
-            &mut self.buffered_total,
-            o,
-            victim,
-            End::Evicted,
-        );
+        Self::remove(&mut self.flows, &mut self.env, o, victim, End::Evicted);
     }
 }
 
