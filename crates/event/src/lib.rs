@@ -22,7 +22,7 @@ pub mod s7comm;
 mod time;
 
 pub use dnp3::{Dnp3Attribute, Dnp3Info, Dnp3Object, Dnp3Point};
-pub use modbus::ModbusInfo;
+pub use modbus::{ModbusInfo, ModbusMore};
 pub use opcua::{OpcuaApplication, OpcuaInfo, OpcuaNode, OpcuaValue};
 pub use s7comm::{S7Block, S7Identity, S7Item, S7commInfo, S7commPlusInfo};
 pub use time::Timestamp;
@@ -302,6 +302,10 @@ pub struct Pdu {
     pub anomalies: Anomalies,
     pub native: Native,
 }
+
+// Every PDU is moved several times on its way (dissector, flow table, event): the
+// rare and large native fields live behind a `Box` so that this stays small.
+const _: () = assert!(std::mem::size_of::<Pdu>() <= 80);
 
 impl Pdu {
     pub fn protocol(&self) -> Protocol {

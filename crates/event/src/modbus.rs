@@ -22,6 +22,16 @@ pub struct ModbusInfo {
     /// Register values, or coil/discrete-input states as 0/1, starting at `address`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<u16>>,
+    /// The fields of the less common functions (FC 8, 20-23, 43, 90), boxed so that
+    /// every Modbus event does not carry their room (they are written in place, after
+    /// `values`, as if they were fields of this struct).
+    #[serde(flatten)]
+    pub more: Option<Box<ModbusMore>>,
+}
+
+/// Fields of [`ModbusInfo`] that only some functions have.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ModbusMore {
     /// FC 23: the read half of read/write multiple registers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_address: Option<u16>,
@@ -47,6 +57,31 @@ pub struct ModbusInfo {
     /// FC 90 (Schneider UMAS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub umas: Option<UmasInfo>,
+}
+
+/// What [`ModbusInfo::more`] reads as when the function has none of those fields.
+static NO_MORE: ModbusMore = ModbusMore {
+    read_address: None,
+    read_quantity: None,
+    and_mask: None,
+    or_mask: None,
+    sub_function: None,
+    mei_type: None,
+    device_id: None,
+    file_records: None,
+    umas: None,
+};
+
+impl ModbusInfo {
+    /// The less common fields (all `None` when the function has none).
+    pub fn more(&self) -> &ModbusMore {
+        self.more.as_deref().unwrap_or(&NO_MORE)
+    }
+
+    /// The less common fields, to fill in.
+    pub fn more_mut(&mut self) -> &mut ModbusMore {
+        self.more.get_or_insert_with(Box::default)
+    }
 }
 
 /// One object of a Read Device Identification response.

@@ -229,7 +229,7 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
                 }
                 Request::Empty => {}
                 Request::Diagnostics { sub_function, data } => {
-                    info.sub_function = Some(sub_function);
+                    info.more_mut().sub_function = Some(sub_function);
                     if !data.is_empty() {
                         info.values = Some(be_words_vec(data, usize::MAX));
                     }
@@ -282,7 +282,7 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
                         out_of(range, u16::from(byte_count)),
                         Anomalies::OUT_OF_SPEC_VALUE,
                     );
-                    info.file_records = Some(file_records(bytes, parse, &mut a));
+                    info.more_mut().file_records = Some(file_records(bytes, parse, &mut a));
                 }
                 Request::MaskWrite {
                     address,
@@ -290,8 +290,8 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
                     or_mask,
                 } => {
                     info.address = Some(address);
-                    info.and_mask = Some(and_mask);
-                    info.or_mask = Some(or_mask);
+                    info.more_mut().and_mask = Some(and_mask);
+                    info.more_mut().or_mask = Some(or_mask);
                 }
                 Request::ReadWriteMultiple {
                     read_address,
@@ -301,8 +301,8 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
                     byte_count,
                     data,
                 } => {
-                    info.read_address = Some(read_address);
-                    info.read_quantity = Some(read_quantity);
+                    info.more_mut().read_address = Some(read_address);
+                    info.more_mut().read_quantity = Some(read_quantity);
                     info.address = Some(write_address);
                     info.quantity = Some(write_quantity);
                     // A write quantity of 0 is how some masters use FC 23 to read only:
@@ -327,7 +327,7 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
                     info.address = Some(pointer_address);
                 }
                 Request::Mei { mei_type, data } => {
-                    info.mei_type = Some(mei_type.0);
+                    info.more_mut().mei_type = Some(mei_type.0);
                     if mei_type == MeiType::READ_DEVICE_IDENTIFICATION {
                         match parse_device_id_request(data) {
                             Ok((rest, req)) => {
@@ -348,7 +348,7 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
                     data: _,
                 } => {
                     umas = Some((session_key, function));
-                    info.umas = Some(UmasInfo {
+                    info.more_mut().umas = Some(UmasInfo {
                         session_key,
                         function_code: function.0,
                         function: function.name(),
@@ -364,8 +364,8 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
     } else {
         operation_of(
             fc,
-            info.sub_function,
-            info.mei_type,
+            info.more().sub_function,
+            info.more().mei_type,
             umas.map(|(_, f)| f),
             writes,
         )
@@ -377,10 +377,10 @@ pub(crate) fn decode_request(adu: &ModbusAdu<'_>) -> (Decoded, RequestContext) {
         operation,
         address: info.address,
         quantity: info.quantity,
-        read_address: info.read_address,
-        read_quantity: info.read_quantity,
-        sub_function: info.sub_function,
-        mei_type: info.mei_type,
+        read_address: info.more().read_address,
+        read_quantity: info.more().read_quantity,
+        sub_function: info.more().sub_function,
+        mei_type: info.more().mei_type,
         umas,
     };
     (
@@ -425,10 +425,15 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
     if let Some(c) = ctx {
         info.address = c.address;
         info.quantity = c.quantity;
-        info.read_address = c.read_address;
-        info.read_quantity = c.read_quantity;
-        info.sub_function = c.sub_function;
-        info.mei_type = c.mei_type;
+        // The less common fields are boxed: only a request that had one makes room.
+        let rare = [c.read_address, c.read_quantity, c.sub_function];
+        if rare.iter().any(Option::is_some) || c.mei_type.is_some() {
+            let more = info.more_mut();
+            more.read_address = c.read_address;
+            more.read_quantity = c.read_quantity;
+            more.sub_function = c.sub_function;
+            more.mei_type = c.mei_type;
+        }
         flag_if(
             &mut a,
             c.unit_id != adu.unit_id,
@@ -451,12 +456,14 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                     info.exception_code = Some(code.0);
                     flag_if(&mut a, !code.is_known(), Anomalies::UNKNOWN_EXCEPTION);
                     if fc == FunctionCode::UMAS {
-                        info.umas = umas.map(|(session_key, f)| UmasInfo {
-                            session_key,
-                            function_code: f.0,
-                            function: f.name(),
-                            status: None,
-                        });
+                        if let Some((session_key, f)) = umas {
+                            info.more_mut().umas = Some(UmasInfo {
+                                session_key,
+                                function_code: f.0,
+                                function: f.name(),
+                                status: None,
+                            });
+                        }
                     }
                 }
                 Response::ByteCounted { byte_count, data } => {
@@ -515,8 +522,8 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                     info.values = Some(vec![u16::from(status)]);
                 }
                 Response::Diagnostics { sub_function, data } => {
-                    echo(&mut a, Some(sub_function), info.sub_function);
-                    info.sub_function = Some(sub_function);
+                    echo(&mut a, Some(sub_function), info.more().sub_function);
+                    info.more_mut().sub_function = Some(sub_function);
                     if !data.is_empty() {
                         info.values = Some(be_words_vec(data, usize::MAX));
                     }
@@ -555,7 +562,7 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                     );
                     let bytes = counted(data, usize::from(byte_count));
                     if fc == FunctionCode::WRITE_FILE_RECORD {
-                        info.file_records =
+                        info.more_mut().file_records =
                             Some(file_records(bytes, parse_file_write_sub_request, &mut a));
                     } else {
                         flag_if(
@@ -573,8 +580,8 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                 } => {
                     echo(&mut a, Some(address), info.address);
                     info.address = Some(address);
-                    info.and_mask = Some(and_mask);
-                    info.or_mask = Some(or_mask);
+                    info.more_mut().and_mask = Some(and_mask);
+                    info.more_mut().or_mask = Some(or_mask);
                 }
                 Response::ReadFifo {
                     byte_count,
@@ -598,11 +605,11 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                     echo(
                         &mut a,
                         Some(u16::from(mei_type.0)),
-                        info.mei_type.map(u16::from),
+                        info.more().mei_type.map(u16::from),
                     );
-                    info.mei_type = Some(mei_type.0);
+                    info.more_mut().mei_type = Some(mei_type.0);
                     if mei_type == MeiType::READ_DEVICE_IDENTIFICATION {
-                        info.device_id = Some(device_id_objects(data, &mut a));
+                        info.more_mut().device_id = Some(device_id_objects(data, &mut a));
                     }
                 }
                 Response::Umas {
@@ -618,7 +625,7 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                     );
                     // A lone response does not say which UMAS function it answers.
                     let f = umas.map_or(UmasFunctionCode(0), |(_, f)| f);
-                    info.umas = Some(UmasInfo {
+                    info.more_mut().umas = Some(UmasInfo {
                         session_key,
                         function_code: f.0,
                         function: f.name(),
@@ -631,7 +638,13 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
     }
     let operation = match ctx {
         Some(c) => c.operation,
-        None => operation_of(fc, info.sub_function, info.mei_type, None, None),
+        None => operation_of(
+            fc,
+            info.more().sub_function,
+            info.more().mei_type,
+            None,
+            None,
+        ),
     };
     Decoded {
         info,

@@ -397,7 +397,7 @@ mod tests {
         let pdu = [0x08, 0x00, 0x00, 0xA5, 0x37];
         let (q, r) = exchange(&pdu, &pdu);
         assert_eq!(q.operation, Operation::Diagnostic);
-        assert_eq!(info(&q).sub_function, Some(0));
+        assert_eq!(info(&q).more().sub_function, Some(0));
         assert_eq!(info(&r).values.as_deref(), Some(&[0xA537][..]));
         // 8/01 restart communications option (data 0x0000 = keep the event log).
         let pdu = [0x08, 0x00, 0x01, 0x00, 0x00];
@@ -412,7 +412,7 @@ mod tests {
             &adu(1, 1, &[0x08, 0x00, 0x04, 0x00, 0x00]),
         );
         assert_eq!(q.operation, Operation::ModeChange);
-        assert_eq!(info(&q).sub_function, Some(4));
+        assert_eq!(info(&q).more().sub_function, Some(4));
         // 8/0A clear counters: diagnostic.
         let q = one(
             &mut f,
@@ -506,7 +506,7 @@ mod tests {
         assert_eq!(q.operation, Operation::Read);
         assert!(q.anomalies.is_empty());
         assert_eq!(
-            info(&q).file_records.as_deref(),
+            info(&q).more().file_records.as_deref(),
             Some(
                 &[
                     FileRecord {
@@ -550,7 +550,7 @@ mod tests {
         for p in [&q, &r] {
             assert_eq!(p.operation, Operation::Write);
             assert!(p.anomalies.is_empty(), "{:?}", p.anomalies);
-            assert_eq!(info(p).file_records.as_deref(), Some(&rec[..]));
+            assert_eq!(info(p).more().file_records.as_deref(), Some(&rec[..]));
         }
     }
 
@@ -562,8 +562,8 @@ mod tests {
         for p in [&q, &r] {
             assert_eq!(p.operation, Operation::Write);
             assert_eq!(info(p).address, Some(4));
-            assert_eq!(info(p).and_mask, Some(0xF2));
-            assert_eq!(info(p).or_mask, Some(0x25));
+            assert_eq!(info(p).more().and_mask, Some(0xF2));
+            assert_eq!(info(p).more().or_mask, Some(0x25));
         }
     }
 
@@ -584,13 +584,19 @@ mod tests {
         assert_eq!(q.operation, Operation::Write);
         assert!(q.anomalies.is_empty());
         let m = info(&q);
-        assert_eq!((m.read_address, m.read_quantity), (Some(3), Some(6)));
+        assert_eq!(
+            (m.more().read_address, m.more().read_quantity),
+            (Some(3), Some(6))
+        );
         assert_eq!((m.address, m.quantity), (Some(14), Some(3)));
         assert_eq!(m.values.as_deref(), Some(&[0xFF, 0xFF, 0xFF][..]));
         assert_eq!(r.operation, Operation::Write);
         assert!(r.anomalies.is_empty());
         let m = info(&r);
-        assert_eq!((m.read_address, m.read_quantity), (Some(3), Some(6)));
+        assert_eq!(
+            (m.more().read_address, m.more().read_quantity),
+            (Some(3), Some(6))
+        );
         assert_eq!((m.address, m.quantity), (None, None));
         assert_eq!(
             m.values.as_deref(),
@@ -642,7 +648,7 @@ mod tests {
         resp.extend_from_slice(b"V2.11");
         let (q, r) = exchange(&req, &resp);
         assert_eq!(q.operation, Operation::Identify);
-        assert_eq!(info(&q).mei_type, Some(14));
+        assert_eq!(info(&q).more().mei_type, Some(14));
         assert!(q.anomalies.is_empty());
         assert_eq!(r.operation, Operation::Identify);
         assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
@@ -651,7 +657,7 @@ mod tests {
             value: v.into(),
         };
         assert_eq!(
-            info(&r).device_id.as_deref(),
+            info(&r).more().device_id.as_deref(),
             Some(
                 &[
                     obj(0, "Company identification"),
@@ -664,7 +670,7 @@ mod tests {
         let short = &resp[..resp.len() - 7];
         let (_, r) = exchange(&req, short);
         assert!(r.anomalies.contains(Anomalies::MALFORMED));
-        assert_eq!(info(&r).device_id.as_ref().map(Vec::len), Some(2));
+        assert_eq!(info(&r).more().device_id.as_ref().map(Vec::len), Some(2));
     }
 
     #[test]
@@ -672,7 +678,7 @@ mod tests {
         // MEI type 0D (CANopen general reference), opaque data.
         let (q, r) = exchange(&[0x2B, 0x0D, 0x01, 0x02], &[0x2B, 0x0D, 0x01, 0x02, 0x03]);
         assert_eq!(q.operation, Operation::Other);
-        assert_eq!(info(&q).mei_type, Some(13));
+        assert_eq!(info(&q).more().mei_type, Some(13));
         assert_eq!(r.operation, Operation::Other);
     }
 
@@ -1025,7 +1031,7 @@ mod tests {
         assert!(q.anomalies.is_empty());
         assert_eq!(info(&q).function, "umas");
         assert_eq!(
-            info(&q).umas,
+            info(&q).more().umas,
             Some(UmasInfo {
                 session_key: 0x12,
                 function_code: 0x40,
@@ -1036,7 +1042,7 @@ mod tests {
         assert_eq!(r.operation, Operation::ModeChange);
         assert!(r.anomalies.is_empty());
         assert_eq!(
-            info(&r).umas,
+            info(&r).more().umas,
             Some(UmasInfo {
                 session_key: 0x12,
                 function_code: 0x40,
@@ -1066,9 +1072,15 @@ mod tests {
             // session key 0, UMAS code, a block number 0x0001 (little endian).
             let (q, r) = exchange(&[0x5A, 0x00, code, 0x01, 0x00], &[0x5A, 0x00, 0xFD]);
             assert_eq!(q.operation, op, "{name}");
-            assert_eq!(info(&q).umas.as_ref().map(|u| u.function), Some(name));
+            assert_eq!(
+                info(&q).more().umas.as_ref().map(|u| u.function),
+                Some(name)
+            );
             assert_eq!(r.operation, op, "{name}");
-            assert_eq!(info(&r).umas.as_ref().map(|u| u.status), Some(Some(0xFD)));
+            assert_eq!(
+                info(&r).more().umas.as_ref().map(|u| u.status),
+                Some(Some(0xFD))
+            );
         }
     }
 
@@ -1080,7 +1092,7 @@ mod tests {
         assert_eq!(r.operation, Operation::Other);
         assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
         assert_eq!(
-            info(&r).umas,
+            info(&r).more().umas,
             Some(UmasInfo {
                 session_key: 7,
                 function_code: 0,
@@ -1095,7 +1107,10 @@ mod tests {
         let (_, r) = exchange(&[0x5A, 0x03, 0x41], &[0xDA, 0x01]);
         assert_eq!(r.operation, Operation::ModeChange);
         assert_eq!(info(&r).exception_code, Some(1));
-        assert_eq!(info(&r).umas.as_ref().map(|u| u.function_code), Some(0x41));
+        assert_eq!(
+            info(&r).more().umas.as_ref().map(|u| u.function_code),
+            Some(0x41)
+        );
         // Too short for the UMAS header.
         let (q, _) = exchange(&[0x5A, 0x00], &[0x5A, 0x00, 0xFE]);
         assert_eq!(q.anomalies, Anomalies::MALFORMED);

@@ -259,7 +259,7 @@ fn modbus_text(m: &ModbusInfo, s: &mut String) {
         let more = if v.len() > SHOWN { ", ..." } else { "" };
         let _ = write!(s, " [{}{more}]", shown.join(", "));
     }
-    if let Some(u) = &m.umas {
+    if let Some(u) = &m.more().umas {
         let _ = write!(s, " umas {:#04x} {}", u.function_code, u.function);
     }
 }

@@ -1164,10 +1164,10 @@ fn command_detail(native: &Native) -> (String, String) {
     match native {
         Native::Modbus(m) => {
             let mut d = format!("modbus function {} {}", m.function_code, m.function);
-            if let Some(sf) = m.sub_function {
+            if let Some(sf) = m.more().sub_function {
                 d.push_str(&format!(" sub-function {sf}"));
             }
-            if let Some(u) = &m.umas {
+            if let Some(u) = &m.more().umas {
                 d.push_str(&format!(" UMAS 0x{:02x} {}", u.function_code, u.function));
             }
             if let Some(a) = m.address {
@@ -1177,8 +1177,8 @@ fn command_detail(native: &Native) -> (String, String) {
                 "unit {} fc {} sf {:?} umas {:?} addr {:?}",
                 m.unit_id,
                 m.function_code,
-                m.sub_function,
-                m.umas.as_ref().map(|u| u.function_code),
+                m.more().sub_function,
+                m.more().umas.as_ref().map(|u| u.function_code),
                 m.address
             );
             (d, target)
@@ -2025,7 +2025,7 @@ modbus = { unit = 1, coils = "0-15" }
     fn umas(f: &Arc<FlowMeta>, ts: Timestamp, op: Operation, code: u8, tid: u16) -> OtEvent {
         let mut info = mb(90, None, None, None);
         info.transaction_id = tid;
-        info.umas = Some(UmasInfo {
+        info.more_mut().umas = Some(UmasInfo {
             session_key: 0,
             function_code: code,
             function: "test",
@@ -2213,7 +2213,7 @@ modbus = { unit = 1, coils = "0-15" }
         let at = t("2026-11-28T09:00:00Z");
         let f = flow(EWS, 49152, PLC, 502);
         let mut stop = mb(8, None, None, None);
-        stop.sub_function = Some(4);
+        stop.more_mut().sub_function = Some(4);
         let evs = [
             umas(&f, at, Operation::ProgramDownload, 0x30, 1),
             req(&f, secs(at, 1), Operation::ModeChange, stop),
@@ -2319,8 +2319,8 @@ modbus = { unit = 1, coils = "0-15" }
         let f = flow(EWS, 49152, PLC, 502);
         let t0 = t(FRIDAY);
         let mut fc23 = mb(23, Some(109), Some(2), Some(vec![1, 2]));
-        fc23.read_address = Some(0);
-        fc23.read_quantity = Some(1);
+        fc23.more_mut().read_address = Some(0);
+        fc23.more_mut().read_quantity = Some(1);
         let cases = [
             (
                 "fc6",
@@ -2664,9 +2664,9 @@ modbus = { unit = 1, coils = "0-15" }
         let f = flow(EWS, 49152, PLC, 502);
         let t0 = t(FRIDAY);
         let mut listen_only = mb(8, None, None, None);
-        listen_only.sub_function = Some(4);
+        listen_only.more_mut().sub_function = Some(4);
         let mut restart = mb(8, None, None, None);
-        restart.sub_function = Some(1);
+        restart.more_mut().sub_function = Some(1);
         restart.transaction_id = 2;
         let mut resp = req(&f, secs(t0, 3), Operation::ModeChange, listen_only.clone());
         resp.pdu.direction = Direction::ToClient;
@@ -3508,9 +3508,9 @@ except_sources = ["ews-1"]
         let f = flow(EWS, 49152, PLC, 502);
         let t0 = t(FRIDAY);
         let mut restart = mb(8, None, None, None);
-        restart.sub_function = Some(1);
+        restart.more_mut().sub_function = Some(1);
         let mut mode = mb(8, None, None, None);
-        mode.sub_function = Some(4);
+        mode.more_mut().sub_function = Some(4);
         let evs = [
             req(&f, t0, Operation::Restart, restart),
             req(&f, t0, Operation::ModeChange, mode),
