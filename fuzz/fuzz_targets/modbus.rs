@@ -1,14 +1,15 @@
 //! Fuzzes the Modbus/TCP dissector the way the flow layer drives it.
 //!
-//! The first input byte is a control byte: its low bits pick the chunk sizes, bit 7
-//! asks for a gap when a chunk starts with 0xFF. The rest is cut into chunks whose
-//! sizes come from the input itself and fed alternately (by the parity of each chunk's
-//! first byte) to both directions of one `ModbusFlow`, each direction keeping its
-//! unconsumed tail as the flow layer does. Silent; checks the `on_data` contract.
+//! The first input byte is a control byte: its low nibble picks the outstanding-request
+//! bound, bits 4-5 the chunk size unit, bit 7 asks for a gap when a chunk starts with
+//! 0xFF. The rest is fed to both directions of one `ModbusFlow` by the shared driver
+//! (`common::feed_stream`). Also runs the pure parsers on the whole input. Silent;
+//! checks the `on_data` contract.
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
-use otwatch_event::{Direction, Pdu};
 use otwatch_modbus::{parse_modbus_adu, probe, ModbusConfig, ModbusFlow};
 
 /// What the flow layer would buffer per direction before declaring a gap.
@@ -17,51 +18,24 @@ const FLOW_BUFFER_BOUND: usize = 4096;
 /// plus the 7 visible bytes of the next header.
 const MAX_STALL_TAIL: usize = 267;
 
+common::dissector!(ModbusFlow);
+
 fuzz_target!(|data: &[u8]| {
     let _ = probe(data);
     let _ = parse_modbus_adu(data);
 
-    let Some((&control, mut rest)) = data.split_first() else {
+    let Some((&control, rest)) = data.split_first() else {
         return;
     };
     let config = ModbusConfig {
         max_outstanding: usize::from(control & 0x0F) + 1,
         max_resync_scan: 64,
     };
-    let mut flow = ModbusFlow::new(&config);
-    let mut out: Vec<Pdu> = Vec::new();
-    let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let unit = usize::from((control >> 4) & 0x03) + 1;
-
-    while let Some((&first, _)) = rest.split_first() {
-        // Chunk length 1..=256 * unit, taken from the chunk's own first byte.
-        let len = (usize::from(first) * unit + 1).min(rest.len());
-        let (chunk, tail) = rest.split_at(len);
-        rest = tail;
-        let dir = if first & 1 == 0 {
-            Direction::ToServer
-        } else {
-            Direction::ToClient
-        };
-        let buf = &mut bufs[dir.index()];
-        if control & 0x80 != 0 && first == 0xFF {
-            buf.clear();
-            flow.on_gap(dir, &mut out);
-        }
-        buf.extend_from_slice(chunk);
-        let n = flow.on_data(dir, buf, &mut out);
-        assert!(n <= buf.len(), "consumed more than offered");
-        assert!(
-            n > 0 || buf.len() <= MAX_STALL_TAIL,
-            "no progress on {} bytes",
-            buf.len()
-        );
-        buf.drain(..n);
-        if buf.len() > FLOW_BUFFER_BOUND {
-            buf.clear();
-            flow.on_gap(dir, &mut out);
-        }
-        out.clear();
-    }
-    flow.on_end(&mut out);
+    let stream = common::Stream {
+        unit: common::chunk_unit(control >> 4),
+        gap_on_ff: control & 0x80 != 0,
+        max_stall_tail: MAX_STALL_TAIL,
+        buffer_bound: FLOW_BUFFER_BOUND,
+    };
+    common::feed_stream(&mut ModbusFlow::new(&config), rest, &stream, |_| {});
 });

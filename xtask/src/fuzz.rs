@@ -2,7 +2,8 @@
 //!
 //! Seeds are extracted at run time (into the git-ignored `fuzz/corpus/`) from the
 //! project's generated captures and, when present, the public captures in
-//! `../shared/pcaps`: the TCP payloads that tshark calls Modbus.
+//! `../shared/pcaps`: the payloads that tshark calls Modbus, COTP (S7), OPC UA or
+//! DNP3, and for the capture target the small capture files themselves.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -115,15 +116,8 @@ fn seed_capture(root: &Path, corpus: &Path) -> anyhow::Result<usize> {
         shared.join("opcua"),
     ];
     for dir in dirs {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        files.sort();
-        for p in files {
-            let small = fs::metadata(&p).is_ok_and(|m| m.is_file() && m.len() <= MAX_SEED);
-            let is_capture = p.extension().is_some_and(|x| x == "pcap" || x == "pcapng");
-            if small && is_capture {
+        for p in captures_in(&dir) {
+            if fs::metadata(&p).is_ok_and(|m| m.len() <= MAX_SEED) {
                 fs::copy(&p, corpus.join(format!("seed-{n:05}")))?;
                 n += 1;
             }
@@ -132,185 +126,130 @@ fn seed_capture(root: &Path, corpus: &Path) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-/// The TCP payloads that tshark calls Modbus.
+/// The TCP payloads that tshark calls Modbus, as they are (the Modbus target reads
+/// its control byte from the payload's first byte).
 fn seed_modbus(root: &Path, corpus: &Path) -> anyhow::Result<usize> {
-    let mut captures: Vec<PathBuf> = Vec::new();
-    for dir in [
-        root.join("pcaps").join("modbus"),
-        root.join("../shared/pcaps/modbus"),
-    ] {
-        if let Ok(entries) = fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
-                    captures.push(p);
-                }
-            }
-        }
-    }
-    captures.sort();
-    let mut payloads = BTreeSet::new();
-    for cap in &captures {
-        let text = output(Command::new("tshark").arg("-r").arg(cap).args([
-            "-Y",
-            "modbus || mbtcp",
-            "-T",
-            "fields",
-            "-e",
-            "tcp.payload",
-        ]))?;
-        for line in text.lines() {
-            if let Some(bytes) = from_hex(line.trim()) {
-                if !bytes.is_empty() {
-                    payloads.insert(bytes);
-                }
-            }
-            if payloads.len() >= 2000 {
-                break;
-            }
-        }
-    }
-    for (i, p) in payloads.iter().enumerate() {
-        fs::write(corpus.join(format!("seed-{i:05}")), p)?;
-    }
-    Ok(payloads.len())
+    let spec = TsharkSeeds {
+        dirs: vec![
+            root.join("pcaps/modbus"),
+            root.join("../shared/pcaps/modbus"),
+        ],
+        files: Vec::new(),
+        decode_as: None,
+        filter: "modbus || mbtcp",
+        fields: &[("tcp.payload", &[])],
+        per_capture: usize::MAX,
+        total: 2000,
+    };
+    seed_from_tshark(&spec, corpus)
 }
 
 /// The TCP payloads (runs of TPKTs) of the S7 captures that tshark calls COTP:
-/// S7comm, S7comm-plus and the connection set-up, generated and public.
+/// S7comm, S7comm-plus and the connection set-up, generated and public; each behind a
+/// control byte of 0 (default bounds, chunking by the payload's own bytes). At most
+/// 400 per capture, so that the big polling captures do not crowd out the download,
+/// upload and userdata ones.
 fn seed_s7comm(root: &Path, corpus: &Path) -> anyhow::Result<usize> {
-    let shared = root.join("../shared/pcaps");
-    let mut captures: Vec<PathBuf> = vec![shared.join("modbus/iti_mb2.pcap")];
-    for dir in [root.join("pcaps").join("s7comm"), shared.join("s7comm")] {
-        if let Ok(entries) = fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
-                    captures.push(p);
-                }
-            }
-        }
-    }
-    captures.retain(|p| p.is_file());
-    captures.sort();
-    let mut payloads = BTreeSet::new();
-    for cap in &captures {
-        let text = output(Command::new("tshark").arg("-r").arg(cap).args([
-            "-Y",
-            "cotp",
-            "-T",
-            "fields",
-            "-e",
-            "tcp.payload",
-        ]))?;
-        // At most 400 per capture, so that the big polling captures do not crowd out
-        // the download, upload and userdata ones.
-        let mut from_this = 0;
-        for line in text.lines() {
-            if let Some(bytes) = from_hex(line.trim()) {
-                if !bytes.is_empty() && payloads.insert(bytes) {
-                    from_this += 1;
-                }
-            }
-            if from_this >= 400 || payloads.len() >= 3000 {
-                break;
-            }
-        }
-    }
-    for (i, p) in payloads.iter().enumerate() {
-        // A zero control byte: default bounds, chunking by the payload's own bytes.
-        let mut seed = vec![0u8];
-        seed.extend_from_slice(p);
-        fs::write(corpus.join(format!("seed-{i:05}")), seed)?;
-    }
-    Ok(payloads.len())
+    let spec = TsharkSeeds {
+        dirs: vec![
+            root.join("pcaps/s7comm"),
+            root.join("../shared/pcaps/s7comm"),
+        ],
+        files: vec![root.join("../shared/pcaps/modbus/iti_mb2.pcap")],
+        decode_as: None,
+        filter: "cotp",
+        fields: &[("tcp.payload", &[0])],
+        per_capture: 400,
+        total: 3000,
+    };
+    seed_from_tshark(&spec, corpus)
 }
 
 /// The TCP payloads of the OPC UA captures that tshark calls OPC UA (the port 12001
 /// capture told by `-d`), each behind a control byte of 0 (default bounds).
 fn seed_opcua(root: &Path, corpus: &Path) -> anyhow::Result<usize> {
-    let dir = root.join("../shared/pcaps/opcua");
-    let mut captures: Vec<PathBuf> = match fs::read_dir(&dir) {
-        Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
-        Err(_) => Vec::new(),
+    let spec = TsharkSeeds {
+        dirs: vec![root.join("../shared/pcaps/opcua")],
+        files: Vec::new(),
+        decode_as: Some("tcp.port==12001,opcua"),
+        filter: "opcua",
+        fields: &[("tcp.payload", &[0])],
+        per_capture: usize::MAX,
+        total: 3000,
     };
-    captures.retain(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"));
-    captures.sort();
-    let mut payloads = BTreeSet::new();
-    for cap in &captures {
-        let text = output(Command::new("tshark").arg("-r").arg(cap).args([
-            "-d",
-            "tcp.port==12001,opcua",
-            "-Y",
-            "opcua",
-            "-T",
-            "fields",
-            "-e",
-            "tcp.payload",
-        ]))?;
-        for line in text.lines() {
-            if let Some(bytes) = from_hex(line.trim()) {
-                if !bytes.is_empty() {
-                    payloads.insert(bytes);
-                }
-            }
-            if payloads.len() >= 3000 {
-                break;
-            }
-        }
-    }
-    for (i, p) in payloads.iter().enumerate() {
-        let mut seed = vec![0u8];
-        seed.extend_from_slice(p);
-        fs::write(corpus.join(format!("seed-{i:05}")), seed)?;
-    }
-    Ok(payloads.len())
+    seed_from_tshark(&spec, corpus)
 }
 
 /// The TCP and UDP payloads of the DNP3 captures that tshark calls DNP3, each behind
 /// a control byte: 0 (stream framing, default bounds) for TCP, 0x40 (datagram framing)
-/// for UDP.
+/// for UDP. At most 300 per capture, so that the big captures do not crowd out the
+/// small ones that hold the rare functions.
 fn seed_dnp3(root: &Path, corpus: &Path) -> anyhow::Result<usize> {
-    let dir = root.join("../shared/pcaps/dnp3");
-    let mut captures: Vec<PathBuf> = match fs::read_dir(&dir) {
-        Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
-        Err(_) => Vec::new(),
+    let spec = TsharkSeeds {
+        dirs: vec![root.join("../shared/pcaps/dnp3")],
+        files: Vec::new(),
+        decode_as: None,
+        filter: "dnp3",
+        fields: &[("tcp.payload", &[0]), ("udp.payload", &[0x40])],
+        per_capture: 300,
+        total: 3000,
     };
-    captures.retain(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"));
+    seed_from_tshark(&spec, corpus)
+}
+
+/// One target's seeds: payloads that tshark extracts from captures.
+struct TsharkSeeds {
+    /// Every `.pcap`/`.pcapng` file in these folders (a missing folder is skipped)...
+    dirs: Vec<PathBuf>,
+    /// ...and these files, when they exist.
+    files: Vec<PathBuf>,
+    /// A tshark `-d` (decode-as) rule, for a protocol on a port tshark does not know.
+    decode_as: Option<&'static str>,
+    /// The tshark display filter that picks the packets.
+    filter: &'static str,
+    /// The payload fields, each with the bytes put in front of its payloads (the
+    /// target's control byte); a packet's seed is its first non-empty field.
+    fields: &'static [(&'static str, &'static [u8])],
+    /// How many new seeds one capture may add at most.
+    per_capture: usize,
+    /// How many seeds in all: extraction stops once there are this many.
+    total: usize,
+}
+
+/// Runs tshark over the captures of `spec` and writes the distinct seeds, in byte
+/// order, as `seed-NNNNN` into `corpus`; returns how many it wrote.
+fn seed_from_tshark(spec: &TsharkSeeds, corpus: &Path) -> anyhow::Result<usize> {
+    let mut captures: Vec<PathBuf> = spec.dirs.iter().flat_map(|d| captures_in(d)).collect();
+    captures.extend(spec.files.iter().filter(|p| p.is_file()).cloned());
     captures.sort();
     let mut seeds = BTreeSet::new();
     for cap in &captures {
-        let text = output(Command::new("tshark").arg("-r").arg(cap).args([
-            "-Y",
-            "dnp3",
-            "-T",
-            "fields",
-            "-e",
-            "tcp.payload",
-            "-e",
-            "udp.payload",
-        ]))?;
-        // At most 300 per capture, so that the big captures do not crowd out the
-        // small ones that hold the rare functions.
+        let mut tshark = Command::new("tshark");
+        tshark.arg("-r").arg(cap);
+        if let Some(rule) = spec.decode_as {
+            tshark.args(["-d", rule]);
+        }
+        tshark.args(["-Y", spec.filter, "-T", "fields"]);
+        for (field, _) in spec.fields {
+            tshark.args(["-e", field]);
+        }
+        let text = output(&mut tshark)?;
         let mut from_this = 0;
         for line in text.lines() {
-            let mut cols = line.split('\t');
-            let (tcp, udp) = (cols.next().unwrap_or(""), cols.next().unwrap_or(""));
-            let (control, hex) = if tcp.is_empty() {
-                (0x40u8, udp)
-            } else {
-                (0u8, tcp)
-            };
-            if let Some(bytes) = from_hex(hex.trim()) {
-                if !bytes.is_empty() {
-                    let mut seed = vec![control];
+            let picked = line
+                .split('\t')
+                .zip(spec.fields)
+                .find(|(hex, _)| !hex.is_empty());
+            if let Some((hex, (_, control))) = picked {
+                if let Some(bytes) = from_hex(hex.trim()).filter(|b| !b.is_empty()) {
+                    let mut seed = control.to_vec();
                     seed.extend_from_slice(&bytes);
                     if seeds.insert(seed) {
                         from_this += 1;
                     }
                 }
             }
-            if from_this >= 300 || seeds.len() >= 3000 {
+            if from_this >= spec.per_capture || seeds.len() >= spec.total {
                 break;
             }
         }
@@ -319,6 +258,17 @@ fn seed_dnp3(root: &Path, corpus: &Path) -> anyhow::Result<usize> {
         fs::write(corpus.join(format!("seed-{i:05}")), s)?;
     }
     Ok(seeds.len())
+}
+
+/// The capture files (`.pcap`, `.pcapng`) of `dir`, sorted; none if it is missing.
+fn captures_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+        Err(_) => Vec::new(),
+    };
+    files.retain(|p| p.is_file() && p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"));
+    files.sort();
+    files
 }
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {

@@ -1,0 +1,123 @@
+//! The driver the dissector fuzz targets share: it feeds a dissector's flow state the
+//! way the flow layer does, from bytes the fuzzer chooses.
+//!
+//! The input (after the target's control byte) is cut into chunks whose sizes and
+//! directions come from the input itself (see [`chunks`]); [`feed_stream`] appends
+//! each chunk to its direction's buffer, offers the buffer to the dissector, keeps
+//! the unconsumed tail, and checks the `on_data` contract on the way. Each target
+//! includes this file with `mod common;`.
+
+use otwatch_event::{Direction, Pdu};
+
+/// A dissector's per-flow state, as the flow layer drives it.
+pub trait Dissector {
+    /// In-order bytes of one direction; returns how many were consumed.
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize;
+    /// Bytes of `dir` were lost.
+    fn on_gap(&mut self, dir: Direction, out: &mut Vec<Pdu>);
+    /// The flow ended.
+    fn on_end(&mut self, out: &mut Vec<Pdu>);
+}
+
+/// Implements [`Dissector`] for a flow state type by its inherent methods of the same
+/// names (the dissector crates do not depend on the flow crate's `StreamHandler`).
+macro_rules! dissector {
+    ($flow:ty) => {
+        impl $crate::common::Dissector for $flow {
+            fn on_data(
+                &mut self,
+                dir: ::otwatch_event::Direction,
+                data: &[u8],
+                out: &mut Vec<::otwatch_event::Pdu>,
+            ) -> usize {
+                <$flow>::on_data(self, dir, data, out)
+            }
+            fn on_gap(
+                &mut self,
+                dir: ::otwatch_event::Direction,
+                out: &mut Vec<::otwatch_event::Pdu>,
+            ) {
+                <$flow>::on_gap(self, dir, out)
+            }
+            fn on_end(&mut self, out: &mut Vec<::otwatch_event::Pdu>) {
+                <$flow>::on_end(self, out)
+            }
+        }
+    };
+}
+pub(crate) use dissector;
+
+/// The chunk size unit that two bits of a control byte pick (the low two of `bits`):
+/// 1 to 4.
+pub fn chunk_unit(bits: u8) -> usize {
+    usize::from(bits & 0x03) + 1
+}
+
+/// Cuts `input` into chunks. Each chunk is `first * unit + 1` bytes long (1 to
+/// 256 * `unit`, cut to what is left), `first` being the chunk's own first byte, and
+/// goes to the server when `first` is even, to the client when it is odd.
+pub fn chunks(input: &[u8], unit: usize) -> impl Iterator<Item = (Direction, &[u8])> {
+    let mut rest = input;
+    std::iter::from_fn(move || {
+        let &first = rest.first()?;
+        let len = (usize::from(first) * unit + 1).min(rest.len());
+        let (chunk, tail) = rest.split_at(len);
+        rest = tail;
+        let dir = if first & 1 == 0 {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
+        Some((dir, chunk))
+    })
+}
+
+/// How [`feed_stream`] drives a flow: from the target's control byte and the
+/// dissector's bounds.
+pub struct Stream {
+    /// The chunk size unit (see [`chunks`]).
+    pub unit: usize,
+    /// Whether a chunk that starts with 0xFF comes after a gap in its direction.
+    pub gap_on_ff: bool,
+    /// The longest tail the dissector may leave while consuming nothing.
+    pub max_stall_tail: usize,
+    /// What the flow layer would buffer per direction before declaring a gap.
+    pub buffer_bound: usize,
+}
+
+/// Feeds `input`, cut by [`chunks`], to both directions of `flow` as a TCP stream:
+/// each direction keeps its unconsumed tail, as the flow layer does, and loses it in
+/// a gap (on 0xFF when `stream.gap_on_ff`, and past `stream.buffer_bound`). After
+/// each chunk `check` may assert the flow's own bounds. Ends the flow at the end.
+pub fn feed_stream<D: Dissector>(
+    flow: &mut D,
+    input: &[u8],
+    stream: &Stream,
+    mut check: impl FnMut(&D),
+) {
+    let mut out: Vec<Pdu> = Vec::new();
+    let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    for (dir, chunk) in chunks(input, stream.unit) {
+        let buf = &mut bufs[dir.index()];
+        if stream.gap_on_ff && chunk.first() == Some(&0xFF) {
+            buf.clear();
+            flow.on_gap(dir, &mut out);
+        }
+        buf.extend_from_slice(chunk);
+        let n = flow.on_data(dir, buf, &mut out);
+        assert!(n <= buf.len(), "consumed more than offered");
+        assert!(
+            n > 0 || buf.len() <= stream.max_stall_tail,
+            "no progress on {} bytes",
+            buf.len()
+        );
+        buf.drain(..n);
+        if buf.len() > stream.buffer_bound {
+            buf.clear();
+            flow.on_gap(dir, &mut out);
+        }
+        check(flow);
+        out.clear();
+    }
+    flow.on_end(&mut out);
+}
