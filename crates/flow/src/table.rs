@@ -291,6 +291,12 @@ struct Flows<H> {
     lists: [(u32, u32); 3],
 }
 
+impl<H> Flows<H> {
+    fn get_mut(&mut self, idx: u32) -> Option<&mut Flow<H>> {
+        link_of(&mut self.slots, idx)
+    }
+}
+
 /// What a flow's end reaches besides the flow: the handler factory, the settings,
 /// the counters and the bytes buffered by every flow.
 struct Env<F> {
@@ -527,12 +533,7 @@ impl<F: HandlerFactory> FlowTable<F> {
                 };
                 self.count(idx, from_lo, udp.payload.len());
                 self.touch(idx, now);
-                let Some(flow) = self
-                    .flows
-                    .slots
-                    .get_mut(idx as usize)
-                    .and_then(Option::as_mut)
-                else {
+                let Some(flow) = self.flows.get_mut(idx) else {
                     return;
                 };
                 if udp.payload.is_empty() {
@@ -708,12 +709,7 @@ impl<F: HandlerFactory> FlowTable<F> {
     }
 
     fn count(&mut self, idx: u32, from_lo: bool, payload: usize) {
-        if let Some(f) = self
-            .flows
-            .slots
-            .get_mut(idx as usize)
-            .and_then(Option::as_mut)
-        {
+        if let Some(f) = self.flows.get_mut(idx) {
             let dir = f.dir(from_lo).index();
             if let Some(p) = f.packets.get_mut(dir) {
                 *p += 1;
@@ -723,12 +719,7 @@ impl<F: HandlerFactory> FlowTable<F> {
     }
 
     fn touch(&mut self, idx: u32, now: i64) {
-        if let Some(f) = self
-            .flows
-            .slots
-            .get_mut(idx as usize)
-            .and_then(Option::as_mut)
-        {
+        if let Some(f) = self.flows.get_mut(idx) {
             f.last_seen = f.last_seen.max(now);
         }
         unlink(&mut self.flows.slots, &mut self.flows.lists, idx);
@@ -737,12 +728,7 @@ impl<F: HandlerFactory> FlowTable<F> {
 
     fn tcp(&mut self, idx: u32, from_lo: bool, seg: &TcpSegment<'_>, now: i64, o: &mut Out<'_>) {
         self.touch(idx, now);
-        let Some(flow) = self
-            .flows
-            .slots
-            .get_mut(idx as usize)
-            .and_then(Option::as_mut)
-        else {
+        let Some(flow) = self.flows.get_mut(idx) else {
             return;
         };
         let dir = flow.dir(from_lo);
@@ -783,12 +769,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         if closed {
             Self::end(flow, &mut self.env, o, End::Closed);
             unlink(&mut self.flows.slots, &mut self.flows.lists, idx);
-            if let Some(f) = self
-                .flows
-                .slots
-                .get_mut(idx as usize)
-                .and_then(Option::as_mut)
-            {
+            if let Some(f) = self.flows.get_mut(idx) {
                 f.list = LIST_CLOSED;
             }
             push_front(&mut self.flows.slots, &mut self.flows.lists, idx);
