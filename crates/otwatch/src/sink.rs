@@ -251,6 +251,9 @@ impl Consumer for Detect {
             return Ok(());
         };
         if live.reload_if_asked(&mut self.engine) {
+            // A renamed sensor signs events and stats records with its new name (the
+            // alerts take it from the engine's policy).
+            self.sensor = self.engine.policy().sensor.name.clone();
             // SIGHUP also reopens output files (log rotation).
             for w in &mut self.writers {
                 if let Err(e) = w.reopen() {

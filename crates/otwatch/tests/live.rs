@@ -535,11 +535,14 @@ fn sighup_reloads_the_policy_and_an_invalid_one_is_refused() {
         "the refused policy must not be in force"
     );
 
-    // 3. The window removed: the next download alerts. The alerts file was rotated
-    // away meanwhile: SIGHUP also reopens it, so the alert lands in a new file.
+    // 3. The window removed and the sensor renamed: the next download alerts, under
+    // the new name. The alerts file was rotated away meanwhile: SIGHUP also reopens
+    // it, so the alert lands in a new file.
     let rotated = dir.path().join("alerts.jsonl.1");
     fs::rename(&alerts, &rotated).expect("rotate");
-    fs::write(&policy, &base).expect("write policy");
+    assert!(base.contains("name = \"rules-lab\""), "{base}");
+    let renamed = base.replacen("name = \"rules-lab\"", "name = \"rules-lab-2\"", 1);
+    fs::write(&policy, &renamed).expect("write policy");
     sensor.signal("HUP");
     lab.wait_for_metric("otwatch_policy_reloads_total 1", Duration::from_secs(10));
     lab.send(&download_session(dir.path(), 3), &["--pps", "500"]);
@@ -553,6 +556,16 @@ fn sighup_reloads_the_policy_and_an_invalid_one_is_refused() {
     let status = sensor.stop();
     let err = fs::read_to_string(&stderr).unwrap_or_default();
     assert!(status.success(), "{status}\n{err}");
+    // Everything written after the reload, the last stats record included, is signed
+    // with the new name.
+    let lines = json_lines(&fs::read_to_string(&alerts).expect("alerts"));
+    assert!(
+        lines.iter().any(|v| v["event_type"] == "stats"),
+        "no stats record at stop"
+    );
+    for v in &lines {
+        assert_eq!(v["sensor"], "rules-lab-2", "{v}");
+    }
     assert!(
         err.contains("policy reload refused, the policy in force stays:")
             && err.contains("policy.toml:"),
