@@ -183,6 +183,10 @@ struct Shard {
     opened: Option<Instant>,
     /// The watermark of the last batch sent to this worker.
     sent_upto: u64,
+    /// `drop_when_full`: a tick whose batch was dropped, with that batch's watermark.
+    /// It goes to the worker, alone, before anything newer (a newer tick replaces it),
+    /// so that a worker that fell behind still ends its idle flows on time.
+    held_tick: Option<(Tick, u64)>,
 }
 
 /// Routes packets to per-worker batches (see the module docs).
@@ -472,14 +476,36 @@ impl Batcher {
             shard.sent_upto = upto;
             return tx.send(batch).map_err(|_| Disconnected { worker: s });
         }
-        match tx.try_send(batch) {
+        if let Some((held, held_upto)) = shard.held_tick {
+            // Unallocated: a tick-only batch is not worth recycling.
+            let alone = Batch {
+                upto: held_upto,
+                tick: Some(held),
+                ..Batch::default()
+            };
+            match tx.try_send(alone) {
+                Ok(()) => shard.held_tick = None,
+                Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Disconnected(_)) => return Err(Disconnected { worker: s }),
+            }
+        }
+        // Nothing newer may overtake a held tick.
+        let sent = if shard.held_tick.is_none() {
+            tx.try_send(batch)
+        } else {
+            Err(TrySendError::Full(batch))
+        };
+        match sent {
             Ok(()) => {
                 shard.sent_upto = upto;
                 Ok(())
             }
             Err(TrySendError::Full(mut batch)) => {
                 // The worker is behind: these packets are lost, and counted. Its
-                // watermark catches up with its next batch.
+                // watermark catches up with its next batch; a tick waits for room.
+                if let Some(t) = batch.tick {
+                    shard.held_tick = Some((t, upto));
+                }
                 self.dropped.batches += 1;
                 self.dropped.packets += batch.packets.len() as u64;
                 self.dropped.bytes += batch.packets.iter().map(|p| p.len as u64).sum::<u64>();
@@ -812,6 +838,49 @@ mod tests {
                 vec![(vec![], 2, tick), (vec![2], 3, None)],
             ]
         );
+    }
+
+    #[test]
+    fn a_tick_dropped_with_its_batch_goes_alone_before_anything_newer() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let config = BatchConfig {
+            drop_when_full: true,
+            ..cfg(8)
+        };
+        let (mut b, _r) = Batcher::new(vec![tx], config);
+        let push = |b: &mut Batcher, i: u64| {
+            b.push_owned(0, ts(i), LinkType::RawIp, &[1], i)
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let tick = |index: u64| {
+            Some(Tick {
+                index,
+                ts: ts(index),
+            })
+        };
+        // Packet 0 and tick 1 fill the queue; packet 2 and tick 3 are dropped.
+        push(&mut b, 0);
+        b.tick(1, ts(1)).unwrap_or_else(|e| panic!("{e}"));
+        push(&mut b, 2);
+        b.tick(3, ts(3)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(b.dropped().packets, 1);
+        let got = |rx: &Receiver<Batch>| {
+            rx.try_recv().map(|b| {
+                let indices: Vec<u64> = b.packets.iter().map(|p| p.index).collect();
+                (indices, b.upto, b.tick)
+            })
+        };
+        assert_eq!(got(&rx), Ok((vec![0], 2, tick(1))));
+        // Room for one: the held tick takes it, alone, with the watermark it had; the
+        // newer packet 4 may not overtake it and is dropped.
+        push(&mut b, 4);
+        b.flush_all().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got(&rx), Ok((vec![], 4, tick(3))));
+        assert_eq!(b.dropped().packets, 2);
+        // Then batches flow again.
+        push(&mut b, 5);
+        b.flush_all().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got(&rx), Ok((vec![5], 6, None)));
     }
 
     #[test]
