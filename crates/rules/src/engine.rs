@@ -1,10 +1,11 @@
 //! The rule engine: detections over normalized events, alert repeats, alert ids.
 //!
-//! One engine sees every event and flow note of a run, in packet order, on the packet
-//! clock: a replay gives the same alerts, in the same order and with the same ids, for
-//! any number of flow workers. Detections speak the normalized language (operations,
-//! source and target, zones, assets), so every dissector gets them; only setpoint
-//! addressing looks into the native block.
+//! One engine sees every event and flow note of a run (or, when events are not written,
+//! the events [`Engine::may_act_on`] keeps, which gives the same alerts), in packet
+//! order, on the packet clock: a replay gives the same alerts, in the same order and
+//! with the same ids, for any number of flow workers. Detections speak the normalized
+//! language (operations, source and target, zones, assets), so every dissector gets
+//! them; only setpoint addressing looks into the native block.
 //!
 //! # Decisions the spec leaves open
 //!
