@@ -4,12 +4,14 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _};
+use otwatch_vethlab::{Names, VethLab};
 
 use crate::sys::{cargo, run, say};
 
@@ -81,62 +83,10 @@ pub fn live_bench(
     Ok(())
 }
 
-/// Two namespaces joined by a veth pair; removed on drop.
-struct Lab;
-
+/// The soak's lab: fixed names, so that a run killed before it could clean up leaves
+/// nothing the next run trips over.
 const SEND_NS: &str = "otwsoakS";
 const SENSOR_NS: &str = "otwsoakR";
-const SEND_IF: &str = "otwsoakS";
-const SENSOR_IF: &str = "otwsoakR";
-
-impl Lab {
-    fn new() -> anyhow::Result<Lab> {
-        for ns in [SEND_NS, SENSOR_NS] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-        let lab = Lab;
-        for ns in [SEND_NS, SENSOR_NS] {
-            run(Command::new("ip").args(["netns", "add", ns]))?;
-            run(Command::new("ip").args([
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ]))?;
-            run(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"]))?;
-        }
-        run(Command::new("ip").args([
-            "link", "add", SEND_IF, "netns", SEND_NS, "type", "veth", "peer", "name", SENSOR_IF,
-            "netns", SENSOR_NS,
-        ]))?;
-        run(Command::new("ip").args(["-n", SEND_NS, "link", "set", SEND_IF, "up"]))?;
-        run(Command::new("ip").args(["-n", SENSOR_NS, "link", "set", SENSOR_IF, "up"]))?;
-        Ok(lab)
-    }
-
-    fn scrape(&self) -> String {
-        let script = format!(
-            "exec 3<>/dev/tcp/127.0.0.1/{METRICS_PORT} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
-        );
-        Command::new("ip")
-            .args(["netns", "exec", SENSOR_NS, "bash", "-c", &script])
-            .stderr(Stdio::null())
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in [SEND_NS, SENSOR_NS] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
 
 fn metric(text: &str, sample: &str) -> u64 {
     text.lines()
@@ -180,14 +130,12 @@ fn soak(
     run(cargo().args(["build", "--release", "--quiet", "-p", "otwatch"]))?;
     let bin = root.join("target/release/otwatch");
     let pcap = crate::bench::bench_capture(dir, packets)?;
-    let lab = Lab::new()?;
+    let lab = VethLab::new(Names::fixed(SEND_NS, SENSOR_NS))?;
     let state = dir.join("soak-state");
     let _ = fs::remove_dir_all(&state);
-    let metrics = format!("127.0.0.1:{METRICS_PORT}");
-    let sensor = Command::new("ip")
-        .args(["netns", "exec", SENSOR_NS])
-        .arg(&bin)
-        .args(["live", "-i", SENSOR_IF, "--policy"])
+    let metrics = SocketAddr::from((Ipv4Addr::LOCALHOST, METRICS_PORT));
+    let sensor = lab
+        .sensor_command(&bin, ["live", "-i", lab.sensor_if(), "--policy"])
         .arg(root.join("rules/demo-plant.toml"))
         .arg("--state-dir")
         .arg(&state)
@@ -197,7 +145,7 @@ fn soak(
             "--threads",
             "1",
             "--metrics",
-            &metrics,
+            &metrics.to_string(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -205,33 +153,20 @@ fn soak(
         .context("starting otwatch live")?;
     let sensor = Killed(sensor);
     let pid = sensor.0.id();
-    let start = Instant::now();
-    while !lab.scrape().contains("otwatch_packets_total") {
-        ensure!(
-            start.elapsed() < Duration::from_secs(10),
-            "otwatch live did not start"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    lab.wait_for(
+        metrics,
+        "otwatch_packets_total",
+        Duration::from_secs(10),
+        |text| text.contains("otwatch_packets_total"),
+    )
+    .context("otwatch live did not start")?;
     say(&format!(
         "soak: {minutes} min of {} looped at {pps} packets/s into the veth",
         pcap.display()
     ));
     let pps_s = pps.to_string();
-    let sender = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            SEND_NS,
-            "tcpreplay",
-            "-q",
-            "-i",
-            SEND_IF,
-            "--loop",
-            "0",
-        ])
-        .args(["--unique-ip", "--pps", &pps_s])
-        .arg(&pcap)
+    let sender = lab
+        .send_command(&pcap, ["--loop", "0", "--unique-ip", "--pps", &pps_s])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -246,7 +181,7 @@ fn soak(
     let begin = Instant::now();
     while begin.elapsed() < total {
         thread::sleep(Duration::from_secs(10));
-        let text = lab.scrape();
+        let text = lab.scrape(metrics);
         let packets = metric(&text, "otwatch_packets_total ");
         let rate = (packets.saturating_sub(last.0)) as f64 / last.1.elapsed().as_secs_f64();
         last = (packets, Instant::now());

@@ -1,5 +1,6 @@
-//! `otwatch live` on a real interface: two network namespaces joined by a veth pair;
-//! otwatch captures on one end, tcpreplay sends a capture into the other.
+//! `otwatch live` on a real interface: two network namespaces joined by a veth pair
+//! (`otwatch-vethlab`); otwatch captures on one end, tcpreplay sends a capture into the
+//! other.
 //!
 //! Needs root, `ip` and `tcpreplay` (`cargo xtask test` installs them). Elsewhere the
 //! tests say why they skip; under CI they fail instead.
@@ -11,46 +12,26 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{in_ci, otwatch, repo};
+use otwatch_vethlab::{Names, VethLab};
 use serde_json::Value;
 
 const METRICS: &str = "127.0.0.1:9300";
 
-/// A pair of namespaces joined by a veth pair; removed on drop.
-struct Lab {
-    /// tcpreplay's side.
-    send_ns: String,
-    send_if: String,
-    /// otwatch's side.
-    sensor_ns: String,
-    sensor_if: String,
-}
-
-static LABS: AtomicUsize = AtomicUsize::new(0);
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
+/// The shared veth lab, with this file's policy: skip where it cannot be built (saying
+/// why), fail under CI; and the sensor, the sender and the metrics waits of these tests.
+struct Lab(VethLab);
 
 impl Lab {
     /// A new lab, or `None` (with the reason on stderr) where one cannot be built and
     /// this is not CI.
     fn new() -> Option<Lab> {
-        match Lab::build() {
-            Ok(lab) => Some(lab),
+        match VethLab::new(Names::unique()) {
+            Ok(lab) => Some(Lab(lab)),
             Err(why) if !in_ci() => {
                 #[allow(clippy::print_stderr)]
                 {
@@ -62,128 +43,30 @@ impl Lab {
         }
     }
 
-    fn build() -> Result<Lab, String> {
-        if Command::new("tcpreplay").arg("-V").output().is_err() {
-            return Err("tcpreplay is not installed".into());
-        }
-        // Short names: interface names have at most 15 bytes.
-        let tag = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            LABS.fetch_add(1, Ordering::Relaxed)
-        );
-        let lab = Lab {
-            send_ns: format!("otws{tag}"),
-            send_if: format!("otws{tag}"),
-            sensor_ns: format!("otwr{tag}"),
-            sensor_if: format!("otwr{tag}"),
-        };
-        for ns in [&lab.send_ns, &lab.sensor_ns] {
-            run(Command::new("ip").args(["netns", "add", ns]))?;
-            // No IPv6 chatter (router solicitations, DAD) on the wire under test.
-            run(Command::new("ip").args([
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ]))?;
-            run(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"]))?;
-        }
-        run(Command::new("ip").args([
-            "link",
-            "add",
-            &lab.send_if,
-            "netns",
-            &lab.send_ns,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &lab.sensor_if,
-            "netns",
-            &lab.sensor_ns,
-        ]))?;
-        run(Command::new("ip").args(["-n", &lab.send_ns, "link", "set", &lab.send_if, "up"]))?;
-        run(Command::new("ip").args(["-n", &lab.sensor_ns, "link", "set", &lab.sensor_if, "up"]))?;
-        Ok(lab)
-    }
-
     /// `otwatch live -i <sensor end> ARGS` in the sensor's namespace.
     fn sensor(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.sensor_ns])
-            .arg(env!("CARGO_BIN_EXE_otwatch"))
-            .args(["live", "-i", &self.sensor_if])
-            .args(args);
-        c
+        let mut cmd = self.0.sensor_command(
+            Path::new(env!("CARGO_BIN_EXE_otwatch")),
+            ["live", "-i", self.0.sensor_if()],
+        );
+        cmd.args(args);
+        cmd
     }
 
     /// Sends `pcap` into the wire with tcpreplay (`args`: its pacing options).
     fn send(&self, pcap: &Path, args: &[&str]) {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.send_ns,
-                "tcpreplay",
-                "-q",
-                "-i",
-                &self.send_if,
-            ])
-            .args(args)
-            .arg(pcap)
-            .output()
-            .expect("run tcpreplay");
-        assert!(
-            out.status.success(),
-            "tcpreplay failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.0
+            .send(pcap, args)
+            .unwrap_or_else(|e| panic!("tcpreplay failed: {e}"));
     }
 
-    /// The metrics endpoint's text, or "" if it does not answer (yet). Fetched from
-    /// inside the namespace with bash's /dev/tcp: no HTTP client needed.
-    fn scrape(&self) -> String {
-        let script = format!(
-            "exec 3<>/dev/tcp/{}/{} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3",
-            METRICS.split(':').next().unwrap_or("127.0.0.1"),
-            METRICS.split(':').nth(1).unwrap_or("9300"),
-        );
-        Command::new("ip")
-            .args(["netns", "exec", &self.sensor_ns, "bash", "-c", &script])
-            .stderr(Stdio::null())
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-
-    /// Waits until the endpoint reports `sample` (a whole line such as
+    /// Waits until the endpoint at [`METRICS`] reports `sample` (a whole line such as
     /// `otwatch_packets_total 560`), returning the last text scraped.
     fn wait_for_metric(&self, sample: &str, within: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let text = self.scrape();
-            if text.lines().any(|l| l == sample) {
-                return text;
-            }
-            assert!(
-                start.elapsed() < within,
-                "no `{sample}` after {within:?}; last scrape:\n{text}"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // Deleting a namespace deletes the veth end in it, and with it the pair.
-        for ns in [&self.send_ns, &self.sensor_ns] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
+        let addr = METRICS.parse().expect("METRICS is an address");
+        self.0
+            .wait_for_metric(addr, sample, within)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -199,8 +82,15 @@ impl Sensor {
     }
 
     fn signal(&self, sig: &str) {
-        run(Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let out = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .output()
+            .expect("run kill");
+        assert!(
+            out.status.success(),
+            "kill -{sig}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
 
     /// SIGTERM, then the exit status (the sensor must stop within 15 s).
@@ -725,7 +615,7 @@ fn stats_records_reach_the_alert_stream_and_a_restart_keeps_what_was_seen() {
         .expect("a stats record");
     assert_eq!(record["schema"], "otwatch/1");
     assert_eq!(record["sensor"], "plant-a-span1");
-    assert_eq!(record["interface"], lab.sensor_if.as_str());
+    assert_eq!(record["interface"], lab.0.sensor_if());
     assert!(record["timestamp"]
         .as_str()
         .is_some_and(|t| t.ends_with('Z')));
