@@ -69,13 +69,14 @@ pub struct Names {
 
 impl Names {
     /// Names of their own for each call: `otws<tag>` (send) and `otwr<tag>` (sensor),
-    /// the tag made of the process id and a counter, so that tests running in
-    /// parallel, in one process or in several, each have a lab.
+    /// the tag made of the process id and a counter with a dash between them (so that
+    /// pid 12 with counter 34 and pid 123 with counter 4 differ), so that tests
+    /// running in parallel, in one process or in several, each have a lab.
     pub fn unique() -> Names {
         let tag = format!(
-            "{}{}",
+            "{}-{}",
             std::process::id() % 100_000,
-            UNIQUE.fetch_add(1, Ordering::Relaxed)
+            UNIQUE.fetch_add(1, Ordering::Relaxed) % 100_000
         );
         Names {
             send: format!("otws{tag}"),
