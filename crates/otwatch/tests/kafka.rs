@@ -153,6 +153,57 @@ fn kafka_destinations_need_brokers() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--kafka-brokers"));
 }
 
+/// Two sensors on one state directory would interleave the spool's records: the
+/// second is refused before it reads a packet (exit 2, naming the directory), and the
+/// first goes on.
+#[test]
+fn a_second_run_on_a_state_directory_in_use_is_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let args = |speed: &str| {
+        let mut c = otwatch();
+        c.args([
+            "replay",
+            "--alerts",
+            "kafka",
+            "--kafka-brokers",
+            "127.0.0.1:1",
+        ])
+        .args(["--speed", speed])
+        .arg("--state-dir")
+        .arg(state.path())
+        .arg(demo())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        c
+    };
+    // At the capture's own pace the demo takes minutes: the first run holds the spool.
+    let mut first = args("1").spawn().unwrap();
+    let lock = state.path().join("spool/lock");
+    let start = std::time::Instant::now();
+    while !lock.exists() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(lock.exists(), "the first run did not open its spool");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = args("0")
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("in use by another process"), "{err}");
+    assert!(
+        err.contains(&*state.path().to_string_lossy()),
+        "names the state directory: {err}"
+    );
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first run must go on"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+}
+
 /// A policy under which every coil write of `iti_plant1_modbustcp.pcap` (85 s of a
 /// master writing to 13 slaves) is an `unauthorized_write`, without folding: about
 /// two thousand alerts.

@@ -67,7 +67,10 @@
 //! [`INDEX_STRIDE`] records) and the list of id gaps left by corrupt records; reading
 //! pending records holds at most the `max` records asked for.
 //!
-//! One process at a time: the spool does not lock its directory.
+//! One process at a time: [`Spool::open`] takes an exclusive `flock(2)` on
+//! `dir/lock` for the spool's life, and a second process that opens the same directory
+//! gets [`SpoolError::Locked`] (two writers would interleave records and acknowledge
+//! each other's ids). The kernel drops the lock when the process ends, however it ends.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -165,6 +168,7 @@ pub enum SpoolOp {
     Truncate,
     Rename,
     Remove,
+    Lock,
 }
 
 impl fmt::Display for SpoolOp {
@@ -179,6 +183,7 @@ impl fmt::Display for SpoolOp {
             SpoolOp::Truncate => "truncate",
             SpoolOp::Rename => "rename",
             SpoolOp::Remove => "remove",
+            SpoolOp::Lock => "lock",
         })
     }
 }
@@ -202,6 +207,9 @@ pub enum SpoolError {
     /// A file operation failed.
     #[error("spool I/O error: {op}: {kind}")]
     Io { op: SpoolOp, kind: ErrorKind },
+    /// Another process holds the spool directory.
+    #[error("the spool directory is in use by another process (another otwatch with the same state directory?)")]
+    Locked,
 }
 
 /// Logs an I/O failure with its path and OS detail, and turns it into a [`SpoolError`].
@@ -281,6 +289,27 @@ pub struct Spool {
     bytes: u64,
     corrupt: Cell<u64>,
     buf: Vec<u8>,
+    /// Holds the directory's `flock` while the spool is open.
+    _lock: File,
+}
+
+/// The file whose `flock` marks a spool directory as taken.
+const LOCK_FILE: &str = "lock";
+
+/// Takes the directory's lock without waiting.
+fn lock_dir(dir: &Path) -> Result<File, SpoolError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_error(SpoolOp::Open, &path, &e))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(SpoolError::Locked),
+        Err(e) => Err(io_error(SpoolOp::Lock, &path, &e.into())),
+    }
 }
 
 impl Spool {
@@ -302,6 +331,8 @@ impl Spool {
         }
         let dir = config.dir.clone();
         fs::create_dir_all(&dir).map_err(|e| io_error(SpoolOp::CreateDir, &dir, &e))?;
+        // Before anything is read: another process may be writing.
+        let lock = lock_dir(&dir)?;
         let tmp = dir.join(ACK_TMP_FILE);
         match fs::remove_file(&tmp) {
             Ok(()) => debug!(path = %tmp.display(), "removed a stale position file"),
@@ -323,6 +354,7 @@ impl Spool {
             bytes: 0,
             corrupt: Cell::new(0),
             buf: Vec::new(),
+            _lock: lock,
         };
         let mut prev = 0u64;
         let count = names.len();
@@ -1630,6 +1662,24 @@ mod tests {
             Spool::open(bad),
             Err(SpoolError::InvalidConfig(_))
         ));
+    }
+
+    #[test]
+    fn a_second_process_cannot_open_a_spool_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = Spool::open(config(dir.path())).unwrap();
+        first.append(b"k", &value(1)).unwrap();
+        // flock belongs to the open file: a second opening, as another process would
+        // make it, is refused before it reads or writes anything.
+        assert!(matches!(
+            Spool::open(config(dir.path())),
+            Err(SpoolError::Locked)
+        ));
+        assert_eq!(first.len(), 1);
+        drop(first);
+        // The lock went with the spool; the record stayed.
+        let again = Spool::open(config(dir.path())).unwrap();
+        assert_eq!(again.len(), 1);
     }
 
     #[test]
