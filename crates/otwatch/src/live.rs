@@ -173,17 +173,41 @@ fn unix_now() -> f64 {
 /// `--state-dir/seen.json`: the conduits and assets already reported, so that a
 /// restarted sensor does not report them again. Written whole to a temporary file
 /// and renamed, so a crash mid-write leaves the previous version.
-#[derive(Debug, Clone)]
+///
+/// One live sensor per state directory: an exclusive `flock` on `live.lock`, held as
+/// long as the `StateFile` lives (two sensors would overwrite each other's file).
+#[derive(Debug)]
 pub struct StateFile {
     path: PathBuf,
+    _lock: fs::File,
 }
 
 impl StateFile {
     pub fn new(state_dir: &Path) -> anyhow::Result<StateFile> {
         fs::create_dir_all(state_dir)
             .with_context(|| format!("--state-dir {}: cannot create", state_dir.display()))?;
+        let lock_path = state_dir.join("live.lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("{}: cannot open", lock_path.display()))?;
+        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                return Err(anyhow!(
+                    "--state-dir {}: in use by another otwatch live",
+                    state_dir.display()
+                ))
+            }
+            Err(e) => {
+                return Err(anyhow!("{}: cannot lock: {e}", lock_path.display()));
+            }
+        }
         Ok(StateFile {
             path: state_dir.join("seen.json"),
+            _lock: lock,
         })
     }
 
@@ -263,4 +287,24 @@ pub fn serve_metrics(addr: SocketAddr, figures: Arc<Mutex<Figures>>) -> anyhow::
         })
         .context("cannot start the metrics thread")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_live_sensor_per_state_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateFile::new(dir.path()).unwrap();
+        let err = StateFile::new(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("in use by another otwatch live"), "{err}");
+        assert!(err.contains(&*dir.path().to_string_lossy()), "{err}");
+        first.save(&SeenState::default());
+        drop(first);
+        // The lock went with the first; what it saved is there.
+        let again = StateFile::new(dir.path()).unwrap();
+        assert_eq!(again.load(), SeenState::default());
+        assert!(dir.path().join("seen.json").exists());
+    }
 }
