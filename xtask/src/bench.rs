@@ -60,6 +60,12 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
             "end to end + --events file, --threads 1",
             with(&["--threads", "1", "--events", &events_path]),
         ),
+        // The ratio like for like: with two workers the source also computes the
+        // shard hash.
+        (
+            "decode-only, --threads 2",
+            with(&["--threads", "2", "--decode-only"]),
+        ),
     ];
     let mut results = Vec::new();
     for (name, args) in &configs {
@@ -189,6 +195,11 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
         format!("{:.0} %", policy_ratio * 100.0),
     ));
     let _ = writeln!(table);
+    let _ = writeln!(
+        table,
+        "- (for information) end to end --threads 2 is {:.0} % of decode-only --threads 2",
+        pps(2) / pps(4).max(1.0) * 100.0
+    );
     for (what, ok, got) in &checks {
         let _ = writeln!(
             table,
