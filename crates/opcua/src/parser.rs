@@ -655,50 +655,23 @@ fn fixed_size(type_id: u8) -> Option<usize> {
 
 /// One scalar element of a numeric type as f64.
 fn number(type_id: u8, i: &[u8]) -> PResult<'_, Option<f64>> {
-    Ok(match type_id {
-        2 => {
-            let (i, v) = nc::le_i8(i)?;
-            (i, Some(f64::from(v)))
-        }
-        3 => {
-            let (i, v) = nc::u8(i)?;
-            (i, Some(f64::from(v)))
-        }
-        4 => {
-            let (i, v) = nc::le_i16(i)?;
-            (i, Some(f64::from(v)))
-        }
-        5 => {
-            let (i, v) = nc::le_u16(i)?;
-            (i, Some(f64::from(v)))
-        }
-        6 => {
-            let (i, v) = nc::le_i32(i)?;
-            (i, Some(f64::from(v)))
-        }
-        7 => {
-            let (i, v) = nc::le_u32(i)?;
-            (i, Some(f64::from(v)))
-        }
+    use nom::combinator::map;
+    use nom::Parser;
+    match type_id {
+        2 => map(nc::le_i8, f64::from).parse(i),
+        3 => map(nc::u8, f64::from).parse(i),
+        4 => map(nc::le_i16, f64::from).parse(i),
+        5 => map(nc::le_u16, f64::from).parse(i),
+        6 => map(nc::le_i32, f64::from).parse(i),
+        7 => map(nc::le_u32, f64::from).parse(i),
         // 64-bit integers: the nearest f64 (exact up to 2^53).
-        8 => {
-            let (i, v) = nc::le_i64(i)?;
-            (i, Some(v as f64))
-        }
-        9 => {
-            let (i, v) = nc::le_u64(i)?;
-            (i, Some(v as f64))
-        }
-        10 => {
-            let (i, v) = nc::le_f32(i)?;
-            (i, Some(f64::from(v)))
-        }
-        11 => {
-            let (i, v) = nc::le_f64(i)?;
-            (i, Some(v))
-        }
+        8 => map(nc::le_i64, |v| v as f64).parse(i),
+        9 => map(nc::le_u64, |v| v as f64).parse(i),
+        10 => map(nc::le_f32, f64::from).parse(i),
+        11 => nc::le_f64(i),
         _ => return Ok((i, None)),
-    })
+    }
+    .map(|(i, v)| (i, Some(v)))
 }
 
 /// Skips (or, for kept types, reads) one element of built-in type `type_id`.
