@@ -130,13 +130,56 @@ pub fn cross_check_possible() -> bool {
 
 /// Of tshark's two views of a capture (with and without out-of-order reassembly),
 /// the one that saw more.
-pub fn fuller<K: Ord>(
-    a: std::collections::BTreeMap<K, u64>,
-    b: std::collections::BTreeMap<K, u64>,
-) -> std::collections::BTreeMap<K, u64> {
-    if b.values().sum::<u64>() > a.values().sum::<u64>() {
+pub fn fuller<K: Ord, V: Ord + Default + for<'a> std::iter::Sum<&'a V>>(
+    a: std::collections::BTreeMap<K, V>,
+    b: std::collections::BTreeMap<K, V>,
+) -> std::collections::BTreeMap<K, V> {
+    if b.values().sum::<V>() > a.values().sum::<V>() {
         b
     } else {
         a
+    }
+}
+
+/// Compares otwatch's and tshark's counts per key for one capture: a line per
+/// difference goes to `failures` (`{name}: {label}{key:?}: otwatch N, tshark M`).
+/// Returns otwatch's total.
+pub fn compare_counts<K, V>(
+    name: &str,
+    label: &str,
+    ours: &std::collections::BTreeMap<K, V>,
+    tshark: &std::collections::BTreeMap<K, V>,
+    failures: &mut Vec<String>,
+) -> V
+where
+    K: Ord + std::fmt::Debug,
+    V: Copy + Default + PartialEq + std::fmt::Display + std::ops::AddAssign,
+{
+    let keys: std::collections::BTreeSet<&K> = tshark.keys().chain(ours.keys()).collect();
+    let mut total = V::default();
+    for key in keys {
+        let o = ours.get(key).copied().unwrap_or_default();
+        let t = tshark.get(key).copied().unwrap_or_default();
+        total += o;
+        if o != t {
+            failures.push(format!("{name}: {label}{key:?}: otwatch {o}, tshark {t}"));
+        }
+    }
+    total
+}
+
+/// A reviewed exception: otwatch must find at least as many `unit` in all as tshark.
+pub fn at_least_tshark<K>(
+    name: &str,
+    unit: &str,
+    ours: &std::collections::BTreeMap<K, u64>,
+    tshark: &std::collections::BTreeMap<K, u64>,
+    failures: &mut Vec<String>,
+) {
+    let (o, t) = (ours.values().sum::<u64>(), tshark.values().sum::<u64>());
+    if o < t {
+        failures.push(format!(
+            "{name} (reviewed exception): otwatch {o} {unit} < tshark {t}"
+        ));
     }
 }
