@@ -15,7 +15,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use otwatch_event::{
-    Anomalies, Direction, FlowMeta, ModbusInfo, Native, Operation, Pdu, Timestamp,
+    Anomalies, Direction, FlowMeta, ModbusInfo, Native, Operation, Pdu, PduSink, Timestamp,
 };
 use otwatch_flow::{FlowConfig, FlowTable, HandlerFactory, LinkType, PacketIn, StreamHandler};
 
@@ -27,7 +27,7 @@ struct Eat {
 }
 
 impl StreamHandler for Eat {
-    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         let want = usize::from(self.pattern[self.turn % 4]);
         self.turn = self.turn.wrapping_add(1);
         let n = want.min(data.len());
@@ -42,7 +42,7 @@ impl StreamHandler for Eat {
         }
         n
     }
-    fn on_gap(&mut self, _dir: Direction, _out: &mut Vec<Pdu>) {}
+    fn on_gap(&mut self, _dir: Direction, _out: &mut dyn PduSink) {}
 }
 
 struct Factory {

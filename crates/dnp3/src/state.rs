@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use otwatch_event::{Anomalies, Direction, Dnp3Info, Native, Operation, Pdu};
+use otwatch_event::{Anomalies, Direction, Dnp3Info, Native, Operation, Pdu, PduSink};
 
 use crate::codes::{FunctionCode, TransportHeader};
 use crate::decode::{decode_fragment, link_info, request_operation, Decoded, Link};
@@ -128,7 +128,7 @@ impl Dnp3Flow {
     /// returns how many bytes were consumed: the tail of a frame split across
     /// segments is left for the next call. In datagram framing everything is
     /// consumed.
-    pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
+    pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         if self.framing == Framing::Datagram {
             self.set_garbage(dir, false);
         }
@@ -183,13 +183,13 @@ impl Dnp3Flow {
     /// Bytes of `dir` were lost: fragments being reassembled in that direction are
     /// dropped. Framing needs no state (every header carries its CRC), and requests
     /// stay outstanding (the flood bound ages them out).
-    pub fn on_gap(&mut self, dir: Direction, _out: &mut Vec<Pdu>) {
+    pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
         self.reassembly.retain(|r| r.dir != dir);
         self.set_garbage(dir, false);
     }
 
     /// The flow ended: partial fragments and unanswered requests are forgotten.
-    pub fn on_end(&mut self, _out: &mut Vec<Pdu>) {
+    pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.reassembly.clear();
         self.pending.clear();
         self.continuing.clear();
@@ -224,7 +224,7 @@ impl Dnp3Flow {
 
     /// One GARBAGE event per stretch of unframable bytes (with BAD_CHECKSUM when the
     /// stretch starts at a header whose CRC fails).
-    fn garbage(&mut self, dir: Direction, bad_crc: bool, out: &mut Vec<Pdu>) {
+    fn garbage(&mut self, dir: Direction, bad_crc: bool, out: &mut dyn PduSink) {
         if self.in_garbage.get(dir.index()).copied().unwrap_or(false) {
             return;
         }
@@ -248,7 +248,7 @@ impl Dnp3Flow {
     }
 
     /// The end of a datagram holds part of a frame.
-    fn truncated(&mut self, dir: Direction, rest: &[u8], out: &mut Vec<Pdu>) {
+    fn truncated(&mut self, dir: Direction, rest: &[u8], out: &mut dyn PduSink) {
         let link = header_link(rest);
         out.push(pdu(
             dir,
@@ -258,7 +258,7 @@ impl Dnp3Flow {
         ));
     }
 
-    fn on_frame(&mut self, dir: Direction, frame: &LinkFrame<'_>, out: &mut Vec<Pdu>) {
+    fn on_frame(&mut self, dir: Direction, frame: &LinkFrame<'_>, out: &mut dyn PduSink) {
         let link = Link {
             src: frame.source,
             dst: frame.destination,
@@ -316,7 +316,7 @@ impl Dnp3Flow {
         link: Link,
         th: TransportHeader,
         payload: &[u8],
-        out: &mut Vec<Pdu>,
+        out: &mut dyn PduSink,
     ) {
         self.stamp += 1;
         let found = self.find(dir, link);
@@ -413,7 +413,7 @@ impl Dnp3Flow {
         }
     }
 
-    fn oversized(&mut self, dir: Direction, link: Link, head: &[u8], out: &mut Vec<Pdu>) {
+    fn oversized(&mut self, dir: Direction, link: Link, head: &[u8], out: &mut dyn PduSink) {
         let header = head.get(..4.min(head.len())).unwrap_or_default();
         let mut d = decode_fragment(header, link, 0);
         d.info.objects.clear();
@@ -430,7 +430,7 @@ impl Dnp3Flow {
         ));
     }
 
-    fn application(&mut self, dir: Direction, link: Link, fragment: &[u8], out: &mut Vec<Pdu>) {
+    fn application(&mut self, dir: Direction, link: Link, fragment: &[u8], out: &mut dyn PduSink) {
         let mut d = decode_fragment(fragment, link, self.config.max_points);
         let op = self.pair(link, &mut d);
         out.push(pdu(dir, d.info, op, d.anomalies));

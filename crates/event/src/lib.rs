@@ -313,6 +313,28 @@ impl Pdu {
     }
 }
 
+/// Where a dissector puts the PDUs it completes, in order.
+pub trait PduSink {
+    fn push(&mut self, pdu: Pdu);
+
+    /// Whether `pdu`, if pushed next, would become an event. A dissector may ask before
+    /// building what only an event shows (the register and coil values of a Modbus
+    /// response) and leave it out when the answer is no: the PDU is still pushed, and
+    /// counted. `pdu` is then complete but for those values, and still carries the
+    /// dissector's own direction: the answer depends only on `is_response`,
+    /// `operation`, `anomalies`, the protocol, and the PDU's place in its flow.
+    fn wants(&self, _pdu: &Pdu) -> bool {
+        true
+    }
+}
+
+/// Every PDU is wanted.
+impl PduSink for Vec<Pdu> {
+    fn push(&mut self, pdu: Pdu) {
+        Vec::push(self, pdu);
+    }
+}
+
 /// One dissected PDU with its flow, direction and packet time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtEvent {

@@ -5,7 +5,7 @@
 //! the dissectors' per-flow states). Dependencies thus point one way:
 //! capture -> flow -> (binary) <- dissectors.
 
-use otwatch_event::{Direction, FlowMeta, Pdu};
+use otwatch_event::{Direction, FlowMeta, PduSink};
 
 /// Per-flow application-layer state: one dissector's view of one flow.
 pub trait StreamHandler {
@@ -16,15 +16,15 @@ pub trait StreamHandler {
     /// bytes, on the next call. Returning 0 means "need more bytes". A handler must
     /// consume what it cannot frame (garbage) rather than hold it forever: the flow
     /// layer bounds what it buffers and reports a gap when that bound is hit.
-    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize;
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize;
 
     /// Bytes of `dir` were lost (capture gap, or a buffer bound hit): the handler
     /// drops any partial PDU and pending request state that depends on it and
     /// resynchronises on the next bytes.
-    fn on_gap(&mut self, dir: Direction, out: &mut Vec<Pdu>);
+    fn on_gap(&mut self, dir: Direction, out: &mut dyn PduSink);
 
     /// The flow ended (FIN/RST, idle timeout, eviction, or end of input).
-    fn on_end(&mut self, _out: &mut Vec<Pdu>) {}
+    fn on_end(&mut self, _out: &mut dyn PduSink) {}
 }
 
 /// Chooses the dissector for a new flow.

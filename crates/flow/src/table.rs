@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use otwatch_event::{
-    Direction, FlowMeta, FlowNote, FlowNoteKind, OtEvent, Pdu, Timestamp, Transport,
+    Direction, FlowMeta, FlowNote, FlowNoteKind, OtEvent, Pdu, PduSink, Timestamp, Transport,
 };
 
 use crate::app::{HandlerFactory, StreamHandler};
@@ -113,6 +113,11 @@ pub struct PduPlace {
 /// Decides whether a PDU becomes an event. A PDU turned away is still counted (per
 /// protocol, anomalous or not, and as filtered), and keeps its place: the events
 /// that are made carry the ordinals they would carry without a filter.
+///
+/// The dissectors ask it too, before a PDU is complete (see [`PduSink::wants`]), and
+/// leave out of the PDUs it turns away what only an event shows: so it must decide
+/// from `is_response`, `operation`, `anomalies`, the protocol and the place alone,
+/// never from values or direction.
 pub type PduFilter = fn(&Pdu, PduPlace) -> bool;
 
 /// PDU counters of one `Out`, added to the table's [`FlowStats`] when it is done.
@@ -170,59 +175,70 @@ impl<H> Flow<H> {
 struct Out<'a> {
     ts: Timestamp,
     index: u64,
-    scratch: &'a mut Vec<Pdu>,
     events: &'a mut Vec<OtEvent>,
     notes: &'a mut Vec<FlowNote>,
     filter: Option<PduFilter>,
     tally: PduTally,
 }
 
-impl Out<'_> {
-    /// Turns the PDUs a handler just produced into events.
-    fn flush(&mut self, emit: &mut Emit) {
-        if self.scratch.is_empty() {
-            return;
+/// One flow's PDUs on their way out of its handler: each becomes an event (or is
+/// counted and filtered) as it is pushed.
+struct Emitter<'e, 'o> {
+    emit: &'e mut Emit,
+    out: &'e mut Out<'o>,
+}
+
+impl Emitter<'_, '_> {
+    fn place(&self) -> PduPlace {
+        PduPlace {
+            first_of_flow: self.emit.ordinals == [0, 0],
+            no_request_before: !self.emit.request_seen,
         }
-        if emit.packet != self.index {
-            emit.packet = self.index;
+    }
+}
+
+impl PduSink for Emitter<'_, '_> {
+    fn wants(&self, pdu: &Pdu) -> bool {
+        self.out.filter.is_none_or(|keep| keep(pdu, self.place()))
+    }
+
+    fn push(&mut self, pdu: Pdu) {
+        let place = self.place();
+        let (emit, out) = (&mut *self.emit, &mut *self.out);
+        if emit.packet != out.index {
+            emit.packet = out.index;
             emit.in_packet = 0;
         }
-        for pdu in self.scratch.drain(..) {
-            let place = PduPlace {
-                first_of_flow: emit.ordinals == [0, 0],
-                no_request_before: !emit.request_seen,
-            };
-            emit.request_seen |= !pdu.is_response;
-            let ordinal = emit.ordinals.get_mut(pdu.direction.index());
-            let flow_ordinal = ordinal.map_or(0, |o| {
-                *o += 1;
-                *o - 1
-            });
-            let protocol = pdu.protocol() as usize;
-            if let Some(n) = self.tally.by_protocol.get_mut(protocol) {
+        emit.request_seen |= !pdu.is_response;
+        let ordinal = emit.ordinals.get_mut(pdu.direction.index());
+        let flow_ordinal = ordinal.map_or(0, |o| {
+            *o += 1;
+            *o - 1
+        });
+        let pdu_ordinal = emit.in_packet;
+        emit.in_packet = emit.in_packet.saturating_add(1);
+        let protocol = pdu.protocol() as usize;
+        if let Some(n) = out.tally.by_protocol.get_mut(protocol) {
+            *n += 1;
+        }
+        if !pdu.anomalies.is_empty() {
+            if let Some(n) = out.tally.anomalous.get_mut(protocol) {
                 *n += 1;
             }
-            if !pdu.anomalies.is_empty() {
-                if let Some(n) = self.tally.anomalous.get_mut(protocol) {
-                    *n += 1;
-                }
-            }
-            if self.filter.is_some_and(|keep| !keep(&pdu, place)) {
-                self.tally.filtered += 1;
-                emit.in_packet = emit.in_packet.saturating_add(1);
-                continue;
-            }
-            self.events.push(OtEvent {
-                timestamp: self.ts,
-                packet_index: self.index,
-                flow_id: emit.flow_id,
-                pdu_ordinal: emit.in_packet,
-                flow_ordinal,
-                flow: Arc::clone(&emit.meta),
-                pdu,
-            });
-            emit.in_packet = emit.in_packet.saturating_add(1);
         }
+        if out.filter.is_some_and(|keep| !keep(&pdu, place)) {
+            out.tally.filtered += 1;
+            return;
+        }
+        out.events.push(OtEvent {
+            timestamp: out.ts,
+            packet_index: out.index,
+            flow_id: emit.flow_id,
+            pdu_ordinal,
+            flow_ordinal,
+            flow: Arc::clone(&emit.meta),
+            pdu,
+        });
     }
 }
 
@@ -234,6 +250,22 @@ struct Sink<'a, 'o, F: HandlerFactory> {
     out: &'a mut Out<'o>,
 }
 
+impl<'o, F: HandlerFactory> Sink<'_, 'o, F> {
+    /// The handler, if the flow has one, and where its PDUs go.
+    fn handler(&mut self) -> Option<(&mut F::Handler, Emitter<'_, 'o>)> {
+        match self.app {
+            App::Active(h) => Some((
+                h,
+                Emitter {
+                    emit: self.emit,
+                    out: self.out,
+                },
+            )),
+            App::Unclassified | App::Skip => None,
+        }
+    }
+}
+
 impl<F: HandlerFactory> AppSink for Sink<'_, '_, F> {
     fn data(&mut self, dir: Direction, data: &[u8]) -> usize {
         if let App::Unclassified = self.app {
@@ -242,20 +274,15 @@ impl<F: HandlerFactory> AppSink for Sink<'_, '_, F> {
                 None => App::Skip,
             };
         }
-        match self.app {
-            App::Active(h) => {
-                let n = h.on_data(dir, data, self.out.scratch);
-                self.out.flush(self.emit);
-                n.min(data.len())
-            }
-            App::Unclassified | App::Skip => data.len(),
+        match self.handler() {
+            Some((h, mut pdus)) => h.on_data(dir, data, &mut pdus).min(data.len()),
+            None => data.len(),
         }
     }
 
     fn gap(&mut self, dir: Direction) {
-        if let App::Active(h) = self.app {
-            h.on_gap(dir, self.out.scratch);
-            self.out.flush(self.emit);
+        if let Some((h, mut pdus)) = self.handler() {
+            h.on_gap(dir, &mut pdus);
         }
     }
 }
@@ -276,7 +303,6 @@ pub struct FlowTable<F: HandlerFactory> {
     flows: Flows<F::Handler>,
     env: Env<F>,
     defrag: Defragmenter,
-    scratch: Vec<Pdu>,
     /// Flow starts and ends not yet taken by `take_notes`.
     notes: Vec<FlowNote>,
     pdu_filter: Option<PduFilter>,
@@ -332,7 +358,6 @@ impl<F: HandlerFactory> FlowTable<F> {
                 buffered_total: 0,
             },
             defrag: Defragmenter::default(),
-            scratch: Vec::new(),
             notes: Vec::new(),
             pdu_filter: None,
         }
@@ -391,12 +416,10 @@ impl<F: HandlerFactory> FlowTable<F> {
         };
         // Taken out for the packet so that `Out` and `&mut self` can coexist; moving a
         // Vec does not allocate.
-        let mut scratch = std::mem::take(&mut self.scratch);
         let mut notes = std::mem::take(&mut self.notes);
         let mut o = Out {
             ts: pkt.ts,
             index: pkt.index,
-            scratch: &mut scratch,
             events: out,
             notes: &mut notes,
             filter: self.pdu_filter,
@@ -425,8 +448,6 @@ impl<F: HandlerFactory> FlowTable<F> {
             l4 => self.transport(decoded.src, decoded.dst, l4, &mut o),
         }
         o.tally.add_to(&mut self.env.stats);
-        scratch.clear();
-        self.scratch = scratch;
         self.notes = notes;
         if let Some(events) = out.get_mut(start..) {
             // Unique keys: an unstable sort is deterministic and does not allocate.
@@ -447,7 +468,6 @@ impl<F: HandlerFactory> FlowTable<F> {
         let mut o = Out {
             ts,
             index,
-            scratch: &mut self.scratch,
             events: out,
             notes: &mut self.notes,
             filter: self.pdu_filter,
@@ -481,7 +501,6 @@ impl<F: HandlerFactory> FlowTable<F> {
             let mut o = Out {
                 ts,
                 index: u64::MAX,
-                scratch: &mut self.scratch,
                 events: out,
                 notes: &mut self.notes,
                 filter: self.pdu_filter,
@@ -812,9 +831,8 @@ impl<F: HandlerFactory> FlowTable<F> {
             d0.flush(Direction::ToServer, &mut b, &mut sink);
             d1.flush(Direction::ToClient, &mut b, &mut sink);
         }
-        if let App::Active(h) = sink.app {
-            h.on_end(sink.out.scratch);
-            sink.out.flush(sink.emit);
+        if let Some((h, mut pdus)) = sink.handler() {
+            h.on_end(&mut pdus);
         }
         *sink.app = App::Skip;
         d0.release(b.total);
@@ -985,7 +1003,12 @@ mod tests {
         pdu: usize,
         /// Consume at most this many bytes of a UDP datagram (tests "loses the rest").
         take: Option<usize>,
+        /// Consume every whole record in one call, asking the sink before each push
+        /// whether it is wanted (the answers go to `ASKED`).
+        ask: bool,
     }
+
+    static ASKED: std::sync::Mutex<Vec<bool>> = std::sync::Mutex::new(Vec::new());
 
     fn marker(dir: Direction, function: &'static str, bytes: &[u8]) -> Pdu {
         Pdu {
@@ -1003,11 +1026,20 @@ mod tests {
     }
 
     impl StreamHandler for Rec {
-        fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
+        fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
             if let Some(n) = self.take {
                 let n = n.min(data.len());
                 out.push(marker(dir, "pdu", &data[..n]));
                 return n;
+            }
+            if self.ask {
+                let records = data.chunks_exact(self.pdu);
+                for r in records {
+                    let p = marker(dir, "pdu", r);
+                    ASKED.lock().unwrap().push(out.wants(&p));
+                    out.push(p);
+                }
+                return data.len() - data.len() % self.pdu;
             }
             // Consumes one record per call: the flow layer must call again.
             if data.len() < self.pdu {
@@ -1016,10 +1048,10 @@ mod tests {
             out.push(marker(dir, "pdu", &data[..self.pdu]));
             self.pdu
         }
-        fn on_gap(&mut self, dir: Direction, out: &mut Vec<Pdu>) {
+        fn on_gap(&mut self, dir: Direction, out: &mut dyn PduSink) {
             out.push(marker(dir, "gap", b""));
         }
-        fn on_end(&mut self, out: &mut Vec<Pdu>) {
+        fn on_end(&mut self, out: &mut dyn PduSink) {
             out.push(marker(S, "end", b""));
         }
     }
@@ -1028,6 +1060,7 @@ mod tests {
     struct Factory {
         pdu: usize,
         take: Option<usize>,
+        ask: bool,
         /// Flows to this server port get no handler.
         skip_port: Option<u16>,
         classified: Vec<(Direction, Vec<u8>)>,
@@ -1046,6 +1079,7 @@ mod tests {
             Some(Rec {
                 pdu: self.pdu,
                 take: self.take,
+                ask: self.ask,
             })
         }
         fn datagram_sender_is_client(&self, first: &[u8]) -> Option<bool> {
@@ -1261,6 +1295,27 @@ mod tests {
         assert_eq!((s.pdus, s.pdus_filtered), (5, 3));
         assert_eq!(s.pdus_by_protocol[Protocol::Modbus as usize], 5);
         assert_eq!(s.anomalous_by_protocol, [0; Protocol::ALL.len()]);
+    }
+
+    fn first_or_request(pdu: &Pdu, place: PduPlace) -> bool {
+        place.first_of_flow || !pdu.is_response
+    }
+
+    #[test]
+    fn a_handler_asking_before_each_pdu_gets_the_filters_answer() {
+        let mut r = Rig::new(4);
+        r.t.factory_mut().ask = true;
+        r.t.set_pdu_filter(Some(first_or_request));
+        r.handshake(1000, 5000);
+        // Several PDUs per call: each is asked about in the place it will take.
+        assert_eq!(r.data(C, 5001, b"rsp0rsp1"), [pdu(3, 0, 0, C, b"rsp0")]);
+        assert_eq!(
+            r.data(S, 1001, b"req1req2"),
+            [pdu(4, 0, 0, S, b"req1"), pdu(4, 1, 1, S, b"req2")]
+        );
+        assert_eq!(r.data(C, 5009, b"rsp2"), []);
+        assert_eq!(*ASKED.lock().unwrap(), [true, false, true, true, false]);
+        assert_eq!(r.stats().pdus_filtered, 2);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use otwatch_event::{Direction, FlowMeta, Pdu, Timestamp, Transport};
+use otwatch_event::{Direction, FlowMeta, PduSink, Timestamp, Transport};
 use otwatch_flow::{
     FlowConfig, FlowStats, FlowTable, HandlerFactory, LinkType, PacketIn, StreamHandler,
 };
@@ -98,11 +98,11 @@ struct Collector {
 struct Handle(std::rc::Rc<std::cell::RefCell<Collect>>);
 
 impl StreamHandler for Handle {
-    fn on_data(&mut self, dir: Direction, data: &[u8], _out: &mut Vec<Pdu>) -> usize {
+    fn on_data(&mut self, dir: Direction, data: &[u8], _out: &mut dyn PduSink) -> usize {
         self.0.borrow_mut().bytes[dir.index()].extend_from_slice(data);
         data.len()
     }
-    fn on_gap(&mut self, _dir: Direction, _out: &mut Vec<Pdu>) {
+    fn on_gap(&mut self, _dir: Direction, _out: &mut dyn PduSink) {
         self.0.borrow_mut().gaps += 1;
     }
 }

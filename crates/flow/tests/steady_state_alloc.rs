@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use otwatch_event::{Direction, FlowMeta, Pdu, Timestamp};
+use otwatch_event::{Direction, FlowMeta, PduSink, Timestamp};
 use otwatch_flow::{FlowConfig, FlowTable, HandlerFactory, LinkType, PacketIn, StreamHandler};
 
 struct Counting;
@@ -51,10 +51,10 @@ static GLOBAL: Counting = Counting;
 struct Records;
 
 impl StreamHandler for Records {
-    fn on_data(&mut self, _dir: Direction, data: &[u8], _out: &mut Vec<Pdu>) -> usize {
+    fn on_data(&mut self, _dir: Direction, data: &[u8], _out: &mut dyn PduSink) -> usize {
         data.len() / 12 * 12
     }
-    fn on_gap(&mut self, _dir: Direction, _out: &mut Vec<Pdu>) {}
+    fn on_gap(&mut self, _dir: Direction, _out: &mut dyn PduSink) {}
 }
 
 struct Factory;

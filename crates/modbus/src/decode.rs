@@ -405,8 +405,33 @@ pub(crate) enum Pairing<'c> {
     Unmatched,
 }
 
-/// Decodes a response (server -> client) given how pairing went.
-pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Decoded {
+/// Register or coil values of a read response, still packed: the caller expands them
+/// into `ModbusInfo::values` only if the PDU is wanted (see `PduSink::wants`), as
+/// polling reads are most of the traffic and their values are what costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Packed<'a> {
+    /// The first `count` bits of the octets (FC 1, 2).
+    Bits(&'a [u8], usize),
+    /// Up to `count` big-endian registers (FC 3, 4, 23).
+    Words(&'a [u8], usize),
+}
+
+impl Packed<'_> {
+    pub fn expand(self) -> Vec<u16> {
+        match self {
+            Packed::Bits(b, count) => unpack_bits_vec(b, count),
+            Packed::Words(b, count) => be_words_vec(b, count),
+        }
+    }
+}
+
+/// Decodes a response (server -> client) given how pairing went; its register or coil
+/// values, if any, are returned packed.
+pub(crate) fn decode_response<'a>(
+    adu: &ModbusAdu<'a>,
+    pairing: Pairing<'_>,
+) -> (Decoded, Option<Packed<'a>>) {
+    let mut packed = None;
     let ctx = match pairing {
         Pairing::Matched(c) => Some(c),
         Pairing::Mismatched | Pairing::Unmatched => None,
@@ -483,7 +508,7 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                                 }
                                 None => bytes.len() * 8,
                             };
-                            info.values = Some(unpack_bits_vec(bytes, q));
+                            packed = Some(Packed::Bits(bytes, q));
                         }
                         FunctionCode::REPORT_SERVER_ID => {}
                         _ => {
@@ -510,7 +535,7 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
                                 }
                                 None => bytes.len() / 2,
                             };
-                            info.values = Some(be_words_vec(bytes, q));
+                            packed = Some(Packed::Words(bytes, q));
                         }
                     }
                 }
@@ -646,11 +671,12 @@ pub(crate) fn decode_response(adu: &ModbusAdu<'_>, pairing: Pairing<'_>) -> Deco
             None,
         ),
     };
-    Decoded {
+    let decoded = Decoded {
         info,
         operation,
         anomalies: a,
-    }
+    };
+    (decoded, packed)
 }
 
 /// The record data of a Read File Record response, all sub-responses concatenated.

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use otwatch_event::{Anomalies, Direction, ModbusInfo, Native, Operation, Pdu};
+use otwatch_event::{Anomalies, Direction, ModbusInfo, Native, Operation, Pdu, PduSink};
 
 use crate::decode::{decode_request, decode_response, Pairing, RequestContext};
 use crate::parser::{check_stream_start, parse_modbus_adu, HeaderCheck, ModbusAdu};
@@ -88,7 +88,7 @@ impl ModbusFlow {
     /// returns how many bytes were consumed; the unconsumed tail (an ADU split across
     /// segments, or bytes whose framing cannot be decided yet) must be presented again,
     /// followed by the next bytes.
-    pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
+    pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         let mut off = 0;
         // Progress: every turn consumes at least one byte or returns.
         while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
@@ -129,7 +129,7 @@ impl ModbusFlow {
     /// Bytes of `dir` were lost: the next bytes are trusted only once a strict header
     /// check succeeds. Outstanding requests are kept (their responses may still come);
     /// the flood bound ages them out.
-    pub fn on_gap(&mut self, dir: Direction, _out: &mut Vec<Pdu>) {
+    pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
         let st = self.dir_state(dir);
         st.resync = true;
         st.in_garbage = false;
@@ -137,7 +137,7 @@ impl ModbusFlow {
 
     /// The flow ended: unanswered requests are forgotten (they were reported when
     /// seen).
-    pub fn on_end(&mut self, _out: &mut Vec<Pdu>) {
+    pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
         self.to_server = DirState::default();
         self.to_client = DirState::default();
@@ -160,7 +160,7 @@ impl ModbusFlow {
 
     /// Consumes `n` unframable bytes: the first skip of a stretch emits its one
     /// GARBAGE event.
-    fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut Vec<Pdu>) {
+    fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
         if n == 0 {
             return;
         }
@@ -181,8 +181,8 @@ impl ModbusFlow {
         });
     }
 
-    fn handle(&mut self, dir: Direction, adu: &ModbusAdu<'_>, out: &mut Vec<Pdu>) {
-        let decoded = match dir {
+    fn handle(&mut self, dir: Direction, adu: &ModbusAdu<'_>, out: &mut dyn PduSink) {
+        let (decoded, packed) = match dir {
             Direction::ToServer => {
                 let (mut decoded, ctx) = decode_request(adu);
                 if self.pending.len() >= self.max_outstanding {
@@ -190,7 +190,7 @@ impl ModbusFlow {
                     decoded.anomalies.insert(Anomalies::REQUEST_FLOOD);
                 }
                 self.pending.push_back(ctx);
-                decoded
+                (decoded, None)
             }
             Direction::ToClient => {
                 let tid = adu.transaction_id;
@@ -208,13 +208,20 @@ impl ModbusFlow {
                 }
             }
         };
-        out.push(Pdu {
+        let mut pdu = Pdu {
             direction: dir,
             is_response: dir == Direction::ToClient,
             operation: decoded.operation,
             anomalies: decoded.anomalies,
             native: Native::Modbus(decoded.info),
-        });
+        };
+        // The values of a read answer are expanded only for an event.
+        if let Some(packed) = packed.filter(|_| out.wants(&pdu)) {
+            if let Native::Modbus(info) = &mut pdu.native {
+                info.values = Some(packed.expand());
+            }
+        }
+        out.push(pdu);
     }
 }
 
@@ -328,6 +335,63 @@ mod tests {
         assert_eq!((info(&r).address, info(&r).quantity), (Some(107), Some(3)));
         assert_eq!(info(&r).values.as_deref(), Some(&[555, 0, 100][..]));
         assert!(r.anomalies.is_empty());
+    }
+
+    /// Wants only the PDUs that are anomalous or not responses.
+    struct Picky(Vec<Pdu>);
+
+    impl PduSink for Picky {
+        fn push(&mut self, pdu: Pdu) {
+            self.0.push(pdu);
+        }
+        fn wants(&self, pdu: &Pdu) -> bool {
+            !pdu.is_response || !pdu.anomalies.is_empty()
+        }
+    }
+
+    #[test]
+    fn values_of_an_unwanted_answer_are_left_out_and_nothing_else() {
+        // 6.3 (FC 3, 3 registers) and 6.1 (FC 1, 19 coils), each answered twice: by
+        // the answer of the spec, then by one whose byte count says 4 registers.
+        let cases: [(&[u8], &[u8], &[u8]); 2] = [
+            (
+                &[0x03, 0x00, 0x6B, 0x00, 0x03],
+                &[0x03, 0x06, 0x02, 0x2B, 0x00, 0x00, 0x00, 0x64],
+                &[0x03, 0x08, 0x02, 0x2B, 0x00, 0x00, 0x00, 0x64, 0x00, 0x01],
+            ),
+            (
+                &[0x01, 0x00, 0x13, 0x00, 0x13],
+                &[0x01, 0x03, 0xCD, 0x6B, 0x05],
+                &[0x01, 0x04, 0xCD, 0x6B, 0x05, 0x00],
+            ),
+        ];
+        for (request, answer, mismatched) in cases {
+            let (mut all, mut picky) = (flow(), flow());
+            let mut wanted = Vec::new();
+            let mut lean = Picky(Vec::new());
+            for (tid, bytes) in [(1, answer), (2, mismatched)] {
+                let q = adu(tid, 1, request);
+                let r = adu(tid, 1, bytes);
+                all.on_data(ToServer, &q, &mut wanted);
+                all.on_data(ToClient, &r, &mut wanted);
+                picky.on_data(ToServer, &q, &mut lean);
+                picky.on_data(ToClient, &r, &mut lean);
+            }
+            let [_, plain, _, odd] = &mut wanted[..] else {
+                panic!("{wanted:?}");
+            };
+            assert!(info(plain).values.is_some() && plain.anomalies.is_empty());
+            assert!(odd.anomalies.contains(Anomalies::RESPONSE_MISMATCH));
+            // The answer it did not want lacks its values, and only them; the
+            // anomalous one is whole.
+            let plain_lean = lean.0.get(1).unwrap();
+            assert_eq!(info(plain_lean).values, None);
+            let Native::Modbus(m) = &mut plain.native else {
+                unreachable!()
+            };
+            m.values = None;
+            assert_eq!(lean.0, wanted);
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use otwatch_event::{Anomalies, Direction, Native, OpcuaInfo, Operation, Pdu};
+use otwatch_event::{Anomalies, Direction, Native, OpcuaInfo, Operation, Pdu, PduSink};
 use otwatch_flow::StreamHandler;
 
 use crate::codes::{is_policy_none, symmetric_signature_len, MessageType, ServiceId, ServiceKind};
@@ -172,7 +172,7 @@ impl OpcuaFlow {
     /// In-order bytes of one direction (`ToServer` from the client). Emits one [`Pdu`]
     /// per message (and one per stretch of garbage) and returns how many bytes were
     /// consumed; the unconsumed tail must be presented again with the next bytes.
-    pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
+    pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         let mut off = 0;
         // Progress: every turn consumes at least one byte or returns.
         while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
@@ -233,7 +233,7 @@ impl OpcuaFlow {
 
     /// Bytes of `dir` were lost: a message being reassembled is dropped and the next
     /// bytes are trusted only once a strict header check succeeds.
-    pub fn on_gap(&mut self, dir: Direction, _out: &mut Vec<Pdu>) {
+    pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
         let st = self.dir_state(dir);
         *st = DirState {
             resync: true,
@@ -242,7 +242,7 @@ impl OpcuaFlow {
     }
 
     /// The flow ended: partial messages and unanswered requests are forgotten.
-    pub fn on_end(&mut self, _out: &mut Vec<Pdu>) {
+    pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
         self.to_server = DirState::default();
         self.to_client = DirState::default();
@@ -300,7 +300,7 @@ impl OpcuaFlow {
         }
     }
 
-    fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut Vec<Pdu>) {
+    fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
         if n == 0 {
             return;
         }
@@ -325,7 +325,7 @@ impl OpcuaFlow {
 
     /// A header that cannot be framed. A known message type with an impossible size
     /// is reported (a size lie); anything else is garbage, reported by the scan.
-    fn bad_header(&mut self, dir: Direction, h: &UaHeader, e: DissectError, out: &mut Vec<Pdu>) {
+    fn bad_header(&mut self, dir: Direction, h: &UaHeader, e: DissectError, out: &mut dyn PduSink) {
         tracing::debug!(error = e.as_str(), "OPC UA framing lost");
         let (Some(name), DissectError::BadSize { .. }) = (h.message_type.name(), e) else {
             return;
@@ -353,7 +353,7 @@ impl OpcuaFlow {
         h: &UaHeader,
         body: &[u8],
         cut: bool,
-        out: &mut Vec<Pdu>,
+        out: &mut dyn PduSink,
     ) {
         let mut info = OpcuaInfo {
             message_type: h.message_type.name().unwrap_or("unknown"),
@@ -501,7 +501,7 @@ impl OpcuaFlow {
         rest: &[u8],
         cut: bool,
         mut info: OpcuaInfo,
-        out: &mut Vec<Pdu>,
+        out: &mut dyn PduSink,
     ) {
         let by_dir = dir == Direction::ToClient;
         let Ok((payload, (_seq, request_id))) = parse_sequence_header(rest) else {
@@ -607,7 +607,7 @@ impl OpcuaFlow {
         cut: bool,
         info: &mut OpcuaInfo,
         mut anomalies: Anomalies,
-        out: &mut Vec<Pdu>,
+        out: &mut dyn PduSink,
     ) {
         let by_dir = dir == Direction::ToClient;
         let outcome = match decode_service(body, info, self.config.max_nodes) {
@@ -692,7 +692,7 @@ impl OpcuaFlow {
         operation: Operation,
         anomalies: Anomalies,
         mut info: OpcuaInfo,
-        out: &mut Vec<Pdu>,
+        out: &mut dyn PduSink,
     ) {
         if info.security_mode.is_empty() {
             info.security_mode = self.channel.mode();
@@ -780,15 +780,15 @@ fn der_element_len(der: &[u8]) -> Option<usize> {
 }
 
 impl StreamHandler for OpcuaFlow {
-    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         OpcuaFlow::on_data(self, dir, data, out)
     }
 
-    fn on_gap(&mut self, dir: Direction, out: &mut Vec<Pdu>) {
+    fn on_gap(&mut self, dir: Direction, out: &mut dyn PduSink) {
         OpcuaFlow::on_gap(self, dir, out)
     }
 
-    fn on_end(&mut self, out: &mut Vec<Pdu>) {
+    fn on_end(&mut self, out: &mut dyn PduSink) {
         OpcuaFlow::on_end(self, out)
     }
 }

@@ -4,7 +4,7 @@
 //! [`StreamHandler`] trait, the dissectors see their own bytes.
 
 use otwatch_dnp3::{Dnp3Config, Dnp3Flow, Framing};
-use otwatch_event::{Direction, FlowMeta, Pdu, Transport};
+use otwatch_event::{Direction, FlowMeta, Pdu, PduSink, Transport};
 use otwatch_flow::{HandlerFactory, StreamHandler};
 use otwatch_modbus::{ModbusConfig, ModbusFlow};
 use otwatch_opcua::{OpcuaConfig, OpcuaFlow};
@@ -59,14 +59,6 @@ impl<D> Oriented<D> {
             dir.reverse()
         } else {
             dir
-        }
-    }
-
-    fn outward(&self, pdus: &mut [Pdu]) {
-        if self.swapped {
-            for p in pdus {
-                p.direction = p.direction.reverse();
-            }
         }
     }
 }
@@ -135,23 +127,38 @@ impl HandlerFactory for AppFactory {
     }
 }
 
-/// Runs `f` on the dissector with the direction turned inward, then turns the new
-/// PDUs' directions outward.
+/// Runs `f` on the dissector with the direction turned inward; the PDUs it pushes
+/// leave with their direction turned outward.
 fn drive<D, R>(
     o: &mut Oriented<D>,
     dir: Direction,
-    out: &mut Vec<Pdu>,
-    f: impl FnOnce(&mut D, Direction, &mut Vec<Pdu>) -> R,
+    out: &mut dyn PduSink,
+    f: impl FnOnce(&mut D, Direction, &mut dyn PduSink) -> R,
 ) -> R {
-    let start = out.len();
     let inward = o.inward(dir);
-    let r = f(&mut o.dissector, inward, out);
-    o.outward(out.get_mut(start..).unwrap_or_default());
-    r
+    if !o.swapped {
+        return f(&mut o.dissector, inward, out);
+    }
+    f(&mut o.dissector, inward, &mut Reversed(out))
+}
+
+/// Turns the direction of every PDU pushed through it.
+struct Reversed<'a>(&'a mut dyn PduSink);
+
+impl PduSink for Reversed<'_> {
+    fn push(&mut self, mut pdu: Pdu) {
+        pdu.direction = pdu.direction.reverse();
+        self.0.push(pdu);
+    }
+
+    /// The answer does not depend on the direction (see [`PduSink::wants`]).
+    fn wants(&self, pdu: &Pdu) -> bool {
+        self.0.wants(pdu)
+    }
 }
 
 impl StreamHandler for AppHandler {
-    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         match self {
             AppHandler::Modbus(m) => drive(m, dir, out, |d, dir, out| d.on_data(dir, data, out)),
             AppHandler::S7(s) => drive(s, dir, out, |d, dir, out| d.on_data(dir, data, out)),
@@ -160,7 +167,7 @@ impl StreamHandler for AppHandler {
         }
     }
 
-    fn on_gap(&mut self, dir: Direction, out: &mut Vec<Pdu>) {
+    fn on_gap(&mut self, dir: Direction, out: &mut dyn PduSink) {
         match self {
             AppHandler::Modbus(m) => drive(m, dir, out, |d, dir, out| d.on_gap(dir, out)),
             AppHandler::S7(s) => drive(s, dir, out, |d, dir, out| d.on_gap(dir, out)),
@@ -169,7 +176,7 @@ impl StreamHandler for AppHandler {
         }
     }
 
-    fn on_end(&mut self, out: &mut Vec<Pdu>) {
+    fn on_end(&mut self, out: &mut dyn PduSink) {
         let dir = Direction::ToServer;
         match self {
             AppHandler::Modbus(m) => drive(m, dir, out, |d, _, out| d.on_end(out)),

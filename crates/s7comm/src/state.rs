@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 
-use otwatch_event::{Anomalies, Direction, Native, Operation, Pdu, S7commInfo, S7commPlusInfo};
+use otwatch_event::{
+    Anomalies, Direction, Native, Operation, Pdu, PduSink, S7commInfo, S7commPlusInfo,
+};
 
 use crate::codes::Rosctr;
 use crate::decode::{
@@ -121,7 +123,7 @@ impl S7Flow {
     /// S7comm-plus message (and one per stretch of garbage or per transport error)
     /// and returns how many bytes were consumed; the unconsumed tail (a TPKT split
     /// across segments) must be presented again, followed by the next bytes.
-    pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize {
+    pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         let mut off = 0;
         // Progress: every turn consumes at least one byte, or returns.
         while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
@@ -161,7 +163,7 @@ impl S7Flow {
     /// Bytes of `dir` were lost: partial TSDUs are dropped and the next bytes are
     /// trusted only once a strict header check succeeds. Outstanding jobs are kept
     /// (their answers may still come); the flood bound ages them out.
-    pub fn on_gap(&mut self, dir: Direction, _out: &mut Vec<Pdu>) {
+    pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
         let st = self.dir_state(dir);
         st.resync = true;
         st.in_garbage = false;
@@ -171,7 +173,7 @@ impl S7Flow {
     }
 
     /// The flow ended: unanswered jobs are forgotten (they were reported when seen).
-    pub fn on_end(&mut self, _out: &mut Vec<Pdu>) {
+    pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
         self.dirs = [DirState::default(), DirState::default()];
     }
@@ -191,7 +193,7 @@ impl S7Flow {
         Scan::NotFound(window)
     }
 
-    fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut Vec<Pdu>) {
+    fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
         if n == 0 {
             return;
         }
@@ -234,7 +236,7 @@ impl S7Flow {
         self.tsaps_from_cr = from_cr;
     }
 
-    fn handle_tpdu(&mut self, dir: Direction, tpdu: &[u8], out: &mut Vec<Pdu>) {
+    fn handle_tpdu(&mut self, dir: Direction, tpdu: &[u8], out: &mut dyn PduSink) {
         let cotp = match parse_cotp(tpdu) {
             Ok(c) => c,
             Err(e) => {
@@ -267,7 +269,7 @@ impl S7Flow {
         }
     }
 
-    fn handle_dt(&mut self, dir: Direction, eot: bool, payload: &[u8], out: &mut Vec<Pdu>) {
+    fn handle_dt(&mut self, dir: Direction, eot: bool, payload: &[u8], out: &mut dyn PduSink) {
         let max = self.config.max_tsdu_len;
         let st = self.dir_state(dir);
         if st.tsdu_overflow {
@@ -300,7 +302,7 @@ impl S7Flow {
         }
     }
 
-    fn handle_tsdu(&mut self, dir: Direction, tsdu: &[u8], out: &mut Vec<Pdu>) {
+    fn handle_tsdu(&mut self, dir: Direction, tsdu: &[u8], out: &mut dyn PduSink) {
         match tsdu {
             [] => {}
             [S7COMM_PROTOCOL_ID, ..] => self.handle_s7(dir, tsdu, out),
@@ -310,7 +312,7 @@ impl S7Flow {
         }
     }
 
-    fn handle_s7(&mut self, dir: Direction, tsdu: &[u8], out: &mut Vec<Pdu>) {
+    fn handle_s7(&mut self, dir: Direction, tsdu: &[u8], out: &mut dyn PduSink) {
         let decoded = match parse_s7_pdu(tsdu) {
             Ok(pdu) => match pdu.header.rosctr {
                 Rosctr::JOB => {
@@ -377,7 +379,7 @@ impl S7Flow {
         });
     }
 
-    fn handle_plus(&mut self, dir: Direction, tsdu: &[u8], out: &mut Vec<Pdu>) {
+    fn handle_plus(&mut self, dir: Direction, tsdu: &[u8], out: &mut dyn PduSink) {
         if tsdu.first() == Some(&S7COMM_PLUS_PROTOCOL_ID) {
             let header = parse_plus_header(tsdu).ok();
             let st = self.dir_state(dir);

@@ -7,16 +7,16 @@
 //! the unconsumed tail, and checks the `on_data` contract on the way. Each target
 //! includes this file with `mod common;`.
 
-use otwatch_event::{Direction, Pdu};
+use otwatch_event::{Direction, Pdu, PduSink};
 
 /// A dissector's per-flow state, as the flow layer drives it.
 pub trait Dissector {
     /// In-order bytes of one direction; returns how many were consumed.
-    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<Pdu>) -> usize;
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize;
     /// Bytes of `dir` were lost.
-    fn on_gap(&mut self, dir: Direction, out: &mut Vec<Pdu>);
+    fn on_gap(&mut self, dir: Direction, out: &mut dyn PduSink);
     /// The flow ended.
-    fn on_end(&mut self, out: &mut Vec<Pdu>);
+    fn on_end(&mut self, out: &mut dyn PduSink);
 }
 
 /// Implements [`Dissector`] for a flow state type by its inherent methods of the same
@@ -28,18 +28,18 @@ macro_rules! dissector {
                 &mut self,
                 dir: ::otwatch_event::Direction,
                 data: &[u8],
-                out: &mut Vec<::otwatch_event::Pdu>,
+                out: &mut dyn ::otwatch_event::PduSink,
             ) -> usize {
                 <$flow>::on_data(self, dir, data, out)
             }
             fn on_gap(
                 &mut self,
                 dir: ::otwatch_event::Direction,
-                out: &mut Vec<::otwatch_event::Pdu>,
+                out: &mut dyn ::otwatch_event::PduSink,
             ) {
                 <$flow>::on_gap(self, dir, out)
             }
-            fn on_end(&mut self, out: &mut Vec<::otwatch_event::Pdu>) {
+            fn on_end(&mut self, out: &mut dyn ::otwatch_event::PduSink) {
                 <$flow>::on_end(self, out)
             }
         }
@@ -72,6 +72,23 @@ pub fn chunks(input: &[u8], unit: usize) -> impl Iterator<Item = (Direction, &[u
     })
 }
 
+/// Takes the PDUs; wants none of them (see [`PduSink::wants`]) while `lean`.
+#[derive(Default)]
+struct Picky {
+    pdus: Vec<Pdu>,
+    lean: bool,
+}
+
+impl PduSink for Picky {
+    fn push(&mut self, pdu: Pdu) {
+        self.pdus.push(pdu);
+    }
+
+    fn wants(&self, _pdu: &Pdu) -> bool {
+        !self.lean
+    }
+}
+
 /// How [`feed_stream`] drives a flow: from the target's control byte and the
 /// dissector's bounds.
 pub struct Stream {
@@ -87,15 +104,16 @@ pub struct Stream {
 
 /// Feeds `input`, cut by [`chunks`], to both directions of `flow` as a TCP stream:
 /// each direction keeps its unconsumed tail, as the flow layer does, and loses it in
-/// a gap (on 0xFF when `stream.gap_on_ff`, and past `stream.buffer_bound`). After
-/// each chunk `check` may assert the flow's own bounds. Ends the flow at the end.
+/// a gap (on 0xFF when `stream.gap_on_ff`, and past `stream.buffer_bound`). The sink
+/// wants no PDU while a chunk whose first byte has bit 1 set is offered. After each
+/// chunk `check` may assert the flow's own bounds. Ends the flow at the end.
 pub fn feed_stream<D: Dissector>(
     flow: &mut D,
     input: &[u8],
     stream: &Stream,
     mut check: impl FnMut(&D),
 ) {
-    let mut out: Vec<Pdu> = Vec::new();
+    let mut out = Picky::default();
     let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     for (dir, chunk) in chunks(input, stream.unit) {
         let buf = &mut bufs[dir.index()];
@@ -104,6 +122,7 @@ pub fn feed_stream<D: Dissector>(
             flow.on_gap(dir, &mut out);
         }
         buf.extend_from_slice(chunk);
+        out.lean = chunk.first().is_some_and(|b| b & 0x02 != 0);
         let n = flow.on_data(dir, buf, &mut out);
         assert!(n <= buf.len(), "consumed more than offered");
         assert!(
@@ -117,7 +136,7 @@ pub fn feed_stream<D: Dissector>(
             flow.on_gap(dir, &mut out);
         }
         check(flow);
-        out.clear();
+        out.pdus.clear();
     }
     flow.on_end(&mut out);
 }
