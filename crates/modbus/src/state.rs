@@ -194,12 +194,16 @@ impl ModbusFlow {
             }
             Direction::ToClient => {
                 let tid = adu.transaction_id;
-                match self
-                    .pending
-                    .iter()
-                    .position(|c| c.transaction_id == tid)
-                    .and_then(|i| self.pending.remove(i))
-                {
+                // Usually the oldest request is the one answered.
+                let ctx = match self.pending.front() {
+                    Some(c) if c.transaction_id == tid => self.pending.pop_front(),
+                    _ => self
+                        .pending
+                        .iter()
+                        .position(|c| c.transaction_id == tid)
+                        .and_then(|i| self.pending.remove(i)),
+                };
+                match ctx {
                     Some(ctx) if ctx.function == adu.function.base() => {
                         decode_response(adu, Pairing::Matched(&ctx))
                     }
