@@ -20,7 +20,7 @@ use std::collections::HashMap;
 /// and still seeded per table at random, so flow keys chosen by an attacker cannot be
 /// aimed at one bucket from outside.
 type FlowHasher = foldhash::fast::RandomState;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use otwatch_event::{
@@ -45,35 +45,83 @@ const LIST_CLOSED: usize = 2;
 
 /// A flow's 5-tuple with the smaller (address, port) first: the same for both
 /// directions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Addresses are held as 128-bit numbers (an IPv4 address in the low 32 bits, `v6`
+/// telling the two kinds apart): the key is looked up for every packet, and hashing
+/// two `u128` and one `u64` is a few instructions where `IpAddr` is hashed variant
+/// and octets one write at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FlowKey {
-    lo: (IpAddr, u16),
-    hi: (IpAddr, u16),
+    lo: u128,
+    hi: u128,
+    lo_port: u16,
+    hi_port: u16,
+    v6: bool,
     transport: Transport,
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.lo);
+        state.write_u128(self.hi);
+        let transport = match self.transport {
+            Transport::Tcp => 0,
+            Transport::Udp => 1,
+        };
+        state.write_u64(
+            u64::from(self.lo_port) << 32
+                | u64::from(self.hi_port) << 16
+                | u64::from(self.v6) << 8
+                | transport,
+        );
+    }
+}
+
+/// An address as a number, and whether it is IPv6.
+fn addr_bits(ip: IpAddr) -> (u128, bool) {
+    match ip {
+        IpAddr::V4(a) => (u128::from(u32::from(a)), false),
+        IpAddr::V6(a) => (u128::from(a), true),
+    }
 }
 
 impl FlowKey {
     /// The key, and whether the packet was sent by the `lo` end.
     fn of(src: (IpAddr, u16), dst: (IpAddr, u16), transport: Transport) -> (FlowKey, bool) {
-        if src <= dst {
-            (
-                FlowKey {
-                    lo: src,
-                    hi: dst,
-                    transport,
-                },
-                true,
-            )
+        let ((s, s6), (d, d6)) = (addr_bits(src.0), addr_bits(dst.0));
+        // Both ends of one IP header are of one kind (the kind comes first only to
+        // make the order total).
+        let from_lo = (s6, s, src.1) <= (d6, d, dst.1);
+        let ((lo, lo_port), (hi, hi_port)) = if from_lo {
+            ((s, src.1), (d, dst.1))
         } else {
-            (
-                FlowKey {
-                    lo: dst,
-                    hi: src,
-                    transport,
-                },
-                false,
-            )
-        }
+            ((d, dst.1), (s, src.1))
+        };
+        let key = FlowKey {
+            lo,
+            hi,
+            lo_port,
+            hi_port,
+            v6: s6 || d6,
+            transport,
+        };
+        (key, from_lo)
+    }
+
+    /// The `lo` end (`true`) or the `hi` end, as address and port.
+    fn end(&self, lo: bool) -> (IpAddr, u16) {
+        let (bits, port) = if lo {
+            (self.lo, self.lo_port)
+        } else {
+            (self.hi, self.hi_port)
+        };
+        let ip = if self.v6 {
+            IpAddr::V6(Ipv6Addr::from(bits))
+        } else {
+            // An IPv4 key holds 32-bit numbers: the conversion cannot fail.
+            IpAddr::V4(Ipv4Addr::from(u32::try_from(bits).unwrap_or_default()))
+        };
+        (ip, port)
     }
 }
 
@@ -171,12 +219,11 @@ impl<H> Flow<H> {
     }
 }
 
-/// The packet being processed: where its events and flow notes go.
+/// The packet being processed: where its events go.
 struct Out<'a> {
     ts: Timestamp,
     index: u64,
     events: &'a mut Vec<OtEvent>,
-    notes: &'a mut Vec<FlowNote>,
     filter: Option<PduFilter>,
     tally: PduTally,
 }
@@ -303,8 +350,6 @@ pub struct FlowTable<F: HandlerFactory> {
     flows: Flows<F::Handler>,
     env: Env<F>,
     defrag: Defragmenter,
-    /// Flow starts and ends not yet taken by `take_notes`.
-    notes: Vec<FlowNote>,
     pdu_filter: Option<PduFilter>,
 }
 
@@ -330,6 +375,8 @@ struct Env<F> {
     config: FlowConfig,
     stats: FlowStats,
     buffered_total: usize,
+    /// Flow starts and ends not yet taken by `take_notes`.
+    notes: Vec<FlowNote>,
 }
 
 impl<F: HandlerFactory> std::fmt::Debug for FlowTable<F> {
@@ -356,9 +403,9 @@ impl<F: HandlerFactory> FlowTable<F> {
                 config,
                 stats: FlowStats::default(),
                 buffered_total: 0,
+                notes: Vec::new(),
             },
             defrag: Defragmenter::default(),
-            notes: Vec::new(),
             pdu_filter: None,
         }
     }
@@ -366,7 +413,7 @@ impl<F: HandlerFactory> FlowTable<F> {
     /// Moves the flow starts and ends noted since the last call to `into`, in order
     /// (see [`FlowNote::order_key`]).
     pub fn take_notes(&mut self, into: &mut Vec<FlowNote>) {
-        into.append(&mut self.notes);
+        into.append(&mut self.env.notes);
     }
 
     /// Makes events only of the PDUs `filter` keeps (all of them with `None`, the
@@ -414,14 +461,10 @@ impl<F: HandlerFactory> FlowTable<F> {
                 return;
             }
         };
-        // Taken out for the packet so that `Out` and `&mut self` can coexist; moving a
-        // Vec does not allocate.
-        let mut notes = std::mem::take(&mut self.notes);
         let mut o = Out {
             ts: pkt.ts,
             index: pkt.index,
             events: out,
-            notes: &mut notes,
             filter: self.pdu_filter,
             tally: PduTally::default(),
         };
@@ -448,7 +491,6 @@ impl<F: HandlerFactory> FlowTable<F> {
             l4 => self.transport(decoded.src, decoded.dst, l4, &mut o),
         }
         o.tally.add_to(&mut self.env.stats);
-        self.notes = notes;
         if let Some(events) = out.get_mut(start..) {
             // Unique keys: an unstable sort is deterministic and does not allocate.
             events.sort_unstable_by_key(|e| (e.flow_id, e.pdu_ordinal));
@@ -469,7 +511,6 @@ impl<F: HandlerFactory> FlowTable<F> {
             ts,
             index,
             events: out,
-            notes: &mut self.notes,
             filter: self.pdu_filter,
             tally: PduTally::default(),
         };
@@ -502,7 +543,6 @@ impl<F: HandlerFactory> FlowTable<F> {
                 ts,
                 index: u64::MAX,
                 events: out,
-                notes: &mut self.notes,
                 filter: self.pdu_filter,
                 tally: PduTally::default(),
             };
@@ -623,11 +663,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         if self.flows.map.len() >= self.env.config.max_flows.max(1) {
             self.evict(o);
         }
-        let (sender, receiver) = if from_lo {
-            (key.lo, key.hi)
-        } else {
-            (key.hi, key.lo)
-        };
+        let (sender, receiver) = (key.end(from_lo), key.end(!from_lo));
         let syn = seg.is_some_and(|s| s.flags.contains(TcpFlags::SYN));
         let ack = seg.is_some_and(|s| s.flags.contains(TcpFlags::ACK));
         // A datagram protocol that names its roles (DNP3's DIR bit) decides first.
@@ -668,7 +704,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             Transport::Tcp => LIST_TCP,
             Transport::Udp => LIST_UDP,
         };
-        o.notes.push(FlowNote {
+        self.env.notes.push(FlowNote {
             timestamp: o.ts,
             packet_index: o.index,
             flow_id: o.index,
@@ -803,6 +839,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             config,
             stats,
             buffered_total: total,
+            notes,
         } = env;
         if flow.ended {
             return;
@@ -839,7 +876,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         d1.release(b.total);
         let [to_server, to_client] = flow.packets;
         let meta = &flow.emit.meta;
-        o.notes.push(FlowNote {
+        notes.push(FlowNote {
             timestamp: o.ts,
             packet_index: o.index,
             flow_id: flow.emit.flow_id,
@@ -1295,6 +1332,44 @@ mod tests {
         assert_eq!((s.pdus, s.pdus_filtered), (5, 3));
         assert_eq!(s.pdus_by_protocol[Protocol::Modbus as usize], 5);
         assert_eq!(s.anomalous_by_protocol, [0; Protocol::ALL.len()]);
+    }
+
+    #[test]
+    fn flow_keys_are_the_same_both_ways_and_give_back_their_ends() {
+        let ends: [((IpAddr, u16), (IpAddr, u16)); 3] = [
+            (
+                ("10.0.0.2".parse().unwrap(), 502),
+                ("10.0.0.1".parse().unwrap(), 40000),
+            ),
+            (
+                ("2001:db8::2".parse().unwrap(), 20000),
+                ("2001:db8::1".parse().unwrap(), 20000),
+            ),
+            (
+                ("10.0.0.1".parse().unwrap(), 502),
+                ("10.0.0.1".parse().unwrap(), 501),
+            ),
+        ];
+        for (a, b) in ends {
+            let (k, a_is_lo) = FlowKey::of(a, b, Transport::Tcp);
+            let (k2, b_is_lo) = FlowKey::of(b, a, Transport::Tcp);
+            assert_eq!((k, a_is_lo), (k2, !b_is_lo));
+            // lo is the smaller (address, port), as IpAddr orders them.
+            assert_eq!(a_is_lo, a <= b);
+            assert_eq!(k.end(a_is_lo), a);
+            assert_eq!(k.end(!a_is_lo), b);
+            let (udp, _) = FlowKey::of(a, b, Transport::Udp);
+            assert_ne!(udp, k);
+        }
+        // The same number as an IPv4 and as an IPv6 address: two flows.
+        let v4 = ("0.0.0.1".parse().unwrap(), 1);
+        let v6 = ("::1".parse().unwrap(), 1);
+        let four = FlowKey::of(v4, v4, Transport::Udp).0;
+        let six = FlowKey::of(v6, v6, Transport::Udp).0;
+        assert_ne!(four, six);
+        use std::hash::BuildHasher;
+        let hasher = FlowHasher::default();
+        assert_ne!(hasher.hash_one(four), hasher.hash_one(six));
     }
 
     fn first_or_request(pdu: &Pdu, place: PduPlace) -> bool {
