@@ -259,6 +259,12 @@ impl TcpDir {
         b: &mut Budget<'_>,
         app: &mut dyn AppSink,
     ) {
+        if seq == self.next_seq && self.held.is_empty() && !payload.is_empty() {
+            // The usual case, in order with nothing held: the first round below, alone.
+            self.next_seq = seq.wrapping_add(len32(payload));
+            self.deliver(dir, payload, b, app);
+            return;
+        }
         // Each round delivers up to the next held segment, stores, or skips past a held
         // segment: bounded by the held segments.
         let mut delivered = false;
