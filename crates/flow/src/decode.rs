@@ -172,21 +172,9 @@ pub fn decode_transport(ip_proto: u8, payload: &[u8]) -> Result<L4<'_>, DecodeEr
                     DecodeError::Malformed(Layer::Tcp)
                 }
             })?;
-            // The low byte of the flags field: CWR ECE URG ACK PSH RST SYN FIN; only the
-            // six classic flags are kept.
-            let mut flags = 0u8;
-            for (set, bit) in [
-                (tcp.fin(), TcpFlags::FIN),
-                (tcp.syn(), TcpFlags::SYN),
-                (tcp.rst(), TcpFlags::RST),
-                (tcp.psh(), TcpFlags::PSH),
-                (tcp.ack(), TcpFlags::ACK),
-                (tcp.urg(), TcpFlags::URG),
-            ] {
-                if set {
-                    flags |= bit.0;
-                }
-            }
+            // Octet 13 of the header holds the flags: CWR ECE URG ACK PSH RST SYN FIN.
+            // `TcpFlags` uses the same bits for the six classic ones, kept here.
+            let flags = tcp.header_slice().get(13).map_or(0, |b| b & 0x3F);
             Ok(L4::Tcp(TcpSegment {
                 src_port: tcp.source_port(),
                 dst_port: tcp.destination_port(),
@@ -359,6 +347,34 @@ mod tests {
         let mut padded = frame.clone();
         padded.extend_from_slice(&[0; 8]);
         assert_eq!(decode(LinkType::Ethernet, &padded).unwrap(), d);
+    }
+
+    /// RFC 9293 3.1: the flag bits of octet 13, CWR ECE URG ACK PSH RST SYN FIN from the
+    /// top; CWR and ECE (RFC 3168) are not kept.
+    #[test]
+    fn tcp_flags_by_bit() {
+        let bits = [
+            (0x01, TcpFlags::FIN),
+            (0x02, TcpFlags::SYN),
+            (0x04, TcpFlags::RST),
+            (0x08, TcpFlags::PSH),
+            (0x10, TcpFlags::ACK),
+            (0x20, TcpFlags::URG),
+            (0x40, TcpFlags(0)),
+            (0x80, TcpFlags(0)),
+        ];
+        for (bit, flag) in bits {
+            let tcp = tcp_bytes(1, 2, 0, 0, TcpFlags(bit), b"");
+            let Ok(L4::Tcp(seg)) = decode_transport(6, &tcp) else {
+                panic!("bit {bit:#04x} not decoded");
+            };
+            assert_eq!(seg.flags, flag, "bit {bit:#04x}");
+        }
+        let tcp = tcp_bytes(1, 2, 0, 0, TcpFlags(0xD2), b"");
+        let Ok(L4::Tcp(seg)) = decode_transport(6, &tcp) else {
+            panic!("not decoded");
+        };
+        assert_eq!(seg.flags, TcpFlags::SYN | TcpFlags::ACK);
     }
 
     #[test]

@@ -171,6 +171,8 @@ pub type PduFilter = fn(&Pdu, PduPlace) -> bool;
 /// PDU counters of one `Out`, added to the table's [`FlowStats`] when it is done.
 #[derive(Debug, Default, Clone, Copy)]
 struct PduTally {
+    /// All PDUs: a packet with none (a bare ACK, a handshake) leaves the stats alone.
+    pdus: u64,
     by_protocol: [u64; otwatch_event::Protocol::ALL.len()],
     anomalous: [u64; otwatch_event::Protocol::ALL.len()],
     filtered: u64,
@@ -178,9 +180,12 @@ struct PduTally {
 
 impl PduTally {
     fn add_to(&self, stats: &mut FlowStats) {
+        if self.pdus == 0 {
+            return;
+        }
+        stats.pdus += self.pdus;
         for (s, n) in stats.pdus_by_protocol.iter_mut().zip(self.by_protocol) {
             *s += n;
-            stats.pdus += n;
         }
         for (s, n) in stats.anomalous_by_protocol.iter_mut().zip(self.anomalous) {
             *s += n;
@@ -265,6 +270,7 @@ impl PduSink for Emitter<'_, '_> {
         let pdu_ordinal = emit.in_packet;
         emit.in_packet = emit.in_packet.saturating_add(1);
         let protocol = pdu.protocol() as usize;
+        out.tally.pdus += 1;
         if let Some(n) = out.tally.by_protocol.get_mut(protocol) {
             *n += 1;
         }
