@@ -144,6 +144,10 @@ pub enum RecordProblem {
     /// pcap: captured length above both the snapshot length and 256 KiB (the largest
     /// packet libpcap writes for these link types).
     CaptureLengthTooLarge,
+    /// pcap: a record that runs past the end of the file although its captured length
+    /// is above the snapshot length or its own wire length: a corrupt length rather
+    /// than a capture cut short (whose last record is only missing bytes).
+    LengthPastEnd,
     /// pcapng: block total length below 12 or not a multiple of 4.
     BlockLength,
     /// pcapng: block total length above the 16 MiB bound.
@@ -172,6 +176,9 @@ impl RecordProblem {
         match self {
             RecordProblem::CaptureLengthTooLarge => {
                 "captured length larger than any packet the file may hold"
+            }
+            RecordProblem::LengthPastEnd => {
+                "captured length above the snapshot length or the wire length, running past the end of the file"
             }
             RecordProblem::BlockLength => "pcapng block length below 12 or not a multiple of 4",
             RecordProblem::BlockTooLarge => "pcapng block longer than 16 MiB",

@@ -113,6 +113,15 @@ impl<'a> PcapReader<'a> {
         }
         let end = RECORD_HEADER_LEN + caplen as usize;
         let Some(data) = rest.get(RECORD_HEADER_LEN..end) else {
+            // A capture cut short loses the end of a record that was whole when
+            // written; a length no writer would have written is corruption.
+            let snaplen = self.header.snaplen;
+            if (snaplen != 0 && caplen > snaplen) || caplen > orig_len {
+                return Some(Err(ReadError::Corrupt {
+                    offset,
+                    reason: RecordProblem::LengthPastEnd,
+                }));
+            }
             return Some(truncated);
         };
         self.pos = start + end;
@@ -313,6 +322,59 @@ mod tests {
             all(file.get(..last).unwrap_or(&[])),
             (all(&file).0[..1].to_vec(), None)
         );
+    }
+
+    #[test]
+    fn a_length_no_writer_wrote_running_past_the_end_is_corrupt_not_truncated() {
+        let recs = [
+            PcapRec {
+                secs: 1,
+                frac: 0,
+                data: &[0x11; 20],
+                orig_len: 20,
+            },
+            PcapRec {
+                secs: 2,
+                frac: 0,
+                data: &[0x22; 30],
+                orig_len: 30,
+            },
+            PcapRec {
+                secs: 3,
+                frac: 0,
+                data: &[0x33; 40],
+                orig_len: 40,
+            },
+        ];
+        let second = 24 + 16 + 20;
+        // incl_len at +8, orig_len at +12 of the record header (little-endian file).
+        for (incl, orig, problem) in [
+            // Above the snaplen (65535), within 256 KiB: the rest of the file cannot
+            // hold it, and the third record is lost with the file.
+            (100_000u32, 100_000u32, Some(RecordProblem::LengthPastEnd)),
+            // Within the snaplen but longer than on the wire.
+            (1_000, 30, Some(RecordProblem::LengthPastEnd)),
+            // Plausible (a capture cut in the middle of a 1000-byte packet).
+            (1_000, 1_000, None),
+        ] {
+            let mut file = pcap_file(Endian::Little, false, 1, 65535, &recs);
+            file.splice(
+                second + 8..second + 16,
+                [incl, orig].map(u32::to_le_bytes).concat(),
+            );
+            let (pkts, err) = all(&file);
+            assert_eq!(pkts.len(), 1, "{incl}/{orig}");
+            let expected = match problem {
+                Some(reason) => ReadError::Corrupt {
+                    offset: second as u64,
+                    reason,
+                },
+                None => ReadError::Truncated {
+                    offset: second as u64,
+                },
+            };
+            assert_eq!(err, Some(expected), "{incl}/{orig}");
+        }
     }
 
     #[test]
