@@ -136,7 +136,8 @@ struct OutputArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
 
-    /// Output format: json (default when not a terminal) or text (default on a terminal).
+    /// Output format: json (default when not a terminal) or text (default on a terminal),
+    /// decided per output: a file is JSON lines even when stdout is a terminal.
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
 }
@@ -366,15 +367,11 @@ fn open_outputs(
 ) -> anyhow::Result<Detect> {
     let alerts = Destination::parse(&out.alerts)?;
     let events = out.events.as_deref().map(Destination::parse).transpose()?;
-    let to_terminal = [Some(&alerts), events.as_ref()]
-        .into_iter()
-        .flatten()
-        .any(|d| *d == Destination::Stdout && std::io::stdout().is_terminal());
-    let format = match out.format {
+    let stdout_is_terminal = std::io::stdout().is_terminal();
+    let format_of = |d: &Destination| match out.format {
         Some(FormatArg::Json) => Format::Json,
         Some(FormatArg::Text) => Format::Text,
-        None if to_terminal => Format::Text,
-        None => Format::Json,
+        None => d.default_format(stdout_is_terminal),
     };
     // One writer per distinct stream destination: events and alerts sent to the same
     // place share a stream, each event before the alerts it triggers.
@@ -401,7 +398,7 @@ fn open_outputs(
         if *d == Destination::Kafka {
             return Ok(Target::Kafka);
         }
-        let mut w = LineWriter::new(d.open(live)?, format, sensor.clone());
+        let mut w = LineWriter::new(d.open(live)?, format_of(d), sensor.clone());
         if let (true, Destination::File(path)) = (live, d) {
             w = w.reopenable(path.clone());
         }

@@ -40,6 +40,16 @@ impl Destination {
             Destination::File(path) => Ok(Box::new(open_file(path, append)?)),
         }
     }
+
+    /// The format of this destination when `--format` is not given: text only for
+    /// stdout on a terminal, JSON lines everywhere else (a file, a pipe), even when
+    /// the other output of the run goes to a terminal.
+    pub fn default_format(&self, stdout_is_terminal: bool) -> Format {
+        match self {
+            Destination::Stdout if stdout_is_terminal => Format::Text,
+            _ => Format::Json,
+        }
+    }
 }
 
 fn open_file(path: &std::path::Path, append: bool) -> anyhow::Result<File> {

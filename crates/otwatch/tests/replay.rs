@@ -380,3 +380,57 @@ fn the_readme_shows_the_demo_as_it_is() {
         "README.md's demo output is stale: paste the output of `otwatch replay pcaps/demo-plant.pcap --format text`"
     );
 }
+
+/// `--format` defaults per output (cli.md: json when not a terminal, text on a
+/// terminal): in one run, the alerts on a terminal are text while the events written
+/// to a file are JSON lines.
+#[test]
+fn a_file_gets_json_lines_while_the_terminal_gets_text() {
+    // `script` runs otwatch on a pseudo-terminal.
+    if !have_script() {
+        return;
+    }
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let dir = tmp();
+    let events = dir.path().join("events.jsonl");
+    let demo = repo().join("pcaps/demo-plant.pcap");
+    let command = [
+        env!("CARGO_BIN_EXE_otwatch"),
+        "replay",
+        "--events",
+        events.to_str().unwrap(),
+        demo.to_str().unwrap(),
+    ]
+    .map(quote)
+    .join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let terminal = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let text = otwatch()
+        .args(["replay", "--format", "text"])
+        .arg(&demo)
+        .output()
+        .unwrap();
+    let alerts = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(alerts.lines().count() > 1, "{alerts}");
+    for line in alerts.lines() {
+        assert!(
+            terminal.contains(line),
+            "{line:?} not on the terminal:\n{terminal}"
+        );
+    }
+    assert!(
+        !terminal.contains("{\""),
+        "JSON on the terminal:\n{terminal}"
+    );
+    let written = fs::read_to_string(&events).unwrap();
+    let json: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(json.len(), events_of(&demo, &[]).len());
+    assert!(json.iter().all(|v| v["event_type"] == "ot"));
+}

@@ -97,6 +97,20 @@ pub fn have_tshark() -> bool {
     ok
 }
 
+/// Is `script` (util-linux, part of every Debian) on PATH? In CI its absence is a
+/// failure, elsewhere a skip.
+pub fn have_script() -> bool {
+    let ok = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(!in_ci(), "script (util-linux) is required in CI");
+        eprintln!("script not found: output on a terminal not tested");
+    }
+    ok
+}
+
 /// The public captures whose MANIFEST.tsv protocol column names `protocol` (the
 /// column's words, split at anything not alphanumeric: `modbus+s7comm+enip`,
 /// `s7comm-plus`, `dnp3-udp`).
