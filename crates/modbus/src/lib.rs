@@ -51,8 +51,14 @@
 //! An MBAP length outside `2..=254` means framing is lost; after a gap
 //! ([`ModbusFlow::on_gap`]) framing is not trusted either. The flow then scans for the
 //! next offset where a header starts (protocol id 0, length in range, function code
-//! not 0) whose ADU is complete and followed by the end of the data or by another such
-//! header. Each stretch of
+//! not 0) whose ADU is complete and decodes (as a request or an unpaired response, by
+//! direction) without a malformed, bad-length, unknown-exception, out-of-spec or
+//! protocol-id anomaly. It is trusted when the end of the data or the start of a
+//! header that is not ruled out follows it; an ADU whose function code is unknown
+//! (its body cannot be checked) only when a whole plausible header follows it or when
+//! it is all the data there is (a segment of one ADU after a gap). The
+//! decoding check matters: the bytes left by a gap often contain a header by chance (a
+//! zero address reads as protocol id 0). Each stretch of
 //! skipped bytes yields exactly **one** event: operation `other`, anomaly `GARBAGE`,
 //! function `garbage`, all numeric fields 0. The ADU found after it carries no extra
 //! flag (the GARBAGE event marks the stretch; RESYNC is not used). A gap followed by

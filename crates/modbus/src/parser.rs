@@ -188,25 +188,6 @@ pub(crate) fn check_header(i: &[u8], functions: FunctionCheck) -> HeaderCheck {
     }
 }
 
-/// Checks that `i` plausibly starts a run of Modbus/TCP ADUs (the resynchronisation
-/// test): a header whose ADU is complete and followed by the end of `i` or by another
-/// header.
-pub(crate) fn check_stream_start(i: &[u8]) -> HeaderCheck {
-    let f = FunctionCheck::Defined;
-    match check_header(i, f) {
-        HeaderCheck::Yes { len } => match i.get(len..) {
-            None => HeaderCheck::NeedMore,
-            Some([]) => HeaderCheck::Yes { len },
-            Some(next) => match check_header(next, f) {
-                HeaderCheck::No => HeaderCheck::No,
-                HeaderCheck::NeedMore => HeaderCheck::NeedMore,
-                HeaderCheck::Yes { .. } => HeaderCheck::Yes { len },
-            },
-        },
-        other => other,
-    }
-}
-
 /// The body of a request PDU (after the function code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request<'a> {
@@ -837,23 +818,6 @@ mod tests {
             check_header(&[0, 1, 0, 0, 0, 2, 1, 0x80], Defined),
             HeaderCheck::No
         );
-        // Stream start: followed by end of data, by another header, or by junk.
-        assert_eq!(
-            check_stream_start(&READ_HOLDING),
-            HeaderCheck::Yes { len: 12 }
-        );
-        assert_eq!(
-            check_stream_start(&READ_HOLDING[..11]),
-            HeaderCheck::NeedMore
-        );
-        let mut two = READ_HOLDING.to_vec();
-        two.extend_from_slice(&READ_HOLDING[..3]);
-        assert_eq!(check_stream_start(&two), HeaderCheck::NeedMore);
-        two.extend_from_slice(&READ_HOLDING[3..]);
-        assert_eq!(check_stream_start(&two), HeaderCheck::Yes { len: 12 });
-        let mut junk = READ_HOLDING.to_vec();
-        junk.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0]);
-        assert_eq!(check_stream_start(&junk), HeaderCheck::No);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use otwatch_event::{Anomalies, Direction, ModbusInfo, Native, Operation, Pdu, PduSink};
 
 use crate::decode::{decode_request, decode_response, Pairing, RequestContext};
-use crate::parser::{check_stream_start, parse_modbus_adu, HeaderCheck, ModbusAdu};
+use crate::parser::{check_header, parse_modbus_adu, FunctionCheck, HeaderCheck, ModbusAdu};
 
 /// Bounds of one flow's state. Limits are data, not globals.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +93,7 @@ impl ModbusFlow {
         // Progress: every turn consumes at least one byte or returns.
         while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
             if self.dir_state(dir).resync {
-                match self.scan(rest) {
+                match self.scan(dir, rest) {
                     Scan::Found(skip) => {
                         self.skip_garbage(dir, skip, out);
                         off += skip;
@@ -143,16 +143,37 @@ impl ModbusFlow {
         self.to_client = DirState::default();
     }
 
-    fn scan(&self, rest: &[u8]) -> Scan {
+    /// Looks for the next offset where a trusted ADU starts: a plausible header, a
+    /// complete ADU, and after it the end of the data or the start of another
+    /// header. Bytes left by a gap often hold such a header by chance (a zero address
+    /// reads as protocol id 0), so the ADU must also decode as a well-formed PDU of
+    /// `dir`; one with a function code this dissector does not know cannot be
+    /// checked that way, and is trusted only once the next header is there.
+    fn scan(&self, dir: Direction, rest: &[u8]) -> Scan {
         let window = rest.len().min(self.max_resync_scan);
         for k in 0..window {
             let Some(candidate) = rest.get(k..) else {
                 break;
             };
-            match check_stream_start(candidate) {
-                HeaderCheck::Yes { .. } => return Scan::Found(k),
+            let len = match check_header(candidate, FunctionCheck::Defined) {
+                HeaderCheck::Yes { len } => len,
                 HeaderCheck::NeedMore => return Scan::NeedMore(k),
-                HeaderCheck::No => {}
+                HeaderCheck::No => continue,
+            };
+            let (Some(adu), Some(next)) = (candidate.get(..len), candidate.get(len..)) else {
+                return Scan::NeedMore(k);
+            };
+            let trust = trust_of(dir, adu);
+            let after = (!next.is_empty()).then(|| check_header(next, FunctionCheck::Defined));
+            match (trust, after) {
+                (Trust::Never, _) | (_, Some(HeaderCheck::No)) => {}
+                (_, Some(HeaderCheck::Yes { .. })) => return Scan::Found(k),
+                // Nothing or part of a header after it: a clean ADU is not held
+                // back (the next gap could take it). An unchecked one is taken when
+                // it spans all the data (a segment of one ADU), else it waits.
+                (Trust::Clean, _) => return Scan::Found(k),
+                (Trust::Corroborated, None) if k == 0 => return Scan::Found(k),
+                (Trust::Corroborated, _) => return Scan::NeedMore(k),
             }
         }
         Scan::NotFound(window)
@@ -226,6 +247,43 @@ impl ModbusFlow {
             }
         }
         out.push(pdu);
+    }
+}
+
+/// Anomalies that no well-formed PDU has: a resynchronisation candidate with any of
+/// them is not trusted.
+const UNTRUSTED: Anomalies = Anomalies::MALFORMED
+    .union(Anomalies::BAD_LENGTH)
+    .union(Anomalies::UNKNOWN_EXCEPTION)
+    .union(Anomalies::OUT_OF_SPEC_VALUE)
+    .union(Anomalies::PROTOCOL_ID);
+
+/// How far a resynchronisation candidate can be trusted on its own bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// It decodes without an [`UNTRUSTED`] anomaly.
+    Clean,
+    /// Its function code is unknown, so its body cannot be checked: only a header
+    /// right after it, or nothing before or after it, makes it believable.
+    Corroborated,
+    Never,
+}
+
+/// Decodes `adu` (one whole ADU) as a request or an unpaired response.
+fn trust_of(dir: Direction, adu: &[u8]) -> Trust {
+    let Ok((_, adu)) = parse_modbus_adu(adu) else {
+        return Trust::Never;
+    };
+    let anomalies = match dir {
+        Direction::ToServer => decode_request(&adu).0.anomalies,
+        Direction::ToClient => decode_response(&adu, Pairing::Unmatched).0.anomalies,
+    };
+    if anomalies.intersects(UNTRUSTED) {
+        Trust::Never
+    } else if anomalies.contains(Anomalies::UNKNOWN_FUNCTION) {
+        Trust::Corroborated
+    } else {
+        Trust::Clean
     }
 }
 
@@ -1481,23 +1539,105 @@ mod tests {
     }
 
     #[test]
-    fn after_a_gap_an_undecidable_candidate_waits() {
+    fn after_a_gap_an_incomplete_candidate_waits() {
         let frames = spec_frames();
         let mut f = flow();
         let mut out = Vec::new();
-        f.on_gap(ToClient, &mut out);
-        // A whole ADU followed by 3 bytes of the next header: keep those 3.
+        f.on_gap(ToServer, &mut out);
+        let first = frames.first().unwrap();
+        let mut data = first.get(..first.len() - 1).unwrap().to_vec();
+        assert_eq!(f.on_data(ToServer, &data, &mut out), 0);
+        assert!(out.is_empty());
+        data.push(*first.last().unwrap());
+        assert_eq!(f.on_data(ToServer, &data, &mut out), first.len());
+        assert_eq!(out.len(), 1);
+        assert_eq!(garbage_count(&out), 0);
+    }
+
+    #[test]
+    fn after_a_gap_a_clean_adu_is_trusted_before_the_next_header_is_whole() {
+        let frames = spec_frames();
+        let mut f = flow();
+        let mut out = Vec::new();
+        f.on_gap(ToServer, &mut out);
+        // A whole ADU followed by 3 bytes of the next header: the ADU is framed (the
+        // next gap could otherwise take it), the 3 bytes wait.
         let first = frames.first().unwrap();
         let mut data = first.clone();
         data.extend_from_slice(frames.get(1).unwrap().get(..3).unwrap());
-        assert_eq!(f.on_data(ToClient, &data, &mut out), 0);
-        assert!(out.is_empty());
-        // With the rest of the next header, the first is trusted and framed; the
-        // second then waits for its body.
-        data.extend_from_slice(frames.get(1).unwrap().get(3..8).unwrap());
-        assert_eq!(f.on_data(ToClient, &data, &mut out), first.len());
+        assert_eq!(f.on_data(ToServer, &data, &mut out), first.len());
         assert_eq!(out.len(), 1);
         assert_eq!(garbage_count(&out), 0);
+    }
+
+    /// Drives `f` as the flow layer does: each segment is appended to what is left,
+    /// and the flow is called again while it makes progress.
+    fn drive(f: &mut ModbusFlow, dir: Direction, segments: &[&[u8]]) -> Vec<Pdu> {
+        let (mut out, mut buf) = (Vec::new(), Vec::new());
+        for s in segments {
+            buf.extend_from_slice(s);
+            loop {
+                let n = f.on_data(dir, &buf, &mut out);
+                buf.drain(..n);
+                if n == 0 || buf.is_empty() {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_header_made_by_chance_after_a_gap_is_not_trusted() {
+        // Four polls (FC 3, address 0, 10 registers); 2 bytes of the second, its
+        // MBAP length, are lost. What is left of it, `01 03 00 00 00 0a`, reads as a
+        // header with protocol id 0 and length 10 whose 16 bytes end where the
+        // segment ends: a write of a single coil (FC 5, the next transaction id's low
+        // byte) with 8 bytes of body where FC 5 has 4.
+        let polls: Vec<u8> = (3..=6)
+            .flat_map(|tid| adu(tid, 1, &[0x03, 0x00, 0x00, 0x00, 0x0A]))
+            .collect();
+        let mut f = flow();
+        let mut out = drive(&mut f, ToServer, &[polls.get(..16).unwrap()]);
+        f.on_gap(ToServer, &mut out);
+        out.extend(drive(
+            &mut f,
+            ToServer,
+            &[polls.get(18..34).unwrap(), polls.get(34..).unwrap()],
+        ));
+        let seen: Vec<(u16, u8)> = out
+            .iter()
+            .map(|p| (info(p).transaction_id, info(p).function_code))
+            .collect();
+        assert_eq!(seen, [(3, 3), (0, 0), (5, 3), (6, 3)], "{out:?}");
+        assert_eq!(garbage_count(&out), 1);
+        assert!(out
+            .iter()
+            .all(|p| p.anomalies.difference(Anomalies::GARBAGE).is_empty()));
+    }
+
+    #[test]
+    fn after_a_gap_an_unknown_function_needs_its_data_to_itself_or_a_header_after_it() {
+        // FC 0x41 (user-defined): its body cannot be checked.
+        let odd = adu(7, 1, &[0x41, 0x01, 0x02]);
+        // All the data there is: taken.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        assert_eq!(info(&one(&mut f, ToServer, &odd)).function_code, 0x41);
+        // After skipped bytes, alone at the end: it waits for what follows.
+        let mut f = flow();
+        let mut out = Vec::new();
+        f.on_gap(ToServer, &mut out);
+        let mut data = vec![0xEE, 0xEE];
+        data.extend_from_slice(&odd);
+        assert_eq!(f.on_data(ToServer, &data, &mut out), 2);
+        assert_eq!((out.len(), garbage_count(&out)), (1, 1));
+        // A whole header after it: taken.
+        let mut rest = odd.clone();
+        rest.extend_from_slice(&adu(8, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        assert_eq!(f.on_data(ToServer, &rest, &mut out), rest.len());
+        let codes: Vec<u8> = out.iter().map(|p| info(p).function_code).collect();
+        assert_eq!(codes, [0, 0x41, 3]);
     }
 
     #[test]
