@@ -14,7 +14,9 @@ pub struct FlowConfig {
     /// A UDP flow idle this long ends.
     pub udp_idle_timeout: Duration,
     /// A TCP flow closed by FIN/RST is remembered this long, so that its last ACKs and
-    /// retransmissions do not start a new flow.
+    /// retransmissions do not start a new flow (and yield their PDUs again). Default
+    /// 240 s, TIME-WAIT's 2 MSL (RFC 9293, 3.4.2): retransmissions back off to
+    /// minutes. A full table evicts closed flows first.
     pub tcp_closed_timeout: Duration,
     /// Bytes buffered per direction of a TCP flow (the unconsumed tail of a PDU split
     /// across segments plus out-of-order segments). Hitting it is a gap.
@@ -46,7 +48,7 @@ impl Default for FlowConfig {
             max_flows: 262_144,
             tcp_idle_timeout: Duration::from_secs(600),
             udp_idle_timeout: Duration::from_secs(60),
-            tcp_closed_timeout: Duration::from_secs(10),
+            tcp_closed_timeout: Duration::from_secs(240),
             max_buffered_per_direction: 64 * 1024,
             max_buffered_total: 64 * 1024 * 1024,
             max_ooo_segments_per_direction: 64,

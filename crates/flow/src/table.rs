@@ -1580,15 +1580,19 @@ mod tests {
         // The last ACK and a late retransmission are absorbed by the closed flow.
         assert!(r.tcp(S, 6, 2, TcpFlags::ACK, b"").is_empty());
         assert!(r.tcp(S, 3, 2, TcpFlags::ACK, b"cd").is_empty());
+        // Retransmissions back off to minutes (RFC 6298): one 200 s later is
+        // still absorbed, within TIME-WAIT's 2 MSL (RFC 9293: 4 minutes).
+        r.now += 200.0;
+        assert!(r.tcp(S, 3, 2, TcpFlags::ACK, b"cd").is_empty());
         assert_eq!(r.stats().flows_created, 1);
         // A new connection on the same 5-tuple is a new flow.
         r.handshake(9000, 0);
         assert_eq!(
             r.data(S, 9001, b"zz"),
-            [(11, 8, 0, 0, S, "pdu", b"zz".to_vec())]
+            [(12, 9, 0, 0, S, "pdu", b"zz".to_vec())]
         );
         assert_eq!(r.stats().flows_created, 2);
-        assert!(r.finish().iter().all(|e| e.1 == 8));
+        assert!(r.finish().iter().all(|e| e.1 == 9));
     }
 
     #[test]
