@@ -57,6 +57,12 @@ struct Held {
     data: Vec<u8>,
 }
 
+/// What holding a segment costs beyond its bytes, as counted against the buffer
+/// bounds: its entry in `held`, and the allocator's share of its buffer (a block
+/// header and rounding, 16-32 bytes with glibc's malloc). Without it a sender of
+/// one-byte segments held some 60 times the memory that was counted.
+pub(crate) const HELD_OVERHEAD: usize = std::mem::size_of::<Held>() + 32;
+
 /// Reassembly state of one direction of a TCP flow.
 #[derive(Debug, Default)]
 pub(crate) struct TcpDir {
@@ -67,6 +73,7 @@ pub(crate) struct TcpDir {
     pending: Vec<u8>,
     /// Out-of-order segments: disjoint, sorted, all starting after `next_seq`.
     held: Vec<Held>,
+    /// What `held` costs: its bytes plus [`HELD_OVERHEAD`] per segment.
     held_bytes: usize,
     /// Sequence number of the FIN, once seen.
     fin_seq: Option<u32>,
@@ -345,9 +352,10 @@ impl TcpDir {
             return true;
         }
         let fresh = fresh as usize;
+        let cost = fresh + pieces.len() * HELD_OVERHEAD;
         let fits = self.held.len() + pieces.len() <= b.cfg.max_ooo_segments_per_direction
-            && self.pending.len() + self.held_bytes + fresh <= b.cfg.max_buffered_per_direction
-            && b.total.saturating_add(fresh) <= b.cfg.max_buffered_total;
+            && self.pending.len() + self.held_bytes + cost <= b.cfg.max_buffered_per_direction
+            && b.total.saturating_add(cost) <= b.cfg.max_buffered_total;
         if !fits {
             return false;
         }
@@ -364,9 +372,9 @@ impl TcpDir {
             let at = self.held.partition_point(|h| rel(h.seq) < a);
             self.held.insert(at, Held { seq, data });
         }
-        self.held_bytes += fresh;
-        *b.total += fresh;
-        self.accounted += fresh;
+        self.held_bytes += cost;
+        *b.total += cost;
+        self.accounted += cost;
         true
     }
 
@@ -386,7 +394,11 @@ impl TcpDir {
                 break;
             }
             let h = self.held.remove(0);
-            self.held_bytes -= h.data.len();
+            // Given back at once: the next segment of this call may need the room.
+            let cost = h.data.len() + HELD_OVERHEAD;
+            self.held_bytes = self.held_bytes.saturating_sub(cost);
+            self.accounted = self.accounted.saturating_sub(cost);
+            *b.total = b.total.saturating_sub(cost);
             let skip = self.next_seq.wrapping_sub(h.seq) as usize;
             let fresh = h.data.get(skip..).unwrap_or_default();
             self.next_seq = self.next_seq.wrapping_add(len32(fresh));
@@ -682,6 +694,37 @@ mod tests {
         assert_eq!(r.app.gaps, 1);
         assert_eq!(r.app.seen, b"acde");
         assert_eq!(r.total, 2);
+    }
+
+    #[test]
+    fn held_segments_count_their_overhead_against_the_budget() {
+        // A segment held costs at least its entry and a heap block (some 48 bytes on
+        // 64-bit glibc): 1 KiB of budget holds no more than 21 one-byte segments.
+        let mut r = Rig::new(1);
+        r.cfg.max_buffered_total = 1024;
+        r.cfg.max_ooo_segments_per_direction = 1000;
+        r.seg(0, b"a");
+        let mut most = 0;
+        for i in 0..100u32 {
+            r.seg(2 + 2 * i, b"x");
+            most = most.max(r.d.buffered().1);
+            assert!(r.total <= 1024);
+        }
+        assert!(most <= 1024 / 49, "{most} one-byte segments held in 1 KiB");
+        assert!(r.app.gaps > 0);
+        // Room for ten one-byte segments with their overhead, not for an eleventh.
+        let mut r = Rig::new(1);
+        r.cfg.max_buffered_total = 10 * (1 + HELD_OVERHEAD);
+        r.seg(0, b"a");
+        for i in 0..10u8 {
+            r.seg(2 + 2 * u32::from(i), &[b'b' + i]);
+        }
+        assert_eq!((r.d.buffered(), r.app.gaps), ((0, 10), 0));
+        assert_eq!(r.total, 10 * (1 + HELD_OVERHEAD));
+        r.seg(22, b"z");
+        assert_eq!(r.app.gaps, 1);
+        r.flush();
+        assert_eq!(r.total, 0);
     }
 
     #[test]
