@@ -190,6 +190,7 @@ pub fn run(
             decode_only: opts.decode_only,
             filter: consumer.pdu_filter(),
             report_stats: live,
+            workers: threads,
         };
         let handle = thread::Builder::new()
             .name(format!("otwatch-worker-{id}"))
@@ -510,6 +511,8 @@ struct WorkerMode {
     filter: Option<PduFilter>,
     /// Send the counters with every clock tick (live).
     report_stats: bool,
+    /// Flow workers of the run: each gets its share of the flow table's bounds.
+    workers: usize,
 }
 
 fn worker_loop(
@@ -522,7 +525,7 @@ fn worker_loop(
 ) {
     let mut stats = RunStats::default();
     let mut table = (!mode.decode_only).then(|| {
-        let mut t = FlowTable::new(flow_config(), AppFactory::default());
+        let mut t = FlowTable::new(flow_config(mode.workers), AppFactory::default());
         t.set_pdu_filter(mode.filter);
         t
     });
@@ -843,13 +846,60 @@ impl Merge {
     }
 }
 
-/// The flow tables' settings. Idle flows end on the source's clock ticks (and lazily,
-/// by their own next packet) rather than by a per-packet sweep, whose timing would
-/// depend on how packets are spread over workers and would break the byte-identical
-/// output across `--threads`; `max_flows` still bounds memory.
-fn flow_config() -> FlowConfig {
+/// The flow table of one of `workers` workers. Idle flows end on the source's clock
+/// ticks (and lazily, by their own next packet) rather than by a per-packet sweep,
+/// whose timing would depend on how packets are spread over workers and would break
+/// the byte-identical output across `--threads`. The bounds of `FlowConfig` are the
+/// sensor's: each worker gets its share, so that `--threads` changes neither the
+/// memory the flows may take nor how many the sensor tracks.
+fn flow_config(workers: usize) -> FlowConfig {
+    let whole = FlowConfig::default();
+    let share = |n: usize| n.div_ceil(workers.max(1)).max(1);
     FlowConfig {
         sweep_per_packet: 0,
-        ..FlowConfig::default()
+        max_flows: share(whole.max_flows),
+        max_buffered_total: share(whole.max_buffered_total),
+        max_fragmented_datagrams: share(whole.max_fragmented_datagrams),
+        max_fragment_bytes_total: share(whole.max_fragment_bytes_total),
+        ..whole
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workers_share_the_flow_bounds() {
+        let whole = FlowConfig::default();
+        for workers in [1, 2, 3, 7, 256] {
+            let c = flow_config(workers);
+            for (name, part, all) in [
+                ("max_flows", c.max_flows, whole.max_flows),
+                (
+                    "max_buffered_total",
+                    c.max_buffered_total,
+                    whole.max_buffered_total,
+                ),
+                (
+                    "max_fragmented_datagrams",
+                    c.max_fragmented_datagrams,
+                    whole.max_fragmented_datagrams,
+                ),
+                (
+                    "max_fragment_bytes_total",
+                    c.max_fragment_bytes_total,
+                    whole.max_fragment_bytes_total,
+                ),
+            ] {
+                // Together the workers have the whole, less than one more each.
+                assert!(part * workers >= all, "{name} x {workers}");
+                assert!(part * workers < all + workers, "{name} x {workers}");
+            }
+            assert_eq!(
+                c.max_buffered_per_direction,
+                whole.max_buffered_per_direction
+            );
+        }
     }
 }
