@@ -1629,27 +1629,42 @@ mod tests {
         assert!(r.data(S, 1, b"12345").is_empty());
         assert_eq!(r.data(S, 6, b"6789"), [(4, 0, 0, 0, S, "gap", vec![])]);
         assert_eq!(r.stats().reassembly_bytes_dropped, 9);
-        // Out-of-order data over the bound (a held segment costs its overhead too):
-        // the hole is given up.
+        // Out-of-order data over the bound (a held segment costs its overhead too),
+        // and only this direction is seen: the hole is given up.
         let cfg = FlowConfig {
             max_buffered_per_direction: 8 + crate::tcp::HELD_OVERHEAD,
             ..cfg
         };
-        let mut r = Rig::with(cfg, 2);
-        r.handshake(0, 0);
+        let mut r = Rig::with(cfg.clone(), 2);
         assert_eq!(r.data(S, 1, b"ab").len(), 1);
         assert!(r.data(S, 5, b"efgh").is_empty());
         assert_eq!(
             r.data(S, 9, b"ijklm"),
             [
-                (5, 0, 0, 1, S, "gap", vec![]),
-                pdu(5, 1, 2, S, b"ef"),
-                pdu(5, 2, 3, S, b"gh"),
-                pdu(5, 3, 4, S, b"ij"),
-                pdu(5, 4, 5, S, b"kl"),
+                (2, 0, 0, 1, S, "gap", vec![]),
+                pdu(2, 1, 2, S, b"ef"),
+                pdu(2, 2, 3, S, b"gh"),
+                pdu(2, 3, 4, S, b"ij"),
+                pdu(2, 4, 5, S, b"kl"),
             ]
         );
         assert_eq!(r.t.slot(0).unwrap().tcp[0].buffered(), (1, 0));
+        // The same where the peer is seen awaiting the hole: the hole will be
+        // retransmitted, the segment that does not fit is refused.
+        let mut r = Rig::with(cfg, 2);
+        r.handshake(0, 0);
+        assert_eq!(r.data(S, 1, b"ab").len(), 1);
+        assert!(r.data(S, 5, b"efgh").is_empty());
+        assert!(r.data(S, 9, b"ijklm").is_empty());
+        assert_eq!(r.stats().reassembly_bytes_dropped, 5);
+        assert_eq!(
+            r.data(S, 3, b"cd"),
+            [
+                pdu(6, 0, 1, S, b"cd"),
+                pdu(6, 1, 2, S, b"ef"),
+                pdu(6, 2, 3, S, b"gh")
+            ]
+        );
     }
 
     #[test]

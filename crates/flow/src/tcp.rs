@@ -14,11 +14,15 @@
 //!   delivered twice. **First copy wins**: a segment overlapping bytes already
 //!   delivered or already held out of order is trimmed to the bytes not seen yet, so a
 //!   later copy can never rewrite what an earlier one said.
-//! * Segments beyond `next_seq` are held (copied) until the hole fills.
+//! * Segments beyond `next_seq` are held (copied) until the hole fills; one that starts
+//!   more than the largest possible window (2^30, RFC 7323) beyond it is dropped.
 //! * A hole that will never fill is a *gap*: `on_gap(dir)`, the unconsumed tail is
-//!   dropped, and delivery goes on after the hole. A hole never fills when a buffer
-//!   bound is hit, when the peer acknowledges bytes past it (the sender will not
-//!   retransmit them), or when the flow ends.
+//!   dropped, and delivery goes on after the hole. A hole never fills when the peer
+//!   acknowledges bytes past it (the sender will not retransmit them), when the flow
+//!   ends, or when a buffer bound is hit while nothing shows that the peer awaits the
+//!   hole. When the peer's acknowledgments show that it does, the hole will be
+//!   retransmitted: a segment that finds no room is dropped instead, so that segments
+//!   sent far ahead (by an injector, say) cannot make the stream skip its real bytes.
 //! * SYN and FIN consume one sequence number; a direction is closed once all its data
 //!   up to its FIN was delivered.
 
@@ -46,6 +50,11 @@ pub(crate) struct Budget<'a> {
 /// How far before the peer's acknowledgment a mid-stream join may start (a TCP
 /// window); an acknowledgment farther ahead is not trusted.
 const MAX_ACKED_BACKLOG: u32 = 1 << 20;
+
+/// The largest receive window TCP can advertise (RFC 7323, 2.3): a segment that starts
+/// farther than this past the next byte expected is in no window, and is dropped
+/// rather than held.
+const MAX_WINDOW: u32 = 1 << 30;
 
 /// A pending buffer larger than this is freed once it empties.
 const KEEP_CAPACITY: usize = 4096;
@@ -272,6 +281,10 @@ impl TcpDir {
             self.deliver(dir, payload, b, app);
             return;
         }
+        if seq_lt(self.next_seq, seq) && seq.wrapping_sub(self.next_seq) > MAX_WINDOW {
+            b.stats.reassembly_bytes_dropped += payload.len() as u64;
+            return;
+        }
         // Each round delivers up to the next held segment, stores, or skips past a held
         // segment: bounded by the held segments.
         let mut delivered = false;
@@ -305,8 +318,16 @@ impl TcpDir {
             if self.hold(seq, payload, b) {
                 return;
             }
-            // No room: the hole before the earliest data we know of will not be filled
-            // within the bounds.
+            // No room. While the peer acknowledges nothing past the hole, it lacks
+            // those bytes too, and they will come again: this segment is refused
+            // rather than the hole given up (segments sent ahead, by the sender or an
+            // injector, must not make the stream skip the real data).
+            if self.peer_acked.is_some_and(|a| seq_le(a, self.next_seq)) {
+                b.stats.reassembly_bytes_dropped += payload.len() as u64;
+                return;
+            }
+            // Nothing says so (only this direction is seen): the hole before the
+            // earliest data we know of will not be filled within the bounds.
             let target = match self.held.first() {
                 Some(h) if seq_lt(h.seq, seq) => h.seq,
                 _ => seq,
@@ -682,6 +703,40 @@ mod tests {
         assert_eq!(r.app.seen, b"aceg");
         assert_eq!(r.total, 0);
         assert_eq!(r.stats.tcp_gaps, 3);
+    }
+
+    #[test]
+    fn a_segment_in_no_window_is_dropped() {
+        let mut r = Rig::new(1);
+        r.seg(0, b"a");
+        r.seg(1 + MAX_WINDOW + 1, b"z");
+        assert_eq!(r.d.buffered(), (0, 0));
+        assert_eq!(r.stats.reassembly_bytes_dropped, 1);
+        // Within the largest window: held.
+        r.seg(1 + MAX_WINDOW, b"y");
+        assert_eq!(r.d.buffered(), (0, 1));
+        r.seg(1, b"b");
+        assert_eq!((r.app.seen.as_slice(), r.app.gaps), (&b"ab"[..], 0));
+    }
+
+    #[test]
+    fn segments_sent_ahead_cannot_make_a_stream_skip_what_its_peer_awaits() {
+        let mut r = Rig::new(1);
+        r.cfg.max_ooo_segments_per_direction = 2;
+        r.seg(0, b"a");
+        // The peer acknowledged everything so far: it awaits byte 1.
+        r.ack(1);
+        // One-byte segments far ahead fill the room, and more come.
+        for i in 0..5 {
+            r.seg(100_000 + 10 * i, b"x");
+        }
+        assert_eq!((r.d.buffered(), r.app.gaps), ((0, 2), 0));
+        assert_eq!(r.stats.reassembly_bytes_dropped, 3);
+        // The real bytes still arrive in order.
+        r.seg(1, b"bc");
+        r.ack(3);
+        r.seg(3, b"d");
+        assert_eq!((r.app.seen.as_slice(), r.app.gaps), (&b"abcd"[..], 0));
     }
 
     #[test]
