@@ -206,7 +206,9 @@ bitflags::bitflags! {
         /// A response whose content contradicts its request (e.g. a byte count that
         /// does not fit the requested quantity).
         const RESPONSE_MISMATCH = 1 << 5;
-        /// Bytes that could not be framed were skipped before this PDU.
+        /// Explained by the sensor's own loss of bytes (a capture gap), not by the
+        /// device: the bytes skipped after a gap to find the next PDU, or a response
+        /// whose request was lost. Not an anomaly of the device on its own.
         const RESYNC = 1 << 6;
         /// Values outside the range the spec allows (quantity limits, coil values).
         const OUT_OF_SPEC_VALUE = 1 << 7;

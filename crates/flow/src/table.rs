@@ -338,6 +338,12 @@ impl<F: HandlerFactory> AppSink for Sink<'_, '_, F> {
             h.on_gap(dir, &mut pdus);
         }
     }
+
+    fn unseen_acked(&mut self, dir: Direction) {
+        if let Some((h, _)) = self.handler() {
+            h.on_unseen_acked(dir);
+        }
+    }
 }
 
 /// Why a flow ends.

@@ -37,6 +37,8 @@ pub(crate) trait AppSink {
     fn data(&mut self, dir: Direction, data: &[u8]) -> usize;
     /// Bytes of `dir` were lost.
     fn gap(&mut self, dir: Direction);
+    /// The peer acknowledged bytes of `dir` not seen yet (lost, or late).
+    fn unseen_acked(&mut self, _dir: Direction) {}
 }
 
 /// What a direction's operations need besides its own state.
@@ -217,8 +219,11 @@ impl TcpDir {
             (Some(h), _) => h.seq,
             (None, Some(f)) if f != self.next_seq => f,
             // No known hole: the acknowledged bytes may still be on their way (a mirror
-            // port can reorder the two directions).
-            _ => return,
+            // port can reorder the two directions), or were lost.
+            _ => {
+                app.unseen_acked(dir);
+                return;
+            }
         };
         let target = if seq_lt(ack, hole_end) { ack } else { hole_end };
         self.skip_to(dir, target, b, app);

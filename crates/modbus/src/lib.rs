@@ -59,10 +59,17 @@
 //! it is all the data there is (a segment of one ADU after a gap). The
 //! decoding check matters: the bytes left by a gap often contain a header by chance (a
 //! zero address reads as protocol id 0). Each stretch of
-//! skipped bytes yields exactly **one** event: operation `other`, anomaly `GARBAGE`,
-//! function `garbage`, all numeric fields 0. The ADU found after it carries no extra
-//! flag (the GARBAGE event marks the stretch; RESYNC is not used). A gap followed by
-//! bytes that frame cleanly yields no event.
+//! skipped bytes yields exactly **one** event: operation `other`, function `garbage`,
+//! all numeric fields 0, and anomaly `GARBAGE` — or `RESYNC` when a capture gap, not
+//! the bytes, lost the framing (the stretch is the rest of an ADU the gap cut). The
+//! ADU found after it carries no extra flag. A gap followed by bytes that frame
+//! cleanly yields no event.
+//!
+//! After a gap in the requests, or once the server acknowledged request bytes the
+//! sensor did not see, a response that finds no request is flagged
+//! `UNMATCHED_RESPONSE | RESYNC` (its request was likely lost) until a response pairs
+//! again. A gap in the responses forgets the outstanding requests, whose answers it
+//! took.
 //!
 //! Outside resynchronisation, a protocol id other than 0 with a sane length is framed
 //! and flagged `PROTOCOL_ID`, and undefined function codes are reported as `other`

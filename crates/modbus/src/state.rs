@@ -36,6 +36,9 @@ struct DirState {
     resync: bool,
     /// The GARBAGE event of the current stretch has been emitted.
     in_garbage: bool,
+    /// Framing was lost to a capture gap, not to the bytes: what is skipped before the
+    /// next ADU is the rest of one the gap cut, reported as RESYNC, not GARBAGE.
+    after_gap: bool,
 }
 
 /// What a resynchronisation scan found.
@@ -56,6 +59,9 @@ pub struct ModbusFlow {
     /// Outstanding requests, oldest first. Linear search: the table is small (the
     /// flood bound) and usually holds one entry.
     pending: VecDeque<RequestContext>,
+    /// A gap lost requests or responses: responses that find no request are flagged
+    /// RESYNC (explained by the loss) until one pairs again.
+    pairing_lost: bool,
     to_server: DirState,
     to_client: DirState,
 }
@@ -66,6 +72,7 @@ impl ModbusFlow {
             max_outstanding: config.max_outstanding.max(1),
             max_resync_scan: config.max_resync_scan.max(1),
             pending: VecDeque::new(),
+            pairing_lost: false,
             to_server: DirState::default(),
             to_client: DirState::default(),
         }
@@ -97,7 +104,9 @@ impl ModbusFlow {
                     Scan::Found(skip) => {
                         self.skip_garbage(dir, skip, out);
                         off += skip;
-                        self.dir_state(dir).resync = false;
+                        let st = self.dir_state(dir);
+                        st.resync = false;
+                        st.after_gap = false;
                     }
                     Scan::NeedMore(skip) => {
                         self.skip_garbage(dir, skip, out);
@@ -118,8 +127,10 @@ impl ModbusFlow {
                 }
                 Err(nom::Err::Incomplete(_)) => break,
                 Err(_) => {
-                    // The length is out of range: framing is lost.
-                    self.dir_state(dir).resync = true;
+                    // The length is out of range: framing is lost, to the bytes.
+                    let st = self.dir_state(dir);
+                    st.resync = true;
+                    st.after_gap = false;
                 }
             }
         }
@@ -127,18 +138,38 @@ impl ModbusFlow {
     }
 
     /// Bytes of `dir` were lost: the next bytes are trusted only once a strict header
-    /// check succeeds. Outstanding requests are kept (their responses may still come);
-    /// the flood bound ages them out.
+    /// check succeeds, and what is skipped until then is reported as RESYNC (the rest
+    /// of an ADU the gap cut). Responses that then find no request (it was lost, or
+    /// its response was) are flagged RESYNC too, until one pairs again. Lost responses
+    /// leave their requests unanswered for good: those are forgotten, so that they
+    /// neither fill the table (a false REQUEST_FLOOD) nor pair with a later request's
+    /// response once transaction ids wrap.
     pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
         let st = self.dir_state(dir);
         st.resync = true;
         st.in_garbage = false;
+        st.after_gap = true;
+        self.pairing_lost = true;
+        if dir == Direction::ToClient {
+            self.pending.clear();
+        }
+    }
+
+    /// The peer acknowledged bytes of `dir` not seen (yet): requests may have been
+    /// lost, so responses that find none are flagged RESYNC until one pairs again.
+    /// Nothing else changes: the bytes may still come, and a gap is declared only
+    /// once they are known to be lost.
+    pub fn on_unseen_acked(&mut self, dir: Direction) {
+        if dir == Direction::ToServer {
+            self.pairing_lost = true;
+        }
     }
 
     /// The flow ended: unanswered requests are forgotten (they were reported when
     /// seen).
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
+        self.pairing_lost = false;
         self.to_server = DirState::default();
         self.to_client = DirState::default();
     }
@@ -180,7 +211,7 @@ impl ModbusFlow {
     }
 
     /// Consumes `n` unframable bytes: the first skip of a stretch emits its one
-    /// GARBAGE event.
+    /// GARBAGE event (RESYNC after a gap).
     fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
         if n == 0 {
             return;
@@ -190,11 +221,16 @@ impl ModbusFlow {
             return;
         }
         st.in_garbage = true;
+        let anomalies = if st.after_gap {
+            Anomalies::RESYNC
+        } else {
+            Anomalies::GARBAGE
+        };
         out.push(Pdu {
             direction: dir,
             is_response: dir == Direction::ToClient,
             operation: Operation::Other,
-            anomalies: Anomalies::GARBAGE,
+            anomalies,
             native: Native::Modbus(ModbusInfo {
                 function: "garbage",
                 ..ModbusInfo::default()
@@ -226,10 +262,17 @@ impl ModbusFlow {
                 };
                 match ctx {
                     Some(ctx) if ctx.function == adu.function.base() => {
+                        self.pairing_lost = false;
                         decode_response(adu, Pairing::Matched(&ctx))
                     }
                     Some(_) => decode_response(adu, Pairing::Mismatched),
-                    None => decode_response(adu, Pairing::Unmatched),
+                    None => {
+                        let (mut decoded, packed) = decode_response(adu, Pairing::Unmatched);
+                        if self.pairing_lost {
+                            decoded.anomalies.insert(Anomalies::RESYNC);
+                        }
+                        (decoded, packed)
+                    }
                 }
             }
         };
@@ -1447,6 +1490,13 @@ mod tests {
             .count()
     }
 
+    /// Stretches skipped after a gap: the same event as garbage, flagged RESYNC.
+    fn skipped_after_gap(out: &[Pdu]) -> usize {
+        out.iter()
+            .filter(|p| p.anomalies == Anomalies::RESYNC && info(p).function == "garbage")
+            .count()
+    }
+
     #[test]
     fn garbage_then_resync_gives_one_event() {
         let frames = spec_frames();
@@ -1521,7 +1571,7 @@ mod tests {
         let mut after = second.get(5..).unwrap().to_vec();
         after.extend_from_slice(&frames.get(2..).unwrap().concat());
         let out = feed(&mut f, ToServer, &after);
-        assert_eq!(garbage_count(&out), 1);
+        assert_eq!((skipped_after_gap(&out), garbage_count(&out)), (1, 0));
         let tids: Vec<u16> = out.iter().skip(1).map(|p| info(p).transaction_id).collect();
         assert_eq!(tids, [3, 4]);
     }
@@ -1610,10 +1660,10 @@ mod tests {
             .map(|p| (info(p).transaction_id, info(p).function_code))
             .collect();
         assert_eq!(seen, [(3, 3), (0, 0), (5, 3), (6, 3)], "{out:?}");
-        assert_eq!(garbage_count(&out), 1);
+        assert_eq!((skipped_after_gap(&out), garbage_count(&out)), (1, 0));
         assert!(out
             .iter()
-            .all(|p| p.anomalies.difference(Anomalies::GARBAGE).is_empty()));
+            .all(|p| p.anomalies.difference(Anomalies::RESYNC).is_empty()));
     }
 
     #[test]
@@ -1631,13 +1681,74 @@ mod tests {
         let mut data = vec![0xEE, 0xEE];
         data.extend_from_slice(&odd);
         assert_eq!(f.on_data(ToServer, &data, &mut out), 2);
-        assert_eq!((out.len(), garbage_count(&out)), (1, 1));
+        assert_eq!((out.len(), skipped_after_gap(&out)), (1, 1));
         // A whole header after it: taken.
         let mut rest = odd.clone();
         rest.extend_from_slice(&adu(8, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
         assert_eq!(f.on_data(ToServer, &rest, &mut out), rest.len());
         let codes: Vec<u8> = out.iter().map(|p| info(p).function_code).collect();
         assert_eq!(codes, [0, 0x41, 3]);
+    }
+
+    #[test]
+    fn a_response_whose_request_a_gap_took_is_flagged_resync_until_pairing_resumes() {
+        let poll = |tid| adu(tid, 1, &[0x03, 0x00, 0x01, 0x00, 0x01]);
+        let answer = |tid| adu(tid, 1, &[0x03, 0x02, 0x00, 0x07]);
+        let mut f = flow();
+        one(&mut f, ToServer, &poll(1));
+        one(&mut f, ToClient, &answer(1));
+        // Request 2 is lost in a gap; its answer finds no request, for that reason.
+        f.on_gap(ToServer, &mut Vec::new());
+        let r = one(&mut f, ToClient, &answer(2));
+        assert_eq!(
+            r.anomalies,
+            Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC
+        );
+        // Pairing resumes; a later unmatched answer has no loss to explain it.
+        one(&mut f, ToServer, &poll(3));
+        assert!(one(&mut f, ToClient, &answer(3)).anomalies.is_empty());
+        let r = one(&mut f, ToClient, &answer(9));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn requests_acknowledged_but_unseen_explain_an_unmatched_answer() {
+        let mut f = flow();
+        one(
+            &mut f,
+            ToServer,
+            &adu(1, 1, &[0x03, 0x00, 0x01, 0x00, 0x01]),
+        );
+        one(&mut f, ToClient, &adu(1, 1, &[0x03, 0x02, 0x00, 0x07]));
+        // The server acknowledged request bytes the sensor has not seen.
+        f.on_unseen_acked(ToServer);
+        let r = one(&mut f, ToClient, &adu(2, 1, &[0x03, 0x02, 0x00, 0x08]));
+        assert_eq!(
+            r.anomalies,
+            Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC
+        );
+        // Responses acknowledged but unseen say nothing about requests.
+        let mut f = flow();
+        f.on_unseen_acked(ToClient);
+        let r = one(&mut f, ToClient, &adu(2, 1, &[0x03, 0x02, 0x00, 0x08]));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn requests_whose_answers_a_gap_took_are_forgotten() {
+        let poll = |tid| adu(tid, 1, &[0x03, 0x00, 0x01, 0x00, 0x01]);
+        let answer = |tid| adu(tid, 1, &[0x03, 0x02, 0x00, 0x07]);
+        let mut f = flow();
+        // Over a long capture, 100 answers are lost one gap at a time: no request is
+        // left waiting, none is reported as a flood.
+        for tid in 0..100 {
+            let q = one(&mut f, ToServer, &poll(tid));
+            assert!(q.anomalies.is_empty(), "{q:?}");
+            f.on_gap(ToClient, &mut Vec::new());
+        }
+        assert_eq!(f.outstanding(), 0);
+        one(&mut f, ToServer, &poll(100));
+        assert!(one(&mut f, ToClient, &answer(100)).anomalies.is_empty());
     }
 
     #[test]

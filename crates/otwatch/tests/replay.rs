@@ -434,3 +434,40 @@ fn a_file_gets_json_lines_while_the_terminal_gets_text() {
     assert_eq!(json.len(), events_of(&demo, &[]).len());
     assert!(json.iter().all(|v| v["event_type"] == "ot"));
 }
+
+/// A request the capture lost (a mirror port drops packets) is the sensor's loss,
+/// not the device's: its answer is reported, flagged, and raises no alert.
+#[test]
+fn an_answer_whose_request_the_capture_lost_raises_no_anomaly() {
+    let bytes = polling();
+    let offs = record_offsets(&bytes);
+    // Record 6 carries the second request (transaction 2, stream bytes 13..25); the
+    // server's answer acknowledges past it.
+    let mut lossy = bytes[..offs[6]].to_vec();
+    lossy.extend_from_slice(&bytes[offs[7]..]);
+    let dir = tmp();
+    let f = dir.path().join("lossy.pcap");
+    fs::write(&f, &lossy).unwrap();
+    let objects = objects_of(&f, &[]);
+    let events: Vec<_> = objects.iter().filter(|v| v["event_type"] == "ot").collect();
+    let whole = events_of(&repo().join("pcaps/modbus/polling.pcap"), &[]);
+    assert_eq!(events.len(), whole.len() - 1);
+    let answer = events
+        .iter()
+        .find(|e| e["modbus"]["transaction_id"] == 2)
+        .expect("the answer to the lost request");
+    assert_eq!(answer["direction"], "to_client");
+    assert_eq!(
+        answer["anomalies"],
+        serde_json::json!(["unmatched_response", "resync"])
+    );
+    let alerts: Vec<_> = objects
+        .iter()
+        .filter(|v| v["event_type"] == "alert")
+        .map(|a| a["alert"]["kind"].clone())
+        .collect();
+    assert!(
+        !alerts.iter().any(|k| k == "protocol_anomaly"),
+        "{alerts:?}"
+    );
+}

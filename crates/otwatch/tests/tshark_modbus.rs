@@ -68,9 +68,9 @@ fn otwatch_counts(pcap: &Path) -> Counts {
         if ev["protocol"] != "modbus" {
             continue;
         }
-        // Garbage reports carry no PDU of their own: tshark has no counterpart.
-        let anomalies = ev["anomalies"].as_array().cloned().unwrap_or_default();
-        if anomalies.iter().any(|a| a == "garbage") {
+        // Reports of skipped bytes (garbage, or the rest of an ADU a capture gap cut)
+        // carry no PDU of their own: tshark has no counterpart.
+        if ev["modbus"]["function"] == "garbage" {
             continue;
         }
         let code = ev["modbus"]["function_code"]

@@ -17,6 +17,11 @@
 //! * **Joined mid-stream.** On a flow whose TCP handshake was not captured, responses
 //!   that arrive before the first request of the flow answer requests sent before the
 //!   sensor started listening: their `unmatched_response` flag is not an anomaly.
+//! * **Capture loss.** Bytes the sensor lost (a gap in a TCP stream) are not the
+//!   device's doing: what a dissector skips to find the next PDU after a gap, and a
+//!   response whose request was lost with it, carry `resync`, and neither that flag
+//!   nor the `unmatched_response` it explains is an anomaly. Any other flag on the
+//!   same PDU still is.
 //! * **Roles of a malformed PDU.** `protocol_anomaly` names the PDU's *sender* as
 //!   `src_asset` (the host that sent the malformed bytes) and its receiver as
 //!   `dst_asset`; every other PDU-level kind names the operation's source and target.
@@ -508,6 +513,10 @@ impl Engine {
         if pdu.is_response && !flow.handshake_seen && !state.request_seen {
             // Joined mid-stream: see the module docs.
             anomalies.remove(Anomalies::UNMATCHED_RESPONSE);
+        }
+        if anomalies.contains(Anomalies::RESYNC) {
+            // Explained by capture loss: see the module docs.
+            anomalies.remove(Anomalies::RESYNC | Anomalies::UNMATCHED_RESPONSE);
         }
         state.request_seen |= is_request;
         let new_session = is_download
@@ -2826,6 +2835,60 @@ modbus = { unit = 1, coils = "0-15" }
         assert_eq!(kinds(&alerts), ["protocol_anomaly"]);
         assert_eq!(alerts[0].src_asset.as_deref(), Some("plc-boiler-1"));
         assert_eq!(alerts[0].dst_asset.as_deref(), Some("ews-1"));
+    }
+
+    #[test]
+    fn what_capture_loss_explains_is_not_an_anomaly() {
+        let mut e = engine();
+        let t0 = t(FRIDAY);
+        let f = flow(EWS, 49152, PLC, 502);
+        let answer = |anomalies| {
+            event(
+                &f,
+                t0,
+                Direction::ToClient,
+                true,
+                Operation::Read,
+                anomalies,
+                mb(3, None, None, Some(vec![7])),
+            )
+        };
+        let skipped = event(
+            &f,
+            t0,
+            Direction::ToServer,
+            false,
+            Operation::Other,
+            Anomalies::RESYNC,
+            mb(0, None, None, None),
+        );
+        // A request first, so that the flow is not one joined mid-stream.
+        let request = event(
+            &f,
+            t0,
+            Direction::ToServer,
+            false,
+            Operation::Read,
+            Anomalies::empty(),
+            mb(3, Some(0), Some(1), None),
+        );
+        let quiet = [
+            request.clone(),
+            skipped,
+            answer(Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC),
+        ];
+        assert_eq!(kinds(&run(&mut e, &quiet)), Vec::<&str>::new());
+        // Without the loss to explain it, an unmatched answer is one; and loss does
+        // not explain a bad length.
+        let mut e = engine();
+        let loud = [
+            request,
+            answer(Anomalies::UNMATCHED_RESPONSE),
+            answer(Anomalies::BAD_LENGTH | Anomalies::RESYNC),
+        ];
+        let alerts = run(&mut e, &loud);
+        assert_eq!(kinds(&alerts), ["protocol_anomaly", "protocol_anomaly"]);
+        assert_eq!(alerts[1].evidence["anomalies"], json!(["bad_length"]));
     }
 
     #[test]
