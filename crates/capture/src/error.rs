@@ -145,8 +145,9 @@ pub enum RecordProblem {
     /// packet libpcap writes for these link types).
     CaptureLengthTooLarge,
     /// pcap: a record that runs past the end of the file although its captured length
-    /// is above the snapshot length or its own wire length: a corrupt length rather
-    /// than a capture cut short (whose last record is only missing bytes).
+    /// is above its own wire length, or above a snapshot length of 65535 or more: a
+    /// corrupt length rather than a capture cut short (whose last record is only
+    /// missing bytes).
     LengthPastEnd,
     /// pcapng: block total length below 12 or not a multiple of 4.
     BlockLength,

@@ -21,6 +21,9 @@ const RECORD_HEADER_LEN: usize = 16;
 /// to this long even when the header announces a smaller snaplen (lenient, as some
 /// writers put a wrong snaplen in the header).
 pub(crate) const MAX_STANDARD_CAPLEN: u32 = 262_144;
+/// The snapshot length capture tools write by default (or above): a record longer than
+/// it was not written by them.
+const STANDARD_SNAPLEN: u32 = 65_535;
 /// Whatever the header says, no record is believed longer than this.
 const MAX_CAPLEN: u32 = 16 * 1024 * 1024;
 
@@ -114,9 +117,11 @@ impl<'a> PcapReader<'a> {
         let end = RECORD_HEADER_LEN + caplen as usize;
         let Some(data) = rest.get(RECORD_HEADER_LEN..end) else {
             // A capture cut short loses the end of a record that was whole when
-            // written; a length no writer would have written is corruption.
+            // written; a length no writer would have written is corruption: longer
+            // than on the wire, or above a standard snapshot length (a small one may
+            // be a writer's mistake, which libpcap forgives).
             let snaplen = self.header.snaplen;
-            if (snaplen != 0 && caplen > snaplen) || caplen > orig_len {
+            if caplen > orig_len || (snaplen >= STANDARD_SNAPLEN && caplen > snaplen) {
                 return Some(Err(ReadError::Corrupt {
                     offset,
                     reason: RecordProblem::LengthPastEnd,
@@ -375,6 +380,19 @@ mod tests {
             };
             assert_eq!(err, Some(expected), "{incl}/{orig}");
         }
+        // A small snapshot length may be the writer's mistake (libpcap forgives it):
+        // a 1000-byte record cut short under snaplen 64 is a capture cut short.
+        let mut file = pcap_file(Endian::Little, false, 1, 64, &recs);
+        file.splice(
+            second + 8..second + 16,
+            [1_000u32, 1_000].map(u32::to_le_bytes).concat(),
+        );
+        assert_eq!(
+            all(&file).1,
+            Some(ReadError::Truncated {
+                offset: second as u64
+            })
+        );
     }
 
     #[test]

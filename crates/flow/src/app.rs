@@ -23,13 +23,6 @@ pub trait StreamHandler {
     /// resynchronises on the next bytes.
     fn on_gap(&mut self, dir: Direction, out: &mut dyn PduSink);
 
-    /// The peer acknowledged bytes of `dir` that were not seen: lost in the capture,
-    /// or still on their way (a mirror port may deliver the two directions out of
-    /// step). Nothing is skipped yet; [`StreamHandler::on_gap`] follows once the hole
-    /// is known to be lost. A handler may count what it reports meanwhile as
-    /// explained by a likely loss (a response whose request is missing).
-    fn on_unseen_acked(&mut self, _dir: Direction) {}
-
     /// The flow ended (FIN/RST, idle timeout, eviction, or end of input).
     fn on_end(&mut self, _out: &mut dyn PduSink) {}
 }

@@ -338,12 +338,6 @@ impl<F: HandlerFactory> AppSink for Sink<'_, '_, F> {
             h.on_gap(dir, &mut pdus);
         }
     }
-
-    fn unseen_acked(&mut self, dir: Direction) {
-        if let Some((h, _)) = self.handler() {
-            h.on_unseen_acked(dir);
-        }
-    }
 }
 
 /// Why a flow ends.
@@ -1655,20 +1649,22 @@ mod tests {
             ]
         );
         assert_eq!(r.t.slot(0).unwrap().tcp[0].buffered(), (1, 0));
-        // The same where the peer is seen awaiting the hole: the hole will be
-        // retransmitted, the segment that does not fit is refused.
+        // The same where the peer is seen awaiting the hole (it acknowledged up to
+        // it): the hole will be retransmitted, the segment that does not fit is
+        // refused.
         let mut r = Rig::with(cfg, 2);
         r.handshake(0, 0);
         assert_eq!(r.data(S, 1, b"ab").len(), 1);
+        assert!(r.tcp(C, 1, 3, TcpFlags::ACK, b"").is_empty());
         assert!(r.data(S, 5, b"efgh").is_empty());
         assert!(r.data(S, 9, b"ijklm").is_empty());
         assert_eq!(r.stats().reassembly_bytes_dropped, 5);
         assert_eq!(
             r.data(S, 3, b"cd"),
             [
-                pdu(6, 0, 1, S, b"cd"),
-                pdu(6, 1, 2, S, b"ef"),
-                pdu(6, 2, 3, S, b"gh")
+                pdu(7, 0, 1, S, b"cd"),
+                pdu(7, 1, 2, S, b"ef"),
+                pdu(7, 2, 3, S, b"gh")
             ]
         );
     }

@@ -15,14 +15,17 @@
 //!   delivered or already held out of order is trimmed to the bytes not seen yet, so a
 //!   later copy can never rewrite what an earlier one said.
 //! * Segments beyond `next_seq` are held (copied) until the hole fills; one that starts
-//!   more than the largest possible window (2^30, RFC 7323) beyond it is dropped.
+//!   more than the largest possible window (2^30, RFC 7323) beyond it is dropped,
+//!   unless the peer acknowledged bytes that far (the capture lost more than a
+//!   window: the bytes up to the acknowledgment are a gap).
 //! * A hole that will never fill is a *gap*: `on_gap(dir)`, the unconsumed tail is
 //!   dropped, and delivery goes on after the hole. A hole never fills when the peer
 //!   acknowledges bytes past it (the sender will not retransmit them), when the flow
-//!   ends, or when a buffer bound is hit while nothing shows that the peer awaits the
-//!   hole. When the peer's acknowledgments show that it does, the hole will be
-//!   retransmitted: a segment that finds no room is dropped instead, so that segments
-//!   sent far ahead (by an injector, say) cannot make the stream skip its real bytes.
+//!   ends, or when a buffer bound is hit — except while the peer has acknowledged
+//!   exactly up to the hole: it lacks those bytes too and they will be retransmitted,
+//!   so a segment that finds no room is dropped instead (up to 4 x the held-segment
+//!   bound per hole), and segments sent far ahead (by an injector, say) cannot make
+//!   the stream skip its real bytes.
 //! * SYN and FIN consume one sequence number; a direction is closed once all its data
 //!   up to its FIN was delivered.
 
@@ -37,8 +40,6 @@ pub(crate) trait AppSink {
     fn data(&mut self, dir: Direction, data: &[u8]) -> usize;
     /// Bytes of `dir` were lost.
     fn gap(&mut self, dir: Direction);
-    /// The peer acknowledged bytes of `dir` not seen yet (lost, or late).
-    fn unseen_acked(&mut self, _dir: Direction) {}
 }
 
 /// What a direction's operations need besides its own state.
@@ -57,6 +58,10 @@ const MAX_ACKED_BACKLOG: u32 = 1 << 20;
 /// farther than this past the next byte expected is in no window, and is dropped
 /// rather than held.
 const MAX_WINDOW: u32 = 1 << 30;
+
+/// Segments refused for want of room while the peer awaits a hole, per hole, in
+/// multiples of the held segments allowed; past it the hole is given up.
+const MAX_REFUSED_PER_HOLE_FACTOR: usize = 4;
 
 /// A pending buffer larger than this is freed once it empties.
 const KEEP_CAPACITY: usize = 4096;
@@ -96,6 +101,8 @@ pub(crate) struct TcpDir {
     closed: bool,
     /// Bytes of this direction counted in the global total.
     accounted: usize,
+    /// Segments refused for want of room while the peer awaited the current hole.
+    refused: usize,
 }
 
 pub(crate) fn seq_lt(a: u32, b: u32) -> bool {
@@ -219,11 +226,8 @@ impl TcpDir {
             (Some(h), _) => h.seq,
             (None, Some(f)) if f != self.next_seq => f,
             // No known hole: the acknowledged bytes may still be on their way (a mirror
-            // port can reorder the two directions), or were lost.
-            _ => {
-                app.unseen_acked(dir);
-                return;
-            }
+            // port can reorder the two directions).
+            _ => return,
         };
         let target = if seq_lt(ack, hole_end) { ack } else { hole_end };
         self.skip_to(dir, target, b, app);
@@ -287,8 +291,23 @@ impl TcpDir {
             return;
         }
         if seq_lt(self.next_seq, seq) && seq.wrapping_sub(self.next_seq) > MAX_WINDOW {
-            b.stats.reassembly_bytes_dropped += payload.len() as u64;
-            return;
+            // In no window of ours. When the peer acknowledged bytes beyond what we
+            // saw and this segment lies within a window of that, the capture lost more
+            // than a window: the bytes up to the acknowledgment are a gap.
+            match self.peer_acked {
+                Some(a)
+                    if seq_lt(self.next_seq, a)
+                        && seq_le(a, seq)
+                        && seq.wrapping_sub(a) <= MAX_WINDOW =>
+                {
+                    self.skip_to(dir, a, b, app);
+                    self.drain_held(dir, b, app);
+                }
+                _ => {
+                    b.stats.reassembly_bytes_dropped += payload.len() as u64;
+                    return;
+                }
+            }
         }
         // Each round delivers up to the next held segment, stores, or skips past a held
         // segment: bounded by the held segments.
@@ -323,16 +342,21 @@ impl TcpDir {
             if self.hold(seq, payload, b) {
                 return;
             }
-            // No room. While the peer acknowledges nothing past the hole, it lacks
-            // those bytes too, and they will come again: this segment is refused
-            // rather than the hole given up (segments sent ahead, by the sender or an
-            // injector, must not make the stream skip the real data).
-            if self.peer_acked.is_some_and(|a| seq_le(a, self.next_seq)) {
+            // No room. When the peer has acknowledged exactly up to the hole, it
+            // lacks those bytes too, and they will come again (if the capture alone
+            // lost them, its next acknowledgment passes the hole: a gap): this
+            // segment is refused rather than the hole given up, so that segments sent
+            // ahead (by an injector, say) cannot make the stream skip the real data.
+            // Bounded per hole, should the peer's acknowledgments stop being seen.
+            if self.peer_acked == Some(self.next_seq)
+                && self.refused < MAX_REFUSED_PER_HOLE_FACTOR * b.cfg.max_ooo_segments_per_direction
+            {
+                self.refused += 1;
                 b.stats.reassembly_bytes_dropped += payload.len() as u64;
                 return;
             }
-            // Nothing says so (only this direction is seen): the hole before the
-            // earliest data we know of will not be filled within the bounds.
+            // Nothing says it will: the hole before the earliest data we know of will
+            // not be filled within the bounds.
             let target = match self.held.first() {
                 Some(h) if seq_lt(h.seq, seq) => h.seq,
                 _ => seq,
@@ -406,6 +430,7 @@ impl TcpDir {
 
     /// Declares the bytes before `target` lost.
     fn skip_to(&mut self, dir: Direction, target: u32, b: &mut Budget<'_>, app: &mut dyn AppSink) {
+        self.refused = 0;
         app.gap(dir);
         b.stats.tcp_gaps += 1;
         b.stats.reassembly_bytes_dropped += self.pending.len() as u64;
@@ -420,6 +445,7 @@ impl TcpDir {
                 break;
             }
             let h = self.held.remove(0);
+            self.refused = 0;
             // Given back at once: the next segment of this call may need the room.
             let cost = h.data.len() + HELD_OVERHEAD;
             self.held_bytes = self.held_bytes.saturating_sub(cost);
@@ -742,6 +768,41 @@ mod tests {
         r.ack(3);
         r.seg(3, b"d");
         assert_eq!((r.app.seen.as_slice(), r.app.gaps), (&b"abcd"[..], 0));
+        // Refusals are bounded per hole (4 x the held segments allowed, 3 of them
+        // used above): then the hole is given up.
+        r.ack(4);
+        for i in 0..5 {
+            r.seg(200_000 + 10 * i, b"x");
+        }
+        assert_eq!((r.app.gaps, r.stats.reassembly_bytes_dropped), (0, 8));
+        r.seg(300_000, b"x");
+        assert_eq!(r.app.gaps, 1);
+    }
+
+    #[test]
+    fn a_peer_whose_acknowledgments_stopped_being_seen_does_not_stall_the_stream() {
+        let mut r = Rig::new(1);
+        r.cfg.max_ooo_segments_per_direction = 1;
+        r.seg(0, b"a");
+        // Only the handshake of the other direction was seen: its acknowledgment
+        // lags behind the stream.
+        r.ack(0);
+        r.seg(1, b"b");
+        r.seg(3, b"d");
+        r.seg(5, b"f"); // no room: the hole at 2 is given up
+        assert_eq!((r.app.seen.as_slice(), r.app.gaps), (&b"abd"[..], 1));
+    }
+
+    #[test]
+    fn a_loss_longer_than_a_window_resumes_at_the_peers_acknowledgment() {
+        let mut r = Rig::new(1);
+        r.seg(0, b"a");
+        // The receiver acknowledged bytes more than a window past what was seen.
+        let far = 1 + MAX_WINDOW + 100;
+        r.ack(far);
+        r.seg(far, b"z");
+        assert_eq!((r.app.seen.as_slice(), r.app.gaps), (&b"az"[..], 1));
+        assert_eq!(r.d.next_seq(), far + 1);
     }
 
     #[test]

@@ -51,25 +51,28 @@
 //! An MBAP length outside `2..=254` means framing is lost; after a gap
 //! ([`ModbusFlow::on_gap`]) framing is not trusted either. The flow then scans for the
 //! next offset where a header starts (protocol id 0, length in range, function code
-//! not 0) whose ADU is complete and decodes (as a request or an unpaired response, by
-//! direction) without a malformed, bad-length, unknown-exception, out-of-spec or
-//! protocol-id anomaly. It is trusted when the end of the data or the start of a
-//! header that is not ruled out follows it; an ADU whose function code is unknown
-//! (its body cannot be checked) only when a whole plausible header follows it or when
-//! it is all the data there is (a segment of one ADU after a gap). The
-//! decoding check matters: the bytes left by a gap often contain a header by chance (a
-//! zero address reads as protocol id 0). Each stretch of
-//! skipped bytes yields exactly **one** event: operation `other`, function `garbage`,
-//! all numeric fields 0, and anomaly `GARBAGE` — or `RESYNC` when a capture gap, not
-//! the bytes, lost the framing (the stretch is the rest of an ADU the gap cut). The
-//! ADU found after it carries no extra flag. A gap followed by bytes that frame
-//! cleanly yields no event.
+//! not 0) whose ADU is complete, and trusts it when
 //!
-//! After a gap in the requests, or once the server acknowledged request bytes the
-//! sensor did not see, a response that finds no request is flagged
+//! * another such header follows it (two headers in a row: the ADU is then reported
+//!   whatever anomalies it has), or
+//! * the end of the data or part of a header follows it, and the ADU vouches for
+//!   itself: it decodes (as a request or an unpaired response, by direction) without a
+//!   malformed, bad-length, unknown-exception, out-of-spec or protocol-id anomaly. One
+//!   with an unknown function code, whose body cannot be checked, vouches for itself
+//!   only when it is all the data since the framing was lost (a segment of one ADU).
+//!
+//! Otherwise the scan waits for more bytes. The decoding check matters: the bytes left
+//! by a gap often contain a header by chance (a zero address reads as protocol id 0).
+//! Each stretch of skipped bytes yields **one** event: operation `other`, function
+//! `garbage`, all numeric fields 0, and anomaly `GARBAGE`; after a gap, `RESYNC`
+//! instead while the stretch is shorter than an ADU (the rest of one the gap cut, no
+//! fault of the device), and `GARBAGE` once it grows longer. The ADU found after it
+//! carries no extra flag. A gap followed by bytes that frame cleanly yields no event.
+//!
+//! After a gap in the requests, a response that finds no request is flagged
 //! `UNMATCHED_RESPONSE | RESYNC` (its request was likely lost) until a response pairs
-//! again. A gap in the responses forgets the outstanding requests, whose answers it
-//! took.
+//! again. After a gap in the responses, the requests older than the next one answered
+//! are dropped: their answers were in the gap.
 //!
 //! Outside resynchronisation, a protocol id other than 0 with a sane length is framed
 //! and flagged `PROTOCOL_ID`, and undefined function codes are reported as `other`

@@ -6,7 +6,10 @@ use std::collections::VecDeque;
 use otwatch_event::{Anomalies, Direction, ModbusInfo, Native, Operation, Pdu, PduSink};
 
 use crate::decode::{decode_request, decode_response, Pairing, RequestContext};
-use crate::parser::{check_header, parse_modbus_adu, FunctionCheck, HeaderCheck, ModbusAdu};
+use crate::parser::{
+    check_header, parse_modbus_adu, FunctionCheck, HeaderCheck, ModbusAdu, MAX_MBAP_LENGTH,
+    MBAP_PREFIX_LEN,
+};
 
 /// Bounds of one flow's state. Limits are data, not globals.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,12 +37,26 @@ struct DirState {
     /// Framing is not trusted (start after a gap, or garbage seen): the next ADU must
     /// pass the strict check before it is accepted.
     resync: bool,
+    /// Bytes skipped in the current stretch (since the last ADU or gap).
+    skipped: usize,
     /// The GARBAGE event of the current stretch has been emitted.
-    in_garbage: bool,
+    garbage_reported: bool,
     /// Framing was lost to a capture gap, not to the bytes: what is skipped before the
-    /// next ADU is the rest of one the gap cut, reported as RESYNC, not GARBAGE.
+    /// next ADU, up to the length of an ADU, is the rest of one the gap cut, reported
+    /// as RESYNC, not GARBAGE.
     after_gap: bool,
 }
+
+impl DirState {
+    /// A new stretch: nothing skipped yet.
+    fn new_stretch(&mut self) {
+        self.skipped = 0;
+        self.garbage_reported = false;
+    }
+}
+
+/// The longest ADU: what a gap leaves of one is shorter.
+const MAX_ADU_LEN: usize = MBAP_PREFIX_LEN + MAX_MBAP_LENGTH as usize;
 
 /// What a resynchronisation scan found.
 enum Scan {
@@ -59,9 +76,12 @@ pub struct ModbusFlow {
     /// Outstanding requests, oldest first. Linear search: the table is small (the
     /// flood bound) and usually holds one entry.
     pending: VecDeque<RequestContext>,
-    /// A gap lost requests or responses: responses that find no request are flagged
-    /// RESYNC (explained by the loss) until one pairs again.
+    /// A gap lost requests: responses that find no request are flagged RESYNC
+    /// (explained by the loss) until one pairs again.
     pairing_lost: bool,
+    /// A gap lost responses: the requests they answered wait for nothing, and go once
+    /// a later request is answered.
+    answers_lost: bool,
     to_server: DirState,
     to_client: DirState,
 }
@@ -73,6 +93,7 @@ impl ModbusFlow {
             max_resync_scan: config.max_resync_scan.max(1),
             pending: VecDeque::new(),
             pairing_lost: false,
+            answers_lost: false,
             to_server: DirState::default(),
             to_client: DirState::default(),
         }
@@ -100,7 +121,8 @@ impl ModbusFlow {
         // Progress: every turn consumes at least one byte or returns.
         while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
             if self.dir_state(dir).resync {
-                match self.scan(dir, rest) {
+                let nothing_skipped = self.dir_state(dir).skipped == 0;
+                match self.scan(dir, rest, nothing_skipped) {
                     Scan::Found(skip) => {
                         self.skip_garbage(dir, skip, out);
                         off += skip;
@@ -121,7 +143,7 @@ impl ModbusFlow {
             }
             match parse_modbus_adu(rest) {
                 Ok((after, adu)) => {
-                    self.dir_state(dir).in_garbage = false;
+                    self.dir_state(dir).new_stretch();
                     self.handle(dir, &adu, out);
                     off += rest.len() - after.len();
                 }
@@ -138,30 +160,20 @@ impl ModbusFlow {
     }
 
     /// Bytes of `dir` were lost: the next bytes are trusted only once a strict header
-    /// check succeeds, and what is skipped until then is reported as RESYNC (the rest
-    /// of an ADU the gap cut). Responses that then find no request (it was lost, or
-    /// its response was) are flagged RESYNC too, until one pairs again. Lost responses
-    /// leave their requests unanswered for good: those are forgotten, so that they
-    /// neither fill the table (a false REQUEST_FLOOD) nor pair with a later request's
-    /// response once transaction ids wrap.
+    /// check succeeds, and what is skipped until then, up to an ADU's length, is
+    /// reported as RESYNC (the rest of an ADU the gap cut). After a gap in the
+    /// requests, responses that find no request are flagged RESYNC too, until one
+    /// pairs again. After a gap in the responses, the requests they answered are
+    /// dropped once a later request is answered, so that they neither fill the table
+    /// (a false REQUEST_FLOOD) nor pair with a later response once transaction ids wrap.
     pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
         let st = self.dir_state(dir);
         st.resync = true;
-        st.in_garbage = false;
+        st.new_stretch();
         st.after_gap = true;
-        self.pairing_lost = true;
-        if dir == Direction::ToClient {
-            self.pending.clear();
-        }
-    }
-
-    /// The peer acknowledged bytes of `dir` not seen (yet): requests may have been
-    /// lost, so responses that find none are flagged RESYNC until one pairs again.
-    /// Nothing else changes: the bytes may still come, and a gap is declared only
-    /// once they are known to be lost.
-    pub fn on_unseen_acked(&mut self, dir: Direction) {
-        if dir == Direction::ToServer {
-            self.pairing_lost = true;
+        match dir {
+            Direction::ToServer => self.pairing_lost = true,
+            Direction::ToClient => self.answers_lost = true,
         }
     }
 
@@ -170,17 +182,20 @@ impl ModbusFlow {
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
         self.pairing_lost = false;
+        self.answers_lost = false;
         self.to_server = DirState::default();
         self.to_client = DirState::default();
     }
 
-    /// Looks for the next offset where a trusted ADU starts: a plausible header, a
-    /// complete ADU, and after it the end of the data or the start of another
-    /// header. Bytes left by a gap often hold such a header by chance (a zero address
-    /// reads as protocol id 0), so the ADU must also decode as a well-formed PDU of
-    /// `dir`; one with a function code this dissector does not know cannot be
-    /// checked that way, and is trusted only once the next header is there.
-    fn scan(&self, dir: Direction, rest: &[u8]) -> Scan {
+    /// Looks for the next offset where a trusted ADU starts: a plausible header and a
+    /// complete ADU, followed by another header (the strongest evidence: two headers
+    /// in a row), or by the end of the data or part of a header when the ADU vouches
+    /// for itself. Bytes left by a gap often hold a header by chance (a zero address
+    /// reads as protocol id 0), so an ADU vouches for itself only when it decodes as
+    /// a well-formed PDU of `dir`; one with an unknown function code, whose body
+    /// cannot be checked, only when it is all the data since the gap (a segment of
+    /// one ADU). Otherwise the scan waits for what follows.
+    fn scan(&self, dir: Direction, rest: &[u8], nothing_skipped: bool) -> Scan {
         let window = rest.len().min(self.max_resync_scan);
         for k in 0..window {
             let Some(candidate) = rest.get(k..) else {
@@ -194,36 +209,39 @@ impl ModbusFlow {
             let (Some(adu), Some(next)) = (candidate.get(..len), candidate.get(len..)) else {
                 return Scan::NeedMore(k);
             };
-            let trust = trust_of(dir, adu);
             let after = (!next.is_empty()).then(|| check_header(next, FunctionCheck::Defined));
-            match (trust, after) {
-                (Trust::Never, _) | (_, Some(HeaderCheck::No)) => {}
-                (_, Some(HeaderCheck::Yes { .. })) => return Scan::Found(k),
-                // Nothing or part of a header after it: a clean ADU is not held
-                // back (the next gap could take it). An unchecked one is taken when
-                // it spans all the data (a segment of one ADU), else it waits.
-                (Trust::Clean, _) => return Scan::Found(k),
-                (Trust::Corroborated, None) if k == 0 => return Scan::Found(k),
-                (Trust::Corroborated, _) => return Scan::NeedMore(k),
+            match (after, trust_of(dir, adu)) {
+                (Some(HeaderCheck::No), _) => {}
+                // Anomalies and all: the ADU is reported with them.
+                (Some(HeaderCheck::Yes { .. }), _) => return Scan::Found(k),
+                (_, Trust::Clean) => return Scan::Found(k),
+                (None, Trust::Corroborated) if k == 0 && nothing_skipped => return Scan::Found(k),
+                (_, Trust::Corroborated | Trust::Never) => return Scan::NeedMore(k),
             }
         }
         Scan::NotFound(window)
     }
 
-    /// Consumes `n` unframable bytes: the first skip of a stretch emits its one
-    /// GARBAGE event (RESYNC after a gap).
+    /// Consumes `n` unframable bytes. A stretch yields one GARBAGE event at its first
+    /// skip; after a gap, one RESYNC event instead, and a GARBAGE event as well once
+    /// the stretch grows longer than what a gap can leave of an ADU.
     fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
         if n == 0 {
             return;
         }
         let st = self.dir_state(dir);
-        if st.in_garbage {
-            return;
-        }
-        st.in_garbage = true;
-        let anomalies = if st.after_gap {
+        let first = st.skipped == 0;
+        st.skipped = st.skipped.saturating_add(n);
+        let anomalies = if st.after_gap && st.skipped < MAX_ADU_LEN {
+            if !first {
+                return;
+            }
             Anomalies::RESYNC
         } else {
+            if st.garbage_reported {
+                return;
+            }
+            st.garbage_reported = true;
             Anomalies::GARBAGE
         };
         out.push(Pdu {
@@ -254,12 +272,19 @@ impl ModbusFlow {
                 // Usually the oldest request is the one answered.
                 let ctx = match self.pending.front() {
                     Some(c) if c.transaction_id == tid => self.pending.pop_front(),
-                    _ => self
-                        .pending
-                        .iter()
-                        .position(|c| c.transaction_id == tid)
-                        .and_then(|i| self.pending.remove(i)),
+                    _ => match self.pending.iter().position(|c| c.transaction_id == tid) {
+                        Some(i) if self.answers_lost => {
+                            // Those before it were answered in the gap.
+                            self.pending.drain(..i);
+                            self.pending.pop_front()
+                        }
+                        Some(i) => self.pending.remove(i),
+                        None => None,
+                    },
                 };
+                if ctx.is_some() {
+                    self.answers_lost = false;
+                }
                 match ctx {
                     Some(ctx) if ctx.function == adu.function.base() => {
                         self.pairing_lost = false;
@@ -1674,13 +1699,14 @@ mod tests {
         let mut f = flow();
         f.on_gap(ToServer, &mut Vec::new());
         assert_eq!(info(&one(&mut f, ToServer, &odd)).function_code, 0x41);
-        // After skipped bytes, alone at the end: it waits for what follows.
+        // After skipped bytes, alone at the end: it waits for what follows, also when
+        // the flow layer offers it again on its own.
         let mut f = flow();
         let mut out = Vec::new();
         f.on_gap(ToServer, &mut out);
         let mut data = vec![0xEE, 0xEE];
         data.extend_from_slice(&odd);
-        assert_eq!(f.on_data(ToServer, &data, &mut out), 2);
+        out.extend(drive(&mut f, ToServer, &[&data]));
         assert_eq!((out.len(), skipped_after_gap(&out)), (1, 1));
         // A whole header after it: taken.
         let mut rest = odd.clone();
@@ -1688,6 +1714,55 @@ mod tests {
         assert_eq!(f.on_data(ToServer, &rest, &mut out), rest.len());
         let codes: Vec<u8> = out.iter().map(|p| info(p).function_code).collect();
         assert_eq!(codes, [0, 0x41, 3]);
+    }
+
+    #[test]
+    fn after_a_gap_an_anomalous_request_followed_by_a_header_is_reported() {
+        // A coil written with 0x1234 (neither 0xFF00 nor 0x0000), then a poll.
+        let write = adu(5, 1, &[0x05, 0x00, 0x10, 0x12, 0x34]);
+        let poll = adu(6, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]);
+        let mut f = flow();
+        let mut out = Vec::new();
+        f.on_gap(ToServer, &mut out);
+        out.extend(drive(&mut f, ToServer, &[&write, &poll]));
+        let seen: Vec<(u8, Anomalies)> = out
+            .iter()
+            .map(|p| (info(p).function_code, p.anomalies))
+            .collect();
+        assert_eq!(
+            seen,
+            [(5, Anomalies::OUT_OF_SPEC_VALUE), (3, Anomalies::empty())]
+        );
+    }
+
+    #[test]
+    fn a_gap_explains_no_more_than_an_adu_of_skipped_bytes() {
+        let mut f = flow();
+        let mut out = Vec::new();
+        f.on_gap(ToServer, &mut out);
+        // 20,000 bytes that never frame, in 100-byte segments: the first are taken for
+        // the rest of a cut ADU, then the stretch is garbage.
+        let junk = vec![0xEE; 100];
+        let segments: Vec<&[u8]> = (0..200).map(|_| junk.as_slice()).collect();
+        out.extend(drive(&mut f, ToServer, &segments));
+        let flags: Vec<Anomalies> = out.iter().map(|p| p.anomalies).collect();
+        assert_eq!(flags, [Anomalies::RESYNC, Anomalies::GARBAGE]);
+        // In one piece longer than an ADU: garbage only.
+        let mut f = flow();
+        let mut out = Vec::new();
+        f.on_gap(ToServer, &mut out);
+        out.extend(drive(&mut f, ToServer, &[&[0xEE; 1000]]));
+        let flags: Vec<Anomalies> = out.iter().map(|p| p.anomalies).collect();
+        assert_eq!(flags, [Anomalies::GARBAGE]);
+        // A short stretch is the rest of a cut ADU only.
+        let mut f = flow();
+        let mut out = Vec::new();
+        f.on_gap(ToServer, &mut out);
+        let mut data = vec![0xEE; MAX_ADU_LEN - 1];
+        data.extend_from_slice(&adu(6, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        out.extend(drive(&mut f, ToServer, &[&data]));
+        let flags: Vec<Anomalies> = out.iter().map(|p| p.anomalies).collect();
+        assert_eq!(flags, [Anomalies::RESYNC, Anomalies::empty()]);
     }
 
     #[test]
@@ -1712,43 +1787,29 @@ mod tests {
     }
 
     #[test]
-    fn requests_acknowledged_but_unseen_explain_an_unmatched_answer() {
-        let mut f = flow();
-        one(
-            &mut f,
-            ToServer,
-            &adu(1, 1, &[0x03, 0x00, 0x01, 0x00, 0x01]),
-        );
-        one(&mut f, ToClient, &adu(1, 1, &[0x03, 0x02, 0x00, 0x07]));
-        // The server acknowledged request bytes the sensor has not seen.
-        f.on_unseen_acked(ToServer);
-        let r = one(&mut f, ToClient, &adu(2, 1, &[0x03, 0x02, 0x00, 0x08]));
-        assert_eq!(
-            r.anomalies,
-            Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC
-        );
-        // Responses acknowledged but unseen say nothing about requests.
-        let mut f = flow();
-        f.on_unseen_acked(ToClient);
-        let r = one(&mut f, ToClient, &adu(2, 1, &[0x03, 0x02, 0x00, 0x08]));
-        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
-    }
-
-    #[test]
     fn requests_whose_answers_a_gap_took_are_forgotten() {
         let poll = |tid| adu(tid, 1, &[0x03, 0x00, 0x01, 0x00, 0x01]);
         let answer = |tid| adu(tid, 1, &[0x03, 0x02, 0x00, 0x07]);
         let mut f = flow();
-        // Over a long capture, 100 answers are lost one gap at a time: no request is
-        // left waiting, none is reported as a flood.
+        // Over a long capture, 100 answers are lost, one gap each, between answered
+        // polls: no request is left waiting, none is reported as a flood.
         for tid in 0..100 {
-            let q = one(&mut f, ToServer, &poll(tid));
+            assert!(one(&mut f, ToServer, &poll(tid)).anomalies.is_empty());
+            // The next poll goes out before the gap in the answers is known.
+            let q = one(&mut f, ToServer, &poll(tid + 1000));
             assert!(q.anomalies.is_empty(), "{q:?}");
             f.on_gap(ToClient, &mut Vec::new());
+            // Its answer still pairs, with the request's address.
+            let r = one(&mut f, ToClient, &answer(tid + 1000));
+            assert!(r.anomalies.is_empty(), "{r:?}");
+            assert_eq!(info(&r).address, Some(1));
+            assert_eq!(f.outstanding(), 0);
         }
-        assert_eq!(f.outstanding(), 0);
-        one(&mut f, ToServer, &poll(100));
-        assert!(one(&mut f, ToClient, &answer(100)).anomalies.is_empty());
+        // Without a gap, a request answered out of order leaves the older waiting.
+        one(&mut f, ToServer, &poll(1));
+        one(&mut f, ToServer, &poll(2));
+        one(&mut f, ToClient, &answer(2));
+        assert_eq!(f.outstanding(), 1);
     }
 
     #[test]

@@ -176,13 +176,6 @@ impl StreamHandler for AppHandler {
         }
     }
 
-    fn on_unseen_acked(&mut self, dir: Direction) {
-        if let AppHandler::Modbus(m) = self {
-            let inward = m.inward(dir);
-            m.dissector.on_unseen_acked(inward);
-        }
-    }
-
     fn on_end(&mut self, out: &mut dyn PduSink) {
         let dir = Direction::ToServer;
         match self {

@@ -849,18 +849,24 @@ impl Merge {
 /// The flow table of one of `workers` workers. Idle flows end on the source's clock
 /// ticks (and lazily, by their own next packet) rather than by a per-packet sweep,
 /// whose timing would depend on how packets are spread over workers and would break
-/// the byte-identical output across `--threads`. The bounds of `FlowConfig` are the
-/// sensor's: each worker gets its share, so that `--threads` changes neither the
-/// memory the flows may take nor how many the sensor tracks.
+/// the byte-identical output across `--threads`.
+///
+/// The bounds of `FlowConfig` are the sensor's, shared among the workers so that
+/// `--threads` does not multiply the memory flows may take: each worker gets twice its
+/// even share (flows do not fall evenly on workers, and a worker that hits its bound
+/// before the sensor would hit the whole one makes the output depend on
+/// `--threads`), at least a floor that keeps a worker useful (a 64 KiB datagram in
+/// reassembly), at most the whole.
 fn flow_config(workers: usize) -> FlowConfig {
     let whole = FlowConfig::default();
-    let share = |n: usize| n.div_ceil(workers.max(1)).max(1);
+    let workers = workers.max(1);
+    let share = |n: usize, floor: usize| (2 * n).div_ceil(workers).max(floor).min(n);
     FlowConfig {
         sweep_per_packet: 0,
-        max_flows: share(whole.max_flows),
-        max_buffered_total: share(whole.max_buffered_total),
-        max_fragmented_datagrams: share(whole.max_fragmented_datagrams),
-        max_fragment_bytes_total: share(whole.max_fragment_bytes_total),
+        max_flows: share(whole.max_flows, 4096),
+        max_buffered_total: share(whole.max_buffered_total, 4 << 20),
+        max_fragmented_datagrams: share(whole.max_fragmented_datagrams, 64),
+        max_fragment_bytes_total: share(whole.max_fragment_bytes_total, 1 << 20),
         ..whole
     }
 }
@@ -872,34 +878,54 @@ mod tests {
     #[test]
     fn the_workers_share_the_flow_bounds() {
         let whole = FlowConfig::default();
-        for workers in [1, 2, 3, 7, 256] {
+        assert_eq!(flow_config(1), flow_config_of_one());
+        for workers in [2, 3, 7, 256] {
             let c = flow_config(workers);
-            for (name, part, all) in [
-                ("max_flows", c.max_flows, whole.max_flows),
+            for (name, part, all, floor) in [
+                ("max_flows", c.max_flows, whole.max_flows, 4096),
                 (
                     "max_buffered_total",
                     c.max_buffered_total,
                     whole.max_buffered_total,
+                    4 << 20,
                 ),
                 (
                     "max_fragmented_datagrams",
                     c.max_fragmented_datagrams,
                     whole.max_fragmented_datagrams,
+                    64,
                 ),
                 (
                     "max_fragment_bytes_total",
                     c.max_fragment_bytes_total,
                     whole.max_fragment_bytes_total,
+                    1 << 20,
                 ),
             ] {
-                // Together the workers have the whole, less than one more each.
+                // Never more than the whole, never less than the floor; together at
+                // least the whole, and no more than twice it beyond the floors.
+                assert!(part <= all, "{name} x {workers}");
+                assert!(part >= floor.min(all), "{name} x {workers}");
                 assert!(part * workers >= all, "{name} x {workers}");
-                assert!(part * workers < all + workers, "{name} x {workers}");
+                assert!(
+                    part * workers <= 2 * all + workers * floor,
+                    "{name} x {workers}"
+                );
             }
+            // A worker can always reassemble the largest IP datagram.
+            assert!(c.max_fragment_bytes_total >= 65_535);
             assert_eq!(
                 c.max_buffered_per_direction,
                 whole.max_buffered_per_direction
             );
+        }
+    }
+
+    /// One worker has the whole of every bound.
+    fn flow_config_of_one() -> FlowConfig {
+        FlowConfig {
+            sweep_per_packet: 0,
+            ..FlowConfig::default()
         }
     }
 }

@@ -441,10 +441,15 @@ fn a_file_gets_json_lines_while_the_terminal_gets_text() {
 fn an_answer_whose_request_the_capture_lost_raises_no_anomaly() {
     let bytes = polling();
     let offs = record_offsets(&bytes);
-    // Record 6 carries the second request (transaction 2, stream bytes 13..25); the
-    // server's answer acknowledges past it.
+    let record = |i: usize| &bytes[offs[i]..offs.get(i + 1).copied().unwrap_or(bytes.len())];
+    // Record 6 carries the second request (transaction 2, stream bytes 13..25): it is
+    // lost. The third request (record 9) is seen before the second answer (record 7),
+    // whose acknowledgment then shows the hole before it lost: a gap.
     let mut lossy = bytes[..offs[6]].to_vec();
-    lossy.extend_from_slice(&bytes[offs[7]..]);
+    for i in [9, 7, 8] {
+        lossy.extend_from_slice(record(i));
+    }
+    lossy.extend_from_slice(&bytes[offs[10]..]);
     let dir = tmp();
     let f = dir.path().join("lossy.pcap");
     fs::write(&f, &lossy).unwrap();
