@@ -23,6 +23,13 @@ pub trait StreamHandler {
     /// resynchronises on the next bytes.
     fn on_gap(&mut self, dir: Direction, out: &mut dyn PduSink);
 
+    /// The bytes delivered next, in the other direction, come in a segment that
+    /// acknowledges bytes of `dir` the sensor did not see (lost by the capture, or
+    /// still on their way: a mirror port can deliver the two directions out of step).
+    /// Nothing was skipped; this is only the segment's own evidence, for what it
+    /// carries (a response whose request was never seen answers one of those bytes).
+    fn on_unseen_acked(&mut self, _dir: Direction) {}
+
     /// The flow ended (FIN/RST, idle timeout, eviction, or end of input).
     fn on_end(&mut self, _out: &mut dyn PduSink) {}
 }

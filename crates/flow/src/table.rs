@@ -340,6 +340,15 @@ impl<F: HandlerFactory> AppSink for Sink<'_, '_, F> {
     }
 }
 
+impl<F: HandlerFactory> Sink<'_, '_, F> {
+    /// See [`StreamHandler::on_unseen_acked`].
+    fn unseen_acked(&mut self, dir: Direction) {
+        if let Some((h, _)) = self.handler() {
+            h.on_unseen_acked(dir);
+        }
+    }
+}
+
 /// Why a flow ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -821,8 +830,10 @@ impl<F: HandlerFactory> FlowTable<F> {
             // No dissector: no reassembly, only where the stream is and when it ends.
             this.skim(seg.seq, seg.flags, seg.payload.len());
         } else if !rst {
-            if seg.flags.contains(TcpFlags::ACK) {
-                other.peer_ack(dir.reverse(), seg.ack, &mut b, &mut sink);
+            let acks_unseen = seg.flags.contains(TcpFlags::ACK)
+                && other.peer_ack(dir.reverse(), seg.ack, &mut b, &mut sink);
+            if acks_unseen && !seg.payload.is_empty() {
+                sink.unseen_acked(dir.reverse());
             }
             this.segment(dir, seg.seq, seg.flags, seg.payload, &mut b, &mut sink);
         }

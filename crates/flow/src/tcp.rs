@@ -207,19 +207,21 @@ impl TcpDir {
     }
 
     /// The peer acknowledged up to `ack` (exclusive) of this direction: a hole that
-    /// lies before it will never be filled.
+    /// lies before it will never be filled. Returns whether `ack` covers bytes of this
+    /// direction not seen, with no known hole to explain them (they are lost, or
+    /// late).
     pub(crate) fn peer_ack(
         &mut self,
         dir: Direction,
         ack: u32,
         b: &mut Budget<'_>,
         app: &mut dyn AppSink,
-    ) {
+    ) -> bool {
         if self.peer_acked.is_none_or(|a| seq_lt(a, ack)) {
             self.peer_acked = Some(ack);
         }
         if !self.synced || self.closed || seq_le(ack, self.next_seq) {
-            return;
+            return false;
         }
         // Where the hole ends: the first byte held, or the FIN.
         let hole_end = match (self.held.first(), self.fin_seq) {
@@ -227,13 +229,14 @@ impl TcpDir {
             (None, Some(f)) if f != self.next_seq => f,
             // No known hole: the acknowledged bytes may still be on their way (a mirror
             // port can reorder the two directions).
-            _ => return,
+            _ => return ack.wrapping_sub(self.next_seq) <= MAX_WINDOW,
         };
         let target = if seq_lt(ack, hole_end) { ack } else { hole_end };
         self.skip_to(dir, target, b, app);
         self.drain_held(dir, b, app);
         self.check_fin();
         self.reaccount(b.total);
+        false
     }
 
     /// The flow ends: every hole becomes a gap and what was held is delivered.

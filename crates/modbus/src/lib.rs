@@ -66,13 +66,17 @@
 //! Each stretch of skipped bytes yields **one** event: operation `other`, function
 //! `garbage`, all numeric fields 0, and anomaly `GARBAGE`; after a gap, `RESYNC`
 //! instead while the stretch is shorter than an ADU (the rest of one the gap cut, no
-//! fault of the device), and `GARBAGE` once it grows longer. The ADU found after it
+//! fault of the device), and `GARBAGE` once it grows longer. The same holds for the
+//! first bytes of a flow joined mid-stream ([`ModbusFlow::joined_mid_stream`]), which
+//! may be the rest of an ADU the sensor's start cut. The ADU found after it
 //! carries no extra flag. A gap followed by bytes that frame cleanly yields no event.
 //!
 //! After a gap in the requests, a response that finds no request is flagged
-//! `UNMATCHED_RESPONSE | RESYNC` (its request was likely lost) until a response pairs
-//! again. After a gap in the responses, the requests older than the next one answered
-//! are dropped: their answers were in the gap.
+//! `UNMATCHED_RESPONSE | RESYNC` (its request was likely lost) until a request sent
+//! after the gap is answered; so is one that comes in a segment acknowledging request
+//! bytes the sensor never saw ([`ModbusFlow::on_unseen_acked`]: a request lost before
+//! any later data could show the hole). After a gap in the responses, the requests
+//! older than the next one answered are dropped: their answers were in the gap.
 //!
 //! Outside resynchronisation, a protocol id other than 0 with a sane length is framed
 //! and flagged `PROTOCOL_ID`, and undefined function codes are reported as `other`

@@ -77,8 +77,13 @@ pub struct ModbusFlow {
     /// flood bound) and usually holds one entry.
     pending: VecDeque<RequestContext>,
     /// A gap lost requests: responses that find no request are flagged RESYNC
-    /// (explained by the loss) until one pairs again.
+    /// (explained by the loss) until a request sent after the gap is answered.
     pairing_lost: bool,
+    /// Outstanding requests sent before that gap (the oldest ones).
+    before_gap: usize,
+    /// The responses being delivered come in a segment that acknowledges request
+    /// bytes the sensor did not see: one that finds no request answers one of those.
+    answering_unseen: bool,
     /// A gap lost responses: the requests they answered wait for nothing, and go once
     /// a later request is answered.
     answers_lost: bool,
@@ -93,6 +98,8 @@ impl ModbusFlow {
             max_resync_scan: config.max_resync_scan.max(1),
             pending: VecDeque::new(),
             pairing_lost: false,
+            before_gap: 0,
+            answering_unseen: false,
             answers_lost: false,
             to_server: DirState::default(),
             to_client: DirState::default(),
@@ -106,6 +113,16 @@ impl ModbusFlow {
         }
     }
 
+    /// The flow's start was not captured (no handshake): its first bytes may be the
+    /// rest of an ADU. They are framed as usual, but when they do not frame, what is
+    /// skipped before the first ADU, up to an ADU's length, is reported as RESYNC (as
+    /// after a gap), not as the device's garbage.
+    pub fn joined_mid_stream(mut self) -> Self {
+        self.to_server.after_gap = true;
+        self.to_client.after_gap = true;
+        self
+    }
+
     /// Number of requests waiting for their response.
     pub fn outstanding(&self) -> usize {
         self.pending.len()
@@ -117,6 +134,14 @@ impl ModbusFlow {
     /// segments, or bytes whose framing cannot be decided yet) must be presented again,
     /// followed by the next bytes.
     pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
+        let n = self.frame(dir, data, out);
+        if dir == Direction::ToClient {
+            self.answering_unseen = false;
+        }
+        n
+    }
+
+    fn frame(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         let mut off = 0;
         // Progress: every turn consumes at least one byte or returns.
         while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
@@ -143,16 +168,17 @@ impl ModbusFlow {
             }
             match parse_modbus_adu(rest) {
                 Ok((after, adu)) => {
-                    self.dir_state(dir).new_stretch();
+                    let st = self.dir_state(dir);
+                    st.new_stretch();
+                    st.after_gap = false;
                     self.handle(dir, &adu, out);
                     off += rest.len() - after.len();
                 }
                 Err(nom::Err::Incomplete(_)) => break,
                 Err(_) => {
-                    // The length is out of range: framing is lost, to the bytes.
-                    let st = self.dir_state(dir);
-                    st.resync = true;
-                    st.after_gap = false;
+                    // The length is out of range: framing is lost (to the bytes, or,
+                    // at the start of a flow joined mid-stream, to the join).
+                    self.dir_state(dir).resync = true;
                 }
             }
         }
@@ -172,8 +198,22 @@ impl ModbusFlow {
         st.new_stretch();
         st.after_gap = true;
         match dir {
-            Direction::ToServer => self.pairing_lost = true,
+            Direction::ToServer => {
+                self.pairing_lost = true;
+                self.before_gap = self.pending.len();
+            }
             Direction::ToClient => self.answers_lost = true,
+        }
+    }
+
+    /// The next responses come in a segment that acknowledges request bytes the
+    /// sensor did not see (`dir` is `ToServer`): lost by the capture, or still on
+    /// their way. A response among them that finds no request is flagged RESYNC:
+    /// it answers one of those bytes. Only these responses: the acknowledgment is the
+    /// segment's own evidence, not a state of the flow.
+    pub fn on_unseen_acked(&mut self, dir: Direction) {
+        if dir == Direction::ToServer {
+            self.answering_unseen = true;
         }
     }
 
@@ -182,6 +222,8 @@ impl ModbusFlow {
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
         self.pairing_lost = false;
+        self.before_gap = 0;
+        self.answering_unseen = false;
         self.answers_lost = false;
         self.to_server = DirState::default();
         self.to_client = DirState::default();
@@ -256,12 +298,38 @@ impl ModbusFlow {
         });
     }
 
+    /// Takes the outstanding request at `i`, answered. After a gap in the responses
+    /// the older ones go too: their answers were in the gap. Once a request sent
+    /// after a gap in the requests is answered, pairing has resumed.
+    fn take(&mut self, i: usize) -> Option<RequestContext> {
+        let i = if self.answers_lost {
+            self.answers_lost = false;
+            self.pending.drain(..i.min(self.pending.len()));
+            self.before_gap = self.before_gap.saturating_sub(i);
+            0
+        } else {
+            i
+        };
+        if i >= self.before_gap {
+            self.pairing_lost = false;
+            self.before_gap = 0;
+        } else {
+            self.before_gap -= 1;
+        }
+        if i == 0 {
+            self.pending.pop_front()
+        } else {
+            self.pending.remove(i)
+        }
+    }
+
     fn handle(&mut self, dir: Direction, adu: &ModbusAdu<'_>, out: &mut dyn PduSink) {
         let (decoded, packed) = match dir {
             Direction::ToServer => {
                 let (mut decoded, ctx) = decode_request(adu);
                 if self.pending.len() >= self.max_outstanding {
                     self.pending.pop_front();
+                    self.before_gap = self.before_gap.saturating_sub(1);
                     decoded.anomalies.insert(Anomalies::REQUEST_FLOOD);
                 }
                 self.pending.push_back(ctx);
@@ -270,30 +338,18 @@ impl ModbusFlow {
             Direction::ToClient => {
                 let tid = adu.transaction_id;
                 // Usually the oldest request is the one answered.
-                let ctx = match self.pending.front() {
-                    Some(c) if c.transaction_id == tid => self.pending.pop_front(),
-                    _ => match self.pending.iter().position(|c| c.transaction_id == tid) {
-                        Some(i) if self.answers_lost => {
-                            // Those before it were answered in the gap.
-                            self.pending.drain(..i);
-                            self.pending.pop_front()
-                        }
-                        Some(i) => self.pending.remove(i),
-                        None => None,
-                    },
+                let at = match self.pending.front() {
+                    Some(c) if c.transaction_id == tid => Some(0),
+                    _ => self.pending.iter().position(|c| c.transaction_id == tid),
                 };
-                if ctx.is_some() {
-                    self.answers_lost = false;
-                }
-                match ctx {
+                match at.and_then(|i| self.take(i)) {
                     Some(ctx) if ctx.function == adu.function.base() => {
-                        self.pairing_lost = false;
                         decode_response(adu, Pairing::Matched(&ctx))
                     }
                     Some(_) => decode_response(adu, Pairing::Mismatched),
                     None => {
                         let (mut decoded, packed) = decode_response(adu, Pairing::Unmatched);
-                        if self.pairing_lost {
+                        if self.pairing_lost || self.answering_unseen {
                             decoded.anomalies.insert(Anomalies::RESYNC);
                         }
                         (decoded, packed)
@@ -1787,6 +1843,48 @@ mod tests {
     }
 
     #[test]
+    fn after_a_gap_in_the_requests_older_answers_do_not_end_the_loss() {
+        let poll = |tid| adu(tid, 1, &[0x03, 0x00, 0x01, 0x00, 0x01]);
+        let answer = |tid| adu(tid, 1, &[0x03, 0x02, 0x00, 0x07]);
+        let mut f = flow();
+        one(&mut f, ToServer, &poll(1));
+        // Request 2 is lost; requests 3 and 4 are seen; the answers come after.
+        f.on_gap(ToServer, &mut Vec::new());
+        one(&mut f, ToServer, &poll(3));
+        one(&mut f, ToServer, &poll(4));
+        let flags = |f: &mut ModbusFlow, tid| one(f, ToClient, &answer(tid)).anomalies;
+        // The answer to request 1, sent before the gap, pairs; request 2's finds
+        // none, for the loss.
+        assert!(flags(&mut f, 1).is_empty());
+        assert_eq!(
+            flags(&mut f, 2),
+            Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC
+        );
+        // Request 3 was sent after the gap: its answer ends the loss.
+        assert!(flags(&mut f, 3).is_empty());
+        assert_eq!(flags(&mut f, 9), Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn a_segment_acknowledging_unseen_requests_explains_its_own_unmatched_answers() {
+        let answer = |tid| adu(tid, 1, &[0x03, 0x02, 0x00, 0x07]);
+        let mut f = flow();
+        f.on_unseen_acked(ToServer);
+        let r = one(&mut f, ToClient, &answer(2));
+        assert_eq!(
+            r.anomalies,
+            Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC
+        );
+        // The next segment carries no such evidence.
+        let r = one(&mut f, ToClient, &answer(3));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+        // Unseen responses say nothing about requests.
+        f.on_unseen_acked(ToClient);
+        let r = one(&mut f, ToClient, &answer(4));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
     fn requests_whose_answers_a_gap_took_are_forgotten() {
         let poll = |tid| adu(tid, 1, &[0x03, 0x00, 0x01, 0x00, 0x01]);
         let answer = |tid| adu(tid, 1, &[0x03, 0x02, 0x00, 0x07]);
@@ -1810,6 +1908,28 @@ mod tests {
         one(&mut f, ToServer, &poll(2));
         one(&mut f, ToClient, &answer(2));
         assert_eq!(f.outstanding(), 1);
+    }
+
+    #[test]
+    fn a_flow_joined_mid_stream_explains_the_cut_adu_at_its_start_only() {
+        let poll = adu(6, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]);
+        // The sensor joined in the middle of an ADU: its last 5 bytes (a length of
+        // 0xFFFF can frame nothing), then a poll.
+        let mut start = vec![0x00, 0x01, 0xFF, 0xFF, 0x00];
+        start.extend_from_slice(&poll);
+        let mut f = flow().joined_mid_stream();
+        let out = drive(&mut f, ToServer, &[&start]);
+        let flags: Vec<Anomalies> = out.iter().map(|p| p.anomalies).collect();
+        assert_eq!(flags, [Anomalies::RESYNC, Anomalies::empty()]);
+        // Later, bytes that do not frame are the device's.
+        let mut later = vec![0x00, 0x01, 0xFF, 0xFF, 0x00];
+        later.extend_from_slice(&poll);
+        let out = drive(&mut f, ToServer, &[&later]);
+        let flags: Vec<Anomalies> = out.iter().map(|p| p.anomalies).collect();
+        assert_eq!(flags, [Anomalies::GARBAGE, Anomalies::empty()]);
+        // A flow whose start was seen: garbage from the first byte.
+        let out = drive(&mut flow(), ToServer, &[&start]);
+        assert_eq!(out.first().map(|p| p.anomalies), Some(Anomalies::GARBAGE));
     }
 
     #[test]

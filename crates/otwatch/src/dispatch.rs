@@ -63,6 +63,18 @@ impl<D> Oriented<D> {
     }
 }
 
+impl AppFactory {
+    /// A Modbus flow; one joined mid-stream does not trust its first bytes.
+    fn modbus_flow(&self, flow: &FlowMeta) -> ModbusFlow {
+        let modbus = ModbusFlow::new(&self.modbus);
+        if flow.handshake_seen {
+            modbus
+        } else {
+            modbus.joined_mid_stream()
+        }
+    }
+}
+
 impl HandlerFactory for AppFactory {
     type Handler = AppHandler;
 
@@ -88,7 +100,7 @@ impl HandlerFactory for AppFactory {
         // must look like MBAP.
         let on_port = |port| flow.src_port == port || flow.dst_port == port;
         if on_port(MODBUS_PORT) {
-            let modbus = ModbusFlow::new(&self.modbus);
+            let modbus = self.modbus_flow(flow);
             return Some(AppHandler::Modbus(Oriented::new(modbus, flow, MODBUS_PORT)));
         }
         if on_port(ISO_TSAP_PORT) {
@@ -103,7 +115,7 @@ impl HandlerFactory for AppFactory {
             return Some(AppHandler::Dnp3(Dnp3Flow::new(&self.dnp3, Framing::Stream)));
         }
         if otwatch_modbus::probe(first) {
-            let modbus = ModbusFlow::new(&self.modbus);
+            let modbus = self.modbus_flow(flow);
             return Some(AppHandler::Modbus(Oriented::new(modbus, flow, MODBUS_PORT)));
         }
         if otwatch_opcua::probe(first) {
@@ -173,6 +185,13 @@ impl StreamHandler for AppHandler {
             AppHandler::S7(s) => drive(s, dir, out, |d, dir, out| d.on_gap(dir, out)),
             AppHandler::Opcua(u) => drive(u, dir, out, |d, dir, out| d.on_gap(dir, out)),
             AppHandler::Dnp3(d) => d.on_gap(dir, out),
+        }
+    }
+
+    fn on_unseen_acked(&mut self, dir: Direction) {
+        if let AppHandler::Modbus(m) = self {
+            let inward = m.inward(dir);
+            m.dissector.on_unseen_acked(inward);
         }
     }
 
