@@ -47,6 +47,44 @@
 //!   Parsing stops there; the headers before it are kept. Responses without request
 //!   are UNMATCHED_RESPONSE.
 //!
+//! # Capture loss
+//!
+//! A sensor on a mirror port loses packets; what its own loss explains is flagged
+//! RESYNC rather than charged to the device (the rule engine ignores RESYNC and the
+//! UNMATCHED_RESPONSE it explains). The flow layer reports a loss in a TCP stream
+//! with [`Dnp3Flow::on_gap`]; a UDP datagram is whole.
+//!
+//! * **Skipped bytes.** Every link header carries its CRC, so framing needs no trust
+//!   to rebuild: after a gap the dissector takes the next header whose CRC holds, as
+//!   always. The bytes skipped before it are the rest of a frame the gap cut: up to
+//!   291 octets (a frame is at most 292) they are one event like garbage but flagged
+//!   RESYNC instead of GARBAGE (a `05 64` left in the frame's data, whose "header" CRC
+//!   fails, is no BAD_CHECKSUM either); a longer stretch is GARBAGE as well, once. The
+//!   same holds for the first bytes of a flow joined mid-stream
+//!   ([`Dnp3Flow::joined_mid_stream`]). Garbage not preceded by a gap is GARBAGE.
+//! * **Cut fragments.** A gap may cut a multi-frame fragment in two: the fragments
+//!   being reassembled in the gap's direction are dropped, and the frames after the
+//!   gap (FIR clear) do not complete them.
+//! * **Requests lost.** Requests travel in the direction of the master's frames (link
+//!   DIR bit set; usually the flow's initiator, but the roles are learned from the
+//!   frames). After a gap there, a response that finds no request is flagged
+//!   `UNMATCHED_RESPONSE | RESYNC` until a request sent after the gap is answered
+//!   (answers to requests sent before it do not end the loss). So is one delivered in
+//!   a segment that acknowledges request bytes the sensor never saw
+//!   ([`Dnp3Flow::on_unseen_acked`]), and the first responses of a flow joined
+//!   mid-stream. Its operation stays `other`: a RESPONSE's function code and objects
+//!   do not tell which request it answers (SELECT and OPERATE echo the same CROB).
+//!   The later fragments of a multi-fragment response inherit its first fragment's
+//!   verdict, like its operation.
+//! * **Responses lost.** After a gap in the outstation's direction, the requests then
+//!   outstanding that are older than the next one answered in their association
+//!   (same link address pair) are dropped: a master awaits one answer at a time, so
+//!   theirs were in the gap. They would otherwise fill the table towards a false
+//!   REQUEST_FLOOD and pair with a later response once the 4-bit application
+//!   sequence wraps. Requests whose answers are still to come pair as usual. A later
+//!   fragment (FIR clear) whose first fragment the gap took is flagged
+//!   `UNMATCHED_RESPONSE | RESYNC` until the next first fragment of a response.
+//!
 //! # Guarantees
 //!
 //! * **No panics on packet data.** `unsafe` is forbidden, and outside tests the crate

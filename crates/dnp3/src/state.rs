@@ -1,6 +1,8 @@
 //! Per-flow state: link framing and resynchronisation, transport reassembly per link
 //! address pair and direction, and request/response pairing by application sequence
-//! number. Every table has a bound from [`Dnp3Config`].
+//! number. Every table has a bound from [`Dnp3Config`]. What a capture gap explains
+//! (the rest of a frame it cut, the answer to a request it took) is flagged RESYNC,
+//! not charged to the device: see the crate docs ("Capture loss").
 
 use std::collections::VecDeque;
 
@@ -9,7 +11,8 @@ use otwatch_event::{Anomalies, Direction, Dnp3Info, Native, Operation, Pdu, PduS
 use crate::codes::{FunctionCode, TransportHeader};
 use crate::decode::{decode_fragment, link_info, request_operation, Decoded, Link};
 use crate::parser::{
-    check_header, parse_link_frame, DissectError, LinkFrame, HEADER_LEN, MAX_USER_DATA,
+    check_header, parse_link_frame, DissectError, LinkFrame, HEADER_LEN, MAX_FRAME_LEN,
+    MAX_USER_DATA,
 };
 
 /// Bounds of one flow's state. Limits are data, not globals.
@@ -71,6 +74,43 @@ struct Pending {
     outstation: u16,
     seq: u8,
     operation: Operation,
+    /// Sent before a gap in the requests: its answer does not show that pairing
+    /// resumed (the answers to the requests the gap took come after it).
+    before_request_gap: bool,
+    /// Outstanding across a gap in the responses: its answer may have been in the
+    /// gap. Dropped once a later request of its association is answered.
+    before_answer_gap: bool,
+}
+
+/// A multi-fragment response under way: what its first fragment's pairing gave, for
+/// the later fragments (which carry no request to pair with).
+#[derive(Debug, Clone, Copy)]
+struct Continuing {
+    master: u16,
+    outstation: u16,
+    operation: Operation,
+    /// Empty, or UNMATCHED_RESPONSE (with RESYNC when a capture loss explains it).
+    anomalies: Anomalies,
+}
+
+/// Roles a direction's link frames showed (their DIR bit): its gaps lose requests
+/// (the master's) or responses (the outstation's).
+const MASTER: u8 = 1;
+const OUTSTATION: u8 = 2;
+
+/// Framing state of one direction.
+#[derive(Debug, Clone, Copy, Default)]
+struct DirState {
+    /// Bytes skipped in the current stretch (since the last frame, gap or datagram).
+    skipped: usize,
+    /// The GARBAGE event of the current stretch was emitted.
+    garbage_reported: bool,
+    /// Framing was lost to a capture gap (or the flow's start was not captured), not
+    /// to the bytes: what is skipped before the next frame, up to a frame's length, is
+    /// the rest of one the gap cut, reported as RESYNC rather than GARBAGE.
+    after_gap: bool,
+    /// [`MASTER`] and [`OUTSTATION`] bits: whose frames this direction carried.
+    roles: u8,
 }
 
 /// DNP3 state of one flow (both directions).
@@ -80,10 +120,20 @@ pub struct Dnp3Flow {
     framing: Framing,
     reassembly: Vec<Reassembly>,
     pending: VecDeque<Pending>,
-    /// Multi-fragment responses under way: the operation their first fragment took.
-    continuing: VecDeque<Pending>,
-    /// Per direction: the GARBAGE event of the current stretch was emitted.
-    in_garbage: [bool; 2],
+    /// Multi-fragment responses under way: what their first fragment's pairing gave.
+    continuing: VecDeque<Continuing>,
+    /// Per direction (`Direction::index`).
+    dirs: [DirState; 2],
+    /// A gap lost requests: responses that find no request are flagged RESYNC until a
+    /// request sent after the gap is answered.
+    pairing_lost: bool,
+    /// A gap lost responses: a later fragment (FIR clear) whose first fragment is
+    /// missing is flagged RESYNC until the next first fragment of a response.
+    responses_cut: bool,
+    /// The direction whose next `on_data` call comes in a segment acknowledging
+    /// request bytes the sensor did not see: a response in it that finds no request
+    /// answers one of those bytes.
+    answering_unseen: Option<Direction>,
     stamp: u64,
 }
 
@@ -108,9 +158,29 @@ impl Dnp3Flow {
             reassembly: Vec::new(),
             pending: VecDeque::new(),
             continuing: VecDeque::new(),
-            in_garbage: [false; 2],
+            dirs: [DirState::default(); 2],
+            pairing_lost: false,
+            responses_cut: false,
+            answering_unseen: None,
             stamp: 0,
         }
+    }
+
+    /// The flow's start was not captured (no handshake): its first bytes may be the
+    /// rest of a frame, and its first responses may answer requests sent before the
+    /// sensor's start, or continue a response that began before it. Framing is as
+    /// usual (every header carries its CRC), but what is skipped before the first
+    /// frame of a direction, up to a frame's length, is reported as RESYNC (as after a
+    /// gap), and responses are treated as after a gap in both directions until
+    /// pairing resumes. A datagram is whole: in datagram framing only pairing is
+    /// affected.
+    pub fn joined_mid_stream(mut self) -> Self {
+        for st in &mut self.dirs {
+            st.after_gap = true;
+        }
+        self.pairing_lost = true;
+        self.responses_cut = true;
+        self
     }
 
     /// Requests waiting for their response.
@@ -129,15 +199,29 @@ impl Dnp3Flow {
     /// segments is left for the next call. In datagram framing everything is
     /// consumed.
     pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
+        let n = self.frame(dir, data, out);
+        if self.answering_unseen == Some(dir) {
+            self.answering_unseen = None;
+        }
+        n
+    }
+
+    fn frame(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         if self.framing == Framing::Datagram {
-            self.set_garbage(dir, false);
+            // A datagram is whole: it starts a stretch, never after a gap.
+            if let Some(st) = self.dirs.get_mut(dir.index()) {
+                *st = DirState {
+                    roles: st.roles,
+                    ..DirState::default()
+                };
+            }
         }
         let mut off = 0;
         // Progress: every turn consumes at least one byte, or leaves the loop.
         while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
             match parse_link_frame(rest) {
                 Ok((after, frame)) => {
-                    self.set_garbage(dir, false);
+                    self.framed(dir, frame.control.dir());
                     self.on_frame(dir, &frame, out);
                     off += rest.len() - after.len();
                 }
@@ -157,7 +241,7 @@ impl Dnp3Flow {
                         Operation::Other,
                         Anomalies::BAD_LENGTH,
                     ));
-                    self.set_garbage(dir, false);
+                    self.framed(dir, link.from_master);
                     off += HEADER_LEN.min(rest.len());
                 }
                 Err(e) => {
@@ -166,7 +250,7 @@ impl Dnp3Flow {
                         Scan::Found(k) => (k, false),
                         Scan::NeedMore(k) | Scan::NotFound(k) => (k, true),
                     };
-                    self.garbage(dir, bad_crc, out);
+                    self.skip(dir, skip, bad_crc, out);
                     off += skip;
                     if stop {
                         if self.framing == Framing::Datagram {
@@ -180,12 +264,53 @@ impl Dnp3Flow {
         off
     }
 
-    /// Bytes of `dir` were lost: fragments being reassembled in that direction are
-    /// dropped. Framing needs no state (every header carries its CRC), and requests
-    /// stay outstanding (the flood bound ages them out).
+    /// Bytes of `dir` were lost.
+    ///
+    /// * Fragments being reassembled in that direction are dropped: the gap may have
+    ///   cut one in two, and its later frames must not complete it.
+    /// * Framing needs no state (every header carries its CRC), but what is skipped
+    ///   before the next frame, up to a frame's length, is reported as RESYNC (the rest
+    ///   of a frame the gap cut).
+    /// * When `dir` carries the master's frames, requests were lost: responses that
+    ///   find no request are flagged RESYNC until a request sent after the gap is
+    ///   answered.
+    /// * When it carries the outstation's, responses were lost: the requests then
+    ///   outstanding are dropped once a later request of their association is
+    ///   answered (so that they neither fill the table towards a false REQUEST_FLOOD
+    ///   nor pair with a later response once the 4-bit sequence wraps), and a later
+    ///   fragment whose first fragment the gap took is flagged RESYNC.
     pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
         self.reassembly.retain(|r| r.dir != dir);
-        self.set_garbage(dir, false);
+        let roles = self.roles(dir);
+        if let Some(st) = self.dirs.get_mut(dir.index()) {
+            st.skipped = 0;
+            st.garbage_reported = false;
+            st.after_gap = true;
+        }
+        if roles & MASTER != 0 {
+            self.pairing_lost = true;
+            for p in &mut self.pending {
+                p.before_request_gap = true;
+            }
+        }
+        if roles & OUTSTATION != 0 {
+            self.responses_cut = true;
+            for p in &mut self.pending {
+                p.before_answer_gap = true;
+            }
+        }
+    }
+
+    /// The next bytes of the other direction come in a segment that acknowledges bytes
+    /// of `dir` the sensor did not see: lost by the capture, or still on their way.
+    /// When `dir` carries the master's frames, a response in them (until the end of
+    /// the next `on_data` call for the other direction) that finds no request is
+    /// flagged RESYNC: it answers one of those bytes. Only these responses: the
+    /// acknowledgment is the segment's own evidence, not a state of the flow.
+    pub fn on_unseen_acked(&mut self, dir: Direction) {
+        if self.roles(dir) & MASTER != 0 {
+            self.answering_unseen = Some(dir.reverse());
+        }
     }
 
     /// The flow ended: partial fragments and unanswered requests are forgotten.
@@ -193,12 +318,30 @@ impl Dnp3Flow {
         self.reassembly.clear();
         self.pending.clear();
         self.continuing.clear();
-        self.in_garbage = [false; 2];
+        self.dirs = [DirState::default(); 2];
+        self.pairing_lost = false;
+        self.responses_cut = false;
+        self.answering_unseen = None;
     }
 
-    fn set_garbage(&mut self, dir: Direction, v: bool) {
-        if let Some(g) = self.in_garbage.get_mut(dir.index()) {
-            *g = v;
+    /// Whose frames `dir` carries: what its frames showed, else the usual orientation
+    /// (the master is the flow's initiator; over UDP the flow layer makes it so).
+    fn roles(&self, dir: Direction) -> u8 {
+        match self.dirs.get(dir.index()).map_or(0, |st| st.roles) {
+            0 if dir == Direction::ToServer => MASTER,
+            0 => OUTSTATION,
+            roles => roles,
+        }
+    }
+
+    /// A trusted header (its CRC holds) from the master or not: framing is back, the
+    /// stretch of skipped bytes (if any) is over.
+    fn framed(&mut self, dir: Direction, from_master: bool) {
+        if let Some(st) = self.dirs.get_mut(dir.index()) {
+            st.skipped = 0;
+            st.garbage_reported = false;
+            st.after_gap = false;
+            st.roles |= if from_master { MASTER } else { OUTSTATION };
         }
     }
 
@@ -222,17 +365,36 @@ impl Dnp3Flow {
         Scan::NotFound(window.max(1))
     }
 
-    /// One GARBAGE event per stretch of unframable bytes (with BAD_CHECKSUM when the
-    /// stretch starts at a header whose CRC fails).
-    fn garbage(&mut self, dir: Direction, bad_crc: bool, out: &mut dyn PduSink) {
-        if self.in_garbage.get(dir.index()).copied().unwrap_or(false) {
+    /// Consumes `n` unframable bytes. A stretch yields one GARBAGE event at its first
+    /// skip (with BAD_CHECKSUM when it starts at a header whose CRC fails); after a
+    /// gap, one RESYNC event instead (a `05 64` the gap left in a frame's data is no
+    /// fault of the device either), and a GARBAGE event as well once the stretch is as
+    /// long as a frame: a gap leaves less of one.
+    fn skip(&mut self, dir: Direction, n: usize, bad_crc: bool, out: &mut dyn PduSink) {
+        let Some(st) = self.dirs.get_mut(dir.index()) else {
+            return;
+        };
+        if n == 0 {
             return;
         }
-        self.set_garbage(dir, true);
-        let mut anomalies = Anomalies::GARBAGE;
-        if bad_crc {
-            anomalies |= Anomalies::BAD_CHECKSUM;
-        }
+        let first = st.skipped == 0;
+        st.skipped = st.skipped.saturating_add(n);
+        let anomalies = if st.after_gap && st.skipped < MAX_FRAME_LEN {
+            if !first {
+                return;
+            }
+            Anomalies::RESYNC
+        } else {
+            if st.garbage_reported {
+                return;
+            }
+            st.garbage_reported = true;
+            if bad_crc && first {
+                Anomalies::GARBAGE | Anomalies::BAD_CHECKSUM
+            } else {
+                Anomalies::GARBAGE
+            }
+        };
         let info = Dnp3Info {
             function: "garbage",
             from_master: dir == Direction::ToServer,
@@ -432,13 +594,13 @@ impl Dnp3Flow {
 
     fn application(&mut self, dir: Direction, link: Link, fragment: &[u8], out: &mut dyn PduSink) {
         let mut d = decode_fragment(fragment, link, self.config.max_points);
-        let op = self.pair(link, &mut d);
+        let op = self.pair(dir, link, &mut d);
         out.push(pdu(dir, d.info, op, d.anomalies));
     }
 
     /// The operation of a fragment: a request's own, and remembered for its
     /// response; a response's from its request (same link pair, same sequence).
-    fn pair(&mut self, link: Link, d: &mut Decoded) -> Operation {
+    fn pair(&mut self, dir: Direction, link: Link, d: &mut Decoded) -> Operation {
         let Some(function) = d.function.filter(|f| f.is_known()) else {
             return Operation::Other;
         };
@@ -446,48 +608,13 @@ impl Dnp3Flow {
         match function {
             FunctionCode::RESPONSE | FunctionCode::AUTHENTICATE_RESP => {
                 let (outstation, master) = (link.src, link.dst);
-                let op = if d.info.fir {
-                    let op = self
-                        .pending
-                        .iter()
-                        .position(|p| {
-                            p.master == master && p.outstation == outstation && p.seq == seq
-                        })
-                        .and_then(|k| self.pending.remove(k))
-                        .map(|p| p.operation);
-                    self.continuing
-                        .retain(|c| !(c.master == master && c.outstation == outstation));
-                    if let (Some(operation), false) = (op, d.info.fin) {
-                        if self.continuing.len() >= self.config.max_reassemblies {
-                            self.continuing.pop_front();
-                        }
-                        self.continuing.push_back(Pending {
-                            master,
-                            outstation,
-                            seq,
-                            operation,
-                        });
-                    }
-                    op
+                let (operation, anomalies) = if d.info.fir {
+                    self.first_fragment(dir, function, master, outstation, seq, d.info.fin)
                 } else {
-                    let k = self
-                        .continuing
-                        .iter()
-                        .position(|c| c.master == master && c.outstation == outstation);
-                    let op = k.and_then(|k| self.continuing.get(k)).map(|c| c.operation);
-                    if let (Some(k), true) = (k, d.info.fin) {
-                        self.continuing.remove(k);
-                    }
-                    op
+                    self.later_fragment(function, master, outstation, d.info.fin)
                 };
-                match op {
-                    Some(op) => op,
-                    None if function == FunctionCode::AUTHENTICATE_RESP => Operation::Session,
-                    None => {
-                        d.anomalies |= Anomalies::UNMATCHED_RESPONSE;
-                        Operation::Other
-                    }
-                }
+                d.anomalies |= anomalies;
+                operation
             }
             FunctionCode::UNSOLICITED_RESPONSE => request_operation(function, &d.info.objects),
             _ => {
@@ -506,11 +633,124 @@ impl Dnp3Flow {
                         outstation,
                         seq,
                         operation,
+                        before_request_gap: false,
+                        before_answer_gap: false,
                     });
                 }
                 operation
             }
         }
+    }
+
+    /// The first fragment of a response (FIR): pairs with its request, and is
+    /// remembered for the later fragments when FIN is clear.
+    fn first_fragment(
+        &mut self,
+        dir: Direction,
+        function: FunctionCode,
+        master: u16,
+        outstation: u16,
+        seq: u8,
+        fin: bool,
+    ) -> (Operation, Anomalies) {
+        let k = self
+            .pending
+            .iter()
+            .position(|p| p.master == master && p.outstation == outstation && p.seq == seq);
+        let paired = k.and_then(|k| self.take(k));
+        self.responses_cut = false;
+        self.continuing
+            .retain(|c| !(c.master == master && c.outstation == outstation));
+        let (operation, anomalies) = match paired {
+            Some(op) => (op, Anomalies::empty()),
+            None if function == FunctionCode::AUTHENTICATE_RESP => {
+                (Operation::Session, Anomalies::empty())
+            }
+            // Its request was lost by the capture: in a gap, or in bytes its own
+            // segment acknowledges.
+            None if self.pairing_lost || self.answering_unseen == Some(dir) => (
+                Operation::Other,
+                Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC,
+            ),
+            None => (Operation::Other, Anomalies::UNMATCHED_RESPONSE),
+        };
+        // A plain unmatched response needs no entry: its later fragments find none
+        // and are unmatched too.
+        if !fin && anomalies != Anomalies::UNMATCHED_RESPONSE {
+            if self.continuing.len() >= self.config.max_reassemblies {
+                self.continuing.pop_front();
+            }
+            self.continuing.push_back(Continuing {
+                master,
+                outstation,
+                operation,
+                anomalies,
+            });
+        }
+        (operation, anomalies)
+    }
+
+    /// A later fragment of a response (FIR clear): what its first fragment got.
+    fn later_fragment(
+        &mut self,
+        function: FunctionCode,
+        master: u16,
+        outstation: u16,
+        fin: bool,
+    ) -> (Operation, Anomalies) {
+        let k = self
+            .continuing
+            .iter()
+            .position(|c| c.master == master && c.outstation == outstation);
+        match k.and_then(|k| self.continuing.get(k).map(|c| (k, *c))) {
+            Some((k, c)) => {
+                if fin {
+                    self.continuing.remove(k);
+                }
+                (c.operation, c.anomalies)
+            }
+            None if function == FunctionCode::AUTHENTICATE_RESP => {
+                (Operation::Session, Anomalies::empty())
+            }
+            // Its first fragment was lost by the capture.
+            None if self.responses_cut => (
+                Operation::Other,
+                Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC,
+            ),
+            None => (Operation::Other, Anomalies::UNMATCHED_RESPONSE),
+        }
+    }
+
+    /// Takes the outstanding request at `k`, answered, and returns its operation.
+    /// After a gap in the responses, the older requests of its association that were
+    /// outstanding across the gap go too: a master awaits one answer at a time, so
+    /// theirs were in the gap. Once a request sent after a gap in the requests is
+    /// answered, pairing has resumed.
+    fn take(&mut self, k: usize) -> Option<Operation> {
+        let mut k = k;
+        if k > 0 {
+            // Rare: an answer that is not to the oldest request.
+            let (master, outstation) = self.pending.get(k).map(|p| (p.master, p.outstation))?;
+            let mut j = 0;
+            while j < k {
+                match self.pending.get(j) {
+                    Some(p)
+                        if p.before_answer_gap
+                            && p.master == master
+                            && p.outstation == outstation =>
+                    {
+                        self.pending.remove(j);
+                        k -= 1;
+                    }
+                    _ => j += 1,
+                }
+            }
+        }
+        let p = self.pending.remove(k)?;
+        if !p.before_request_gap {
+            self.pairing_lost = false;
+        }
+        Some(p.operation)
     }
 }
 
@@ -990,5 +1230,413 @@ mod tests {
             (p.anomalies, p.operation),
             (Anomalies::UNKNOWN_FUNCTION, Operation::Other)
         );
+    }
+
+    // ---- Capture loss: what a gap explains is RESYNC, not the device's ----
+
+    /// READ of class 0: AC (FIR FIN, `seq`), FC 01, g60v1 (class 0 data), qualifier
+    /// 06 (all objects).
+    fn read(seq: u8) -> Vec<u8> {
+        vec![0xC0 | seq, 0x01, 60, 1, 0x06]
+    }
+
+    /// Its response: AC (FIR FIN, `seq`), FC 81, IIN 00 00; g30v2 (16-bit analog
+    /// input with flag), qualifier 00 (8-bit start-stop) 0..=2, three (flag, value).
+    fn read_response(seq: u8) -> Vec<u8> {
+        vec![
+            0xC0 | seq,
+            0x81,
+            0x00,
+            0x00,
+            30,
+            2,
+            0x00,
+            0,
+            2,
+            0x01,
+            0x10,
+            0x00,
+            0x01,
+            0x20,
+            0x00,
+            0x01,
+            0x30,
+            0x00,
+        ]
+    }
+
+    /// A response of 3 frames (first fragment, not final when `fin` is clear): AC
+    /// (FIR, FIN when `fin`, `seq`), FC 81, IIN; g30v4 (16-bit analog input, no flag),
+    /// qualifier 01 (16-bit start-stop) 0..=299: 600 octets. Its first frame is the
+    /// longest there is: 10 header octets, 250 data octets (transport header
+    /// included), 16 CRCs.
+    fn long_response(seq: u8, fin: bool) -> Vec<u8> {
+        let ac = if fin { 0xC0 } else { 0x80 } | seq;
+        let mut r = vec![ac, 0x81, 0, 0, 30, 4, 0x01, 0, 0, 0x2B, 0x01];
+        r.extend_from_slice(&[0x11; 600]);
+        r
+    }
+
+    /// Drives `f` as the flow layer does: each segment is appended to what is left,
+    /// and the flow is called again while it makes progress.
+    fn drive(f: &mut Dnp3Flow, dir: Direction, segments: &[&[u8]]) -> Vec<Pdu> {
+        let (mut out, mut buf) = (Vec::new(), Vec::new());
+        for s in segments {
+            buf.extend_from_slice(s);
+            loop {
+                let n = f.on_data(dir, &buf, &mut out);
+                buf.drain(..n);
+                if n == 0 || buf.is_empty() {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn flags(out: &[Pdu]) -> Vec<(&'static str, Anomalies)> {
+        out.iter()
+            .map(|p| (info(p).function, p.anomalies))
+            .collect()
+    }
+
+    const UNMATCHED_RESYNC: Anomalies = Anomalies::UNMATCHED_RESPONSE.union(Anomalies::RESYNC);
+
+    #[test]
+    fn the_rest_of_a_frame_a_gap_cut_is_resync() {
+        // The audit's capture: a response frame split across two segments, the first
+        // lost. What is left of it is skipped as RESYNC; the next response is clean.
+        let mut f = flow();
+        one(&mut f, ToServer, &frames(true, &read(5), 0));
+        let lost = frames(false, &read_response(5), 0);
+        f.on_gap(ToClient, &mut Vec::new());
+        one(&mut f, ToServer, &frames(true, &read(6), 1));
+        let next = frames(false, &read_response(6), 1);
+        let out = drive(&mut f, ToClient, &[&lost[lost.len() / 2..], &next]);
+        assert_eq!(
+            flags(&out),
+            [
+                ("garbage", Anomalies::RESYNC),
+                ("response", Anomalies::empty())
+            ]
+        );
+        assert_eq!(out[1].operation, Operation::Read);
+        // Without a gap, the same bytes are the device's garbage.
+        let mut f = flow();
+        let out = drive(&mut f, ToClient, &[&lost[lost.len() / 2..], &next]);
+        assert_eq!(out[0].anomalies, Anomalies::GARBAGE);
+
+        // The most a gap can leave of a frame: all of the longest one but its first
+        // octet (291 octets). Its later frames do not complete the fragment the gap
+        // cut; the next response is whole and clean.
+        let long = frames(false, &long_response(1, true), 0);
+        assert_eq!(&long[..2], &[0x05, 0x64]);
+        assert_eq!(long[2], 255, "LEN 255: a frame of 292 octets");
+        let mut f = flow();
+        one(&mut f, ToServer, &frames(true, &read(1), 0));
+        one(&mut f, ToServer, &frames(true, &read(6), 1));
+        f.on_gap(ToClient, &mut Vec::new());
+        let out = drive(
+            &mut f,
+            ToClient,
+            &[&long[1..MAX_FRAME_LEN], &long[MAX_FRAME_LEN..], &next],
+        );
+        assert_eq!(
+            flags(&out),
+            [
+                ("garbage", Anomalies::RESYNC),
+                ("response", Anomalies::empty())
+            ]
+        );
+        assert_eq!(f.outstanding(), 0);
+        assert_eq!(f.reassembling(), 0);
+
+        // A frame cut in its data (after the first frame of its fragment): the
+        // partial reassembly is discarded, not completed by the frame after the gap.
+        let mut f = flow();
+        one(&mut f, ToServer, &frames(true, &read(1), 0));
+        assert!(feed(&mut f, ToClient, &long[..MAX_FRAME_LEN]).is_empty());
+        assert_eq!(f.reassembling(), 1);
+        f.on_gap(ToClient, &mut Vec::new());
+        assert_eq!(f.reassembling(), 0);
+        let out = drive(
+            &mut f,
+            ToClient,
+            &[
+                &long[MAX_FRAME_LEN + 100..2 * MAX_FRAME_LEN],
+                &long[2 * MAX_FRAME_LEN..],
+            ],
+        );
+        assert_eq!(flags(&out), [("garbage", Anomalies::RESYNC)]);
+        assert_eq!(f.reassembling(), 0);
+    }
+
+    #[test]
+    fn a_gap_explains_no_more_than_a_frame_of_skipped_bytes() {
+        let good = frames(true, &read(1), 0);
+        // Octets a frame cannot hold after the gap: 291 are what is left of one.
+        for (junk, want) in [
+            (291, vec![Anomalies::RESYNC, Anomalies::empty()]),
+            (292, vec![Anomalies::GARBAGE, Anomalies::empty()]),
+        ] {
+            let mut f = flow();
+            f.on_gap(ToServer, &mut Vec::new());
+            let mut data = vec![0xEE; junk];
+            data.extend_from_slice(&good);
+            let out = drive(&mut f, ToServer, &[&data]);
+            let got: Vec<Anomalies> = out.iter().map(|p| p.anomalies).collect();
+            assert_eq!(got, want, "{junk} octets");
+        }
+        // 20,000 octets in 100-octet segments: the first are taken for the rest of a
+        // cut frame, then the stretch is garbage, once.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let junk = [0xEE; 100];
+        let segments: Vec<&[u8]> = (0..200).map(|_| &junk[..]).collect();
+        let out = drive(&mut f, ToServer, &segments);
+        let got: Vec<Anomalies> = out.iter().map(|p| p.anomalies).collect();
+        assert_eq!(got, [Anomalies::RESYNC, Anomalies::GARBAGE]);
+        // A `05 64` the gap left in a frame's data, whose "header" CRC fails, is no
+        // bad checksum of the device.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let mut data = vec![0x05, 0x64, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11];
+        data.extend_from_slice(&good);
+        let out = drive(&mut f, ToServer, &[&data]);
+        assert_eq!(
+            flags(&out),
+            [("garbage", Anomalies::RESYNC), ("read", Anomalies::empty())]
+        );
+        // A gap followed by a whole frame: nothing to report.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        assert_eq!(one(&mut f, ToServer, &good).anomalies, Anomalies::empty());
+        // Once a frame is found, later unframable bytes are the device's again.
+        let out = drive(&mut f, ToServer, &[&[0xEE; 10], &good]);
+        assert_eq!(out[0].anomalies, Anomalies::GARBAGE);
+    }
+
+    #[test]
+    fn a_response_whose_request_a_gap_took_is_flagged_resync_until_pairing_resumes() {
+        // The audit's capture: SELECT (seq 7) lost, its response seen, then OPERATE.
+        let mut f = flow();
+        one(&mut f, ToServer, &frames(true, &read(6), 0));
+        one(&mut f, ToClient, &frames(false, &read_response(6), 0));
+        f.on_gap(ToServer, &mut Vec::new());
+        let r = one(&mut f, ToClient, &frames(false, &crob_response(7), 1));
+        assert_eq!(
+            (r.anomalies, r.operation),
+            (UNMATCHED_RESYNC, Operation::Other)
+        );
+        // Pairing resumes with the OPERATE; a later unmatched response has no loss
+        // to explain it.
+        one(&mut f, ToServer, &frames(true, &crob(4, 8), 1));
+        let r = one(&mut f, ToClient, &frames(false, &crob_response(8), 2));
+        assert_eq!(
+            (r.anomalies, r.operation),
+            (Anomalies::empty(), Operation::Write)
+        );
+        let r = one(&mut f, ToClient, &frames(false, &crob_response(9), 3));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+
+        // A multi-fragment response to a lost request: its later fragment too.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let first = one(
+            &mut f,
+            ToClient,
+            &frames(false, &long_response(2, false), 0),
+        );
+        assert_eq!(first.anomalies, UNMATCHED_RESYNC);
+        // AC: FIN (not FIR), seq 3; FC 81; IIN; g30v4, qualifier 00, 0..=0, one value.
+        let last = [0x43, 0x81, 0, 0, 30, 4, 0x00, 0, 0, 0x01, 0x00];
+        let r = one(&mut f, ToClient, &frames(false, &last, 3));
+        assert_eq!(r.anomalies, UNMATCHED_RESYNC);
+    }
+
+    #[test]
+    fn after_a_gap_in_the_requests_older_answers_do_not_end_the_loss() {
+        let mut f = flow();
+        one(&mut f, ToServer, &frames(true, &read(1), 0));
+        // READ seq 2 is lost; 3 and 4 are seen; the answers come after.
+        f.on_gap(ToServer, &mut Vec::new());
+        one(&mut f, ToServer, &frames(true, &read(3), 1));
+        one(&mut f, ToServer, &frames(true, &read(4), 2));
+        let mut answer =
+            |seq: u8| one(&mut f, ToClient, &frames(false, &read_response(seq), seq)).anomalies;
+        // The answer to READ 1, sent before the gap, pairs; READ 2's finds none, for
+        // the loss; READ 3 was sent after the gap: its answer ends the loss.
+        assert_eq!(answer(1), Anomalies::empty());
+        assert_eq!(answer(2), UNMATCHED_RESYNC);
+        assert_eq!(answer(3), Anomalies::empty());
+        assert_eq!(answer(9), Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn a_gap_loses_the_requests_of_the_direction_the_master_sends_in() {
+        // The outstation opened the TCP connection: the master's frames go to_client.
+        let mut f = flow();
+        one(&mut f, ToClient, &frames(true, &read(1), 0));
+        one(&mut f, ToServer, &frames(false, &read_response(1), 0));
+        f.on_gap(ToClient, &mut Vec::new());
+        let r = one(&mut f, ToServer, &frames(false, &read_response(2), 1));
+        assert_eq!(r.anomalies, UNMATCHED_RESYNC);
+        // A gap in the outstation's direction says nothing of requests.
+        let mut f = flow();
+        one(&mut f, ToClient, &frames(true, &read(1), 0));
+        one(&mut f, ToServer, &frames(false, &read_response(1), 0));
+        f.on_gap(ToServer, &mut Vec::new());
+        one(&mut f, ToClient, &frames(true, &read(2), 1));
+        let r = one(&mut f, ToServer, &frames(false, &read_response(3), 1));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn requests_whose_answers_a_gap_took_are_forgotten() {
+        let config = Dnp3Config {
+            max_outstanding: 4,
+            ..Dnp3Config::default()
+        };
+        let mut f = Dnp3Flow::new(&config, Framing::Stream);
+        // Over a long capture, 100 responses are lost, one gap each: the master
+        // retries with the next sequence number. No request is left waiting, none is
+        // reported as a flood.
+        for k in 0..100u8 {
+            let (lost, next) = ((2 * k) & 0x0F, (2 * k + 1) & 0x0F);
+            let q = one(&mut f, ToServer, &frames(true, &read(lost), 2 * k));
+            assert!(q.anomalies.is_empty(), "{q:?}");
+            let q = one(&mut f, ToServer, &frames(true, &read(next), 2 * k + 1));
+            assert!(q.anomalies.is_empty(), "{q:?}");
+            f.on_gap(ToClient, &mut Vec::new());
+            // Its answer still pairs.
+            let r = one(&mut f, ToClient, &frames(false, &read_response(next), k));
+            assert_eq!(
+                (r.anomalies, r.operation),
+                (Anomalies::empty(), Operation::Read)
+            );
+            assert_eq!(f.outstanding(), 0);
+        }
+
+        // Nor does one pair with a later response once the 4-bit sequence wraps: an
+        // OPERATE (seq 3) whose answer was lost, 16 requests later a READ with seq 3
+        // the capture lost too.
+        let mut f = flow();
+        one(&mut f, ToServer, &frames(true, &crob(4, 3), 0));
+        one(&mut f, ToServer, &frames(true, &read(4), 1));
+        f.on_gap(ToClient, &mut Vec::new());
+        one(&mut f, ToClient, &frames(false, &read_response(4), 0));
+        for seq in 5..16 {
+            one(&mut f, ToServer, &frames(true, &read(seq), seq));
+            one(&mut f, ToClient, &frames(false, &read_response(seq), seq));
+        }
+        f.on_gap(ToServer, &mut Vec::new());
+        let r = one(&mut f, ToClient, &frames(false, &read_response(3), 16));
+        assert_eq!(
+            (r.anomalies, r.operation),
+            (UNMATCHED_RESYNC, Operation::Other)
+        );
+
+        // Requests whose answers are still to come still pair: another
+        // association's, and those of the same one sent after the gap.
+        let mut f = flow();
+        let to = |outstation: u16, seq: u8| {
+            build_link_frame(
+                0xC4,
+                outstation,
+                MASTER,
+                &[0xC0, 0xC0 | seq, 0x01, 60, 1, 0x06],
+            )
+        };
+        let from = |outstation: u16, seq: u8| {
+            let mut data = vec![0xC0];
+            data.extend_from_slice(&read_response(seq));
+            build_link_frame(0x44, MASTER, outstation, &data)
+        };
+        one(&mut f, ToServer, &to(10, 1)); // its answer is lost
+        one(&mut f, ToServer, &to(20, 4));
+        one(&mut f, ToServer, &to(10, 2));
+        f.on_gap(ToClient, &mut Vec::new());
+        one(&mut f, ToServer, &to(10, 3));
+        assert!(one(&mut f, ToClient, &from(10, 2)).anomalies.is_empty());
+        assert_eq!(f.outstanding(), 2);
+        assert!(one(&mut f, ToClient, &from(20, 4)).anomalies.is_empty());
+        assert!(one(&mut f, ToClient, &from(10, 3)).anomalies.is_empty());
+        assert_eq!(f.outstanding(), 0);
+        // Without a gap, a request answered out of order leaves the older waiting.
+        one(&mut f, ToServer, &to(10, 5));
+        one(&mut f, ToServer, &to(10, 6));
+        one(&mut f, ToClient, &from(10, 6));
+        assert_eq!(f.outstanding(), 1);
+    }
+
+    #[test]
+    fn a_later_fragment_whose_first_a_gap_took_is_resync() {
+        // AC: FIN (not FIR), seq 3; FC 81; IIN; g30v4, qualifier 00, 0..=0, one value.
+        let last = [0x43, 0x81, 0, 0, 30, 4, 0x00, 0, 0, 0x01, 0x00];
+        let mut f = flow();
+        one(&mut f, ToServer, &frames(true, &read(2), 0));
+        f.on_gap(ToClient, &mut Vec::new());
+        let r = one(&mut f, ToClient, &frames(false, &last, 3));
+        assert_eq!(r.anomalies, UNMATCHED_RESYNC);
+        // After the next first fragment, a later one without its first is the
+        // device's.
+        one(&mut f, ToClient, &frames(false, &read_response(2), 4));
+        let r = one(&mut f, ToClient, &frames(false, &last, 5));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn a_segment_acknowledging_unseen_requests_explains_its_own_unmatched_answers() {
+        let mut f = flow();
+        f.on_unseen_acked(ToServer);
+        let r = one(&mut f, ToClient, &frames(false, &crob_response(7), 0));
+        assert_eq!(r.anomalies, UNMATCHED_RESYNC);
+        // The next segment carries no such evidence.
+        let r = one(&mut f, ToClient, &frames(false, &crob_response(8), 1));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+        // Unseen bytes of the outstation say nothing about requests.
+        f.on_unseen_acked(ToClient);
+        let r = one(&mut f, ToClient, &frames(false, &crob_response(9), 2));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+        // The evidence is for the other direction's next bytes only.
+        f.on_unseen_acked(ToServer);
+        one(&mut f, ToServer, &frames(true, &read(1), 0));
+        f.on_data(ToClient, &[], &mut Vec::new());
+        let r = one(&mut f, ToClient, &frames(false, &crob_response(10), 3));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn a_flow_joined_mid_stream_explains_the_cut_frame_at_its_start_only() {
+        let good = frames(false, &read_response(4), 0);
+        let tail = &frames(false, &read_response(3), 0)[12..];
+        let mut start = tail.to_vec();
+        start.extend_from_slice(&good);
+        let mut f = flow().joined_mid_stream();
+        let out = drive(&mut f, ToClient, &[&start]);
+        // The answer to a request sent before the sensor's start.
+        assert_eq!(
+            flags(&out),
+            [
+                ("garbage", Anomalies::RESYNC),
+                ("response", UNMATCHED_RESYNC)
+            ]
+        );
+        // Later, bytes that do not frame are the device's.
+        let out = drive(&mut f, ToClient, &[&start]);
+        assert_eq!(out[0].anomalies, Anomalies::GARBAGE);
+        // A flow whose start was seen: garbage from the first octet.
+        let out = drive(&mut flow(), ToClient, &[&start]);
+        assert_eq!(out[0].anomalies, Anomalies::GARBAGE);
+        // Pairing resumes with the first request answered.
+        let mut f = flow().joined_mid_stream();
+        one(&mut f, ToServer, &frames(true, &read(5), 0));
+        assert!(one(&mut f, ToClient, &good_for(5)).anomalies.is_empty());
+        let r = one(&mut f, ToClient, &good_for(6));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    fn good_for(seq: u8) -> Vec<u8> {
+        frames(false, &read_response(seq), seq)
     }
 }

@@ -248,6 +248,9 @@ impl ServiceId {
     pub const WRITE_REQUEST: ServiceId = ServiceId(673);
     pub const WRITE_RESPONSE: ServiceId = ServiceId(676);
     pub const CALL_REQUEST: ServiceId = ServiceId(712);
+    /// Publish requests are queued by the server and answered as notifications are
+    /// due (Part 4, 5.13.5), in their own order, not in the order of the others.
+    pub const PUBLISH_REQUEST: ServiceId = ServiceId(826);
 
     /// The encoding's name (`WriteRequest`), `None` for an id no standard service uses.
     pub fn name(self) -> Option<&'static str> {

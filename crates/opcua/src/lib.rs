@@ -73,6 +73,39 @@
 //! unknown services with `UNKNOWN_FUNCTION`; responses with no request
 //! `UNMATCHED_RESPONSE`, with the wrong service `RESPONSE_MISMATCH`; messages past the
 //! chunk bound `OUT_OF_SPEC_VALUE`.
+//!
+//! # Capture loss
+//!
+//! What the sensor's own loss of bytes explains is flagged `RESYNC`, not blamed on the
+//! device:
+//!
+//! * **Skipped bytes.** After a gap ([`OpcuaFlow::on_gap`]) the stretch skipped before
+//!   the next chunk yields one event (message type `garbage`) flagged `RESYNC` while it
+//!   is shorter than the largest chunk accepted ([`OpcuaConfig::max_chunk_size`]: the
+//!   rest of a chunk the gap cut), and a `GARBAGE` event as well once it grows longer.
+//!   The same holds for the first bytes of a flow joined mid-stream
+//!   ([`OpcuaFlow::joined_mid_stream`]), whose framing is otherwise as lenient as
+//!   before. Garbage not preceded by a gap stays `GARBAGE`.
+//! * **Chunks without their start.** A gap drops the message being reassembled, and
+//!   the chunks that follow it may continue a message whose first chunks it took:
+//!   until a message starts, MSG/CLO chunks (C or F) whose body does not start with
+//!   the type NodeId of a standard service are discarded up to the message's final
+//!   chunk (at most the chunks of a message), part of the same `RESYNC` stretch,
+//!   rather than joined into a message that never was (`MALFORMED`,
+//!   `UNKNOWN_FUNCTION`). Encrypted bodies are never decoded and are not concerned.
+//! * **Lost requests.** After a gap in the client's bytes, a response that finds no
+//!   request is flagged `UNMATCHED_RESPONSE | RESYNC` until a request sent after the
+//!   gap is answered; so is one delivered in a segment that acknowledges request
+//!   bytes the sensor never saw ([`OpcuaFlow::on_unseen_acked`]), that segment's only.
+//! * **Lost responses.** After a gap in the server's bytes, the requests outstanding
+//!   at the gap that are older than the next one answered are dropped (their answers
+//!   were in the gap), so they neither fill the table towards a false
+//!   `REQUEST_FLOOD` nor pair with a later response. Publish requests wait at the
+//!   server by design (Part 4, 5.13.5) and are answered in their own order: they go
+//!   only when a later Publish is answered, and a Read answered after them leaves
+//!   them waiting. Requests delivered in a segment that acknowledges response bytes
+//!   the sensor never saw do not count as a flood when they find the table full (the
+//!   client has those answers); the oldest request that is not a Publish makes room.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),

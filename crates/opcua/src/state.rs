@@ -1,6 +1,7 @@
 //! Per-flow state: UA TCP framing per direction with resynchronisation, chunk
 //! reassembly, the secure channel's security mode, and request/response pairing by
-//! request handle with a bounded table of outstanding requests.
+//! request handle with a bounded table of outstanding requests. What a capture gap
+//! explains is flagged `RESYNC` (see the crate docs, "Capture loss").
 
 use std::collections::VecDeque;
 
@@ -75,11 +76,36 @@ struct DirState {
     /// Framing is not trusted (garbage seen or a gap): the next chunk must pass the
     /// strict check before it is accepted.
     resync: bool,
-    /// The GARBAGE event of the current stretch has been emitted.
-    in_garbage: bool,
+    /// Unframable bytes skipped in the current stretch (since the last accepted chunk
+    /// or the gap).
+    skipped: u64,
+    /// The RESYNC event of the current stretch has been emitted.
+    resync_reported: bool,
+    /// The GARBAGE (or BAD_LENGTH) event of the current stretch has been emitted.
+    garbage_reported: bool,
+    /// Framing was lost to a capture gap (or to the sensor joining mid-stream), not to
+    /// the bytes: what is skipped before the next chunk, up to the largest chunk, is
+    /// the rest of one the gap cut, reported as RESYNC, not GARBAGE.
+    after_gap: bool,
+    /// A gap may have taken the first chunks of the message whose chunks come next:
+    /// chunks that do not start a message are discarded up to the message's final
+    /// chunk, not reassembled into a message that never was.
+    lost_start: bool,
+    /// Chunks discarded so far for `lost_start` (bounded by the chunks of a message).
+    discarded: usize,
     /// Bytes of an oversized chunk still to skip.
     skip: u64,
     partial: Option<Partial>,
+}
+
+impl DirState {
+    /// A chunk was accepted: the stretch of skipped bytes (if any) is over.
+    fn new_stretch(&mut self) {
+        self.skipped = 0;
+        self.resync_reported = false;
+        self.garbage_reported = false;
+        self.after_gap = false;
+    }
 }
 
 /// The secure channel as this flow has seen it.
@@ -130,7 +156,28 @@ enum HeaderCheck {
 #[derive(Debug, Clone)]
 pub struct OpcuaFlow {
     config: OpcuaConfig,
+    /// Outstanding requests, oldest first.
     pending: VecDeque<Pending>,
+    /// A gap lost requests: responses that find no request are flagged RESYNC
+    /// (explained by the loss) until a request sent after the gap is answered.
+    pairing_lost: bool,
+    /// Outstanding requests sent before that gap (the oldest ones).
+    before_gap: usize,
+    /// The responses being delivered come in a segment that acknowledges request
+    /// bytes the sensor did not see: one that finds no request answers one of those.
+    answering_unseen: bool,
+    /// The requests being delivered come in a segment that acknowledges response
+    /// bytes the sensor did not see: the requests those answered are not outstanding
+    /// any more, so a full table is no flood.
+    answered_unseen: bool,
+    /// A gap lost responses: the requests they answered wait for nothing, and go once
+    /// a later request is answered. Publish requests, which the server queues and
+    /// answers in their own order, are tracked apart (`publishes_lost`).
+    answers_lost: bool,
+    publishes_lost: bool,
+    /// Outstanding requests at that gap (the oldest ones): only their answers can
+    /// have been in it.
+    gap_front: usize,
     channel: Channel,
     to_server: DirState,
     to_client: DirState,
@@ -146,6 +193,13 @@ impl OpcuaFlow {
         OpcuaFlow {
             config,
             pending: VecDeque::new(),
+            pairing_lost: false,
+            before_gap: 0,
+            answering_unseen: false,
+            answered_unseen: false,
+            answers_lost: false,
+            publishes_lost: false,
+            gap_front: 0,
             channel: Channel::default(),
             to_server: DirState::default(),
             to_client: DirState::default(),
@@ -157,6 +211,16 @@ impl OpcuaFlow {
             Direction::ToServer => &mut self.to_server,
             Direction::ToClient => &mut self.to_client,
         }
+    }
+
+    /// The flow's start was not captured (no handshake): its first bytes may be the
+    /// rest of a chunk. They are framed as usual, but when they do not frame, what is
+    /// skipped before the first chunk, up to the largest chunk, is reported as RESYNC
+    /// (as after a gap), not as the device's garbage.
+    pub fn joined_mid_stream(mut self) -> Self {
+        self.to_server.after_gap = true;
+        self.to_client.after_gap = true;
+        self
     }
 
     /// Number of requests waiting for their response.
@@ -173,6 +237,16 @@ impl OpcuaFlow {
     /// per message (and one per stretch of garbage) and returns how many bytes were
     /// consumed; the unconsumed tail must be presented again with the next bytes.
     pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
+        let n = self.frame(dir, data, out);
+        // The evidence of an unseen acknowledgment is the segment's own.
+        match dir {
+            Direction::ToServer => self.answered_unseen = false,
+            Direction::ToClient => self.answering_unseen = false,
+        }
+        n
+    }
+
+    fn frame(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         let mut off = 0;
         // Progress: every turn consumes at least one byte or returns.
         while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
@@ -190,7 +264,9 @@ impl OpcuaFlow {
                     Scan::Found(skip) => {
                         self.skip_garbage(dir, skip, out);
                         off += skip;
-                        self.dir_state(dir).resync = false;
+                        let st = self.dir_state(dir);
+                        st.resync = false;
+                        st.after_gap = false;
                     }
                     Scan::NeedMore(skip) | Scan::NotFound(skip) => {
                         self.skip_garbage(dir, skip, out);
@@ -209,43 +285,127 @@ impl OpcuaFlow {
                 continue;
             }
             let size = header.size as usize;
-            if size <= self.config.max_inline_chunk {
-                let Some(chunk) = rest.get(HEADER_LEN..size) else {
-                    break; // Incomplete
-                };
-                self.dir_state(dir).in_garbage = false;
-                self.handle_chunk(dir, &header, chunk, false, out);
-                off += size;
-            } else {
-                // An oversized chunk: decode its start, skip the rest as it comes.
-                let Some(chunk) = rest.get(HEADER_LEN..self.config.max_inline_chunk) else {
-                    break;
-                };
-                self.dir_state(dir).in_garbage = false;
-                self.handle_chunk(dir, &header, chunk, true, out);
-                let taken = self.config.max_inline_chunk;
-                self.dir_state(dir).skip = (size - taken) as u64;
-                off += taken;
+            // An oversized chunk is decoded from its start; the rest is skipped as it
+            // comes.
+            let taken = size.min(self.config.max_inline_chunk);
+            let Some(chunk) = rest.get(HEADER_LEN..taken) else {
+                break; // Incomplete
+            };
+            let cut = taken < size;
+            if !(self.dir_state(dir).lost_start && self.continues_lost(dir, &header, chunk, out)) {
+                self.dir_state(dir).new_stretch();
+                self.handle_chunk(dir, &header, chunk, cut, out);
             }
+            if cut {
+                self.dir_state(dir).skip = (size - taken) as u64;
+            }
+            off += taken;
         }
         off
     }
 
-    /// Bytes of `dir` were lost: a message being reassembled is dropped and the next
-    /// bytes are trusted only once a strict header check succeeds.
+    /// Bytes of `dir` were lost. A message being reassembled is dropped; the next
+    /// bytes are trusted only once a strict header check succeeds, and what is skipped
+    /// until then, up to the largest chunk, is reported as RESYNC (the rest of a chunk
+    /// the gap cut). Chunks that continue a message whose first chunks the gap took
+    /// are discarded up to its final chunk (reported as the same RESYNC stretch).
+    ///
+    /// After a gap in the requests, responses that find no request are flagged RESYNC
+    /// too, until a request sent after the gap is answered. After a gap in the
+    /// responses, the requests older than the next one answered are dropped (their
+    /// answers were in the gap), Publish requests only by an answered Publish: the
+    /// server queues those, so older ones may still be answered after newer Reads.
     pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
         let st = self.dir_state(dir);
         *st = DirState {
             resync: true,
+            after_gap: true,
+            lost_start: true,
             ..DirState::default()
         };
+        match dir {
+            Direction::ToServer => {
+                self.pairing_lost = true;
+                self.before_gap = self.pending.len();
+            }
+            Direction::ToClient => {
+                self.gap_front = self.pending.len();
+                self.answers_lost = self.pending.iter().any(|p| !is_publish(p));
+                self.publishes_lost = self.pending.iter().any(is_publish);
+            }
+        }
+    }
+
+    /// The next bytes of the other direction come in a segment that acknowledges
+    /// bytes of `dir` the sensor never saw (lost by the capture, or still on their
+    /// way). Only the data delivered next, up to the end of the next `on_data` call of
+    /// the other direction, is concerned: the acknowledgment is that segment's own
+    /// evidence, not a state of the flow.
+    ///
+    /// * `ToServer` (unseen requests): a response among that data that finds no
+    ///   request is flagged `UNMATCHED_RESPONSE | RESYNC`: it answers one of those.
+    /// * `ToClient` (unseen responses): the client received answers the sensor did
+    ///   not see, so the outstanding table overstates what is outstanding; a request
+    ///   among that data that finds the table full takes the place of the oldest
+    ///   without being flagged `REQUEST_FLOOD`.
+    pub fn on_unseen_acked(&mut self, dir: Direction) {
+        match dir {
+            Direction::ToServer => self.answering_unseen = true,
+            Direction::ToClient => self.answered_unseen = true,
+        }
     }
 
     /// The flow ended: partial messages and unanswered requests are forgotten.
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
+        self.pairing_lost = false;
+        self.before_gap = 0;
+        self.answering_unseen = false;
+        self.answered_unseen = false;
+        self.answers_lost = false;
+        self.publishes_lost = false;
+        self.gap_front = 0;
         self.to_server = DirState::default();
         self.to_client = DirState::default();
+    }
+
+    /// After a gap: does this chunk continue a message whose first chunks the gap
+    /// took? A MSG or CLO chunk (C or F) whose body does not start with the type
+    /// NodeId of a standard service does, on a channel whose bodies are readable
+    /// (encrypted bodies are never decoded, so a message joined from the wrong chunks
+    /// cannot read as malformed there). Such chunks are discarded up to the message's
+    /// final chunk, or the chunk bound; any other chunk starts a message and ends the
+    /// search. The first discarded chunk is reported as part of the RESYNC stretch.
+    fn continues_lost(
+        &mut self,
+        dir: Direction,
+        h: &UaHeader,
+        chunk: &[u8],
+        out: &mut dyn PduSink,
+    ) -> bool {
+        let symmetric = h.message_type.is_secure() && h.message_type != MessageType::OPEN;
+        // Channel id and token id (8), sequence number and request id (8).
+        let orphan = symmetric
+            && matches!(h.chunk_type.0, b'C' | b'F')
+            && self.channel.mode() != "sign_and_encrypt"
+            && !chunk.get(16..).is_some_and(looks_plaintext);
+        let max_chunks = self.config.max_chunks_per_message;
+        let st = self.dir_state(dir);
+        if !orphan {
+            st.lost_start = false;
+            st.discarded = 0;
+            return false;
+        }
+        st.discarded += 1;
+        if h.chunk_type.0 == b'F' || st.discarded >= max_chunks {
+            st.lost_start = false;
+            st.discarded = 0;
+        }
+        if !(st.resync_reported || st.garbage_reported) {
+            st.resync_reported = true;
+            self.skipped_event(dir, Anomalies::RESYNC, out);
+        }
+        true
     }
 
     fn scan(&self, rest: &[u8]) -> Scan {
@@ -300,15 +460,35 @@ impl OpcuaFlow {
         }
     }
 
+    /// Consumes `n` unframable bytes. A stretch yields one GARBAGE event at its first
+    /// skip; after a gap, one RESYNC event instead, and a GARBAGE event as well once
+    /// the stretch reaches the largest chunk accepted (more than a gap can leave of
+    /// one).
     fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
         if n == 0 {
             return;
         }
+        let max_chunk = u64::from(self.config.max_chunk_size);
         let st = self.dir_state(dir);
-        if st.in_garbage {
-            return;
-        }
-        st.in_garbage = true;
+        st.skipped = st.skipped.saturating_add(n as u64);
+        let anomalies = if st.after_gap && st.skipped < max_chunk {
+            if st.resync_reported || st.garbage_reported {
+                return;
+            }
+            st.resync_reported = true;
+            Anomalies::RESYNC
+        } else {
+            if st.garbage_reported {
+                return;
+            }
+            st.garbage_reported = true;
+            Anomalies::GARBAGE
+        };
+        self.skipped_event(dir, anomalies, out);
+    }
+
+    /// The event of a stretch of skipped bytes.
+    fn skipped_event(&self, dir: Direction, anomalies: Anomalies, out: &mut dyn PduSink) {
         let info = OpcuaInfo {
             message_type: "garbage",
             security_mode: self.channel.mode(),
@@ -318,7 +498,7 @@ impl OpcuaFlow {
             dir,
             dir == Direction::ToClient,
             Operation::Other,
-            Anomalies::GARBAGE,
+            anomalies,
             info,
         ));
     }
@@ -331,7 +511,8 @@ impl OpcuaFlow {
             return;
         };
         let st = self.dir_state(dir);
-        st.in_garbage = true; // the stretch after it is part of this report
+        // The stretch after it is part of this report.
+        st.garbage_reported = true;
         st.partial = None;
         let info = OpcuaInfo {
             message_type: name,
@@ -639,8 +820,11 @@ impl OpcuaFlow {
                 let operation = o.id.operation().unwrap_or(Operation::Other);
                 if let Some(handle) = info.request_handle {
                     if self.pending.len() >= self.config.max_outstanding {
-                        self.pending.pop_front();
-                        anomalies |= Anomalies::REQUEST_FLOOD;
+                        self.evict_oldest();
+                        // Answers the sensor did not see free the table: no flood.
+                        if !self.answered_unseen {
+                            anomalies |= Anomalies::REQUEST_FLOOD;
+                        }
                     }
                     self.pending.push_back(Pending {
                         handle,
@@ -654,7 +838,7 @@ impl OpcuaFlow {
                 let own = o.id.operation().unwrap_or(Operation::Other);
                 let found = info.request_handle.and_then(|handle| {
                     let k = self.pending.iter().position(|p| p.handle == handle)?;
-                    self.pending.remove(k)
+                    self.take(k)
                 });
                 let operation = match found {
                     Some(req) => {
@@ -665,9 +849,13 @@ impl OpcuaFlow {
                         req.operation
                     }
                     None => {
-                        // A ServiceFault or a response with a request handle never seen.
+                        // A ServiceFault or a response with a request handle never seen:
+                        // after a loss of requests, likely the answer to a lost one.
                         if info.request_handle.is_some() {
                             anomalies |= Anomalies::UNMATCHED_RESPONSE;
+                            if self.pairing_lost || self.answering_unseen {
+                                anomalies |= Anomalies::RESYNC;
+                            }
                         }
                         own
                     }
@@ -685,6 +873,67 @@ impl OpcuaFlow {
         );
     }
 
+    /// Makes room for a request in the full table: the oldest request that is not a
+    /// Publish goes (Publish requests wait at the server by design), or the oldest.
+    fn evict_oldest(&mut self) {
+        let k = self
+            .pending
+            .iter()
+            .position(|p| !is_publish(p))
+            .unwrap_or(0);
+        if self.pending.remove(k).is_some() {
+            if k < self.before_gap {
+                self.before_gap -= 1;
+            }
+            if k < self.gap_front {
+                self.gap_front -= 1;
+            }
+        }
+    }
+
+    /// Takes the outstanding request at `k`, answered. After a gap in the responses
+    /// the older requests of its kind that were outstanding at the gap go too: their
+    /// answers were in it (Publish requests are answered in their own order, the
+    /// others in theirs). Once a request sent after a gap in the requests is answered,
+    /// pairing has resumed.
+    fn take(&mut self, k: usize) -> Option<Pending> {
+        let publish = is_publish(self.pending.get(k)?);
+        let lost = if publish {
+            &mut self.publishes_lost
+        } else {
+            &mut self.answers_lost
+        };
+        let mut k = k;
+        if std::mem::take(lost) {
+            let (mut at, mut older, mut older_before_gap) = (0, 0, 0);
+            let (before_gap, front) = (self.before_gap, self.gap_front.min(k));
+            self.pending.retain(|p| {
+                let drop = at < front && is_publish(p) == publish;
+                if drop {
+                    older += 1;
+                    if at < before_gap {
+                        older_before_gap += 1;
+                    }
+                }
+                at += 1;
+                !drop
+            });
+            k -= older;
+            self.before_gap -= older_before_gap;
+            self.gap_front -= older;
+        }
+        if k < self.gap_front {
+            self.gap_front -= 1;
+        }
+        if k >= self.before_gap {
+            self.pairing_lost = false;
+            self.before_gap = 0;
+        } else {
+            self.before_gap -= 1;
+        }
+        self.pending.remove(k)
+    }
+
     fn emit(
         &self,
         dir: Direction,
@@ -699,6 +948,10 @@ impl OpcuaFlow {
         }
         out.push(pdu(dir, is_response, operation, anomalies, info));
     }
+}
+
+fn is_publish(p: &Pending) -> bool {
+    p.service == ServiceId::PUBLISH_REQUEST
 }
 
 fn append(p: &mut Partial, payload: &[u8], cut: bool, max_bytes: usize) {
@@ -786,6 +1039,10 @@ impl StreamHandler for OpcuaFlow {
 
     fn on_gap(&mut self, dir: Direction, out: &mut dyn PduSink) {
         OpcuaFlow::on_gap(self, dir, out)
+    }
+
+    fn on_unseen_acked(&mut self, dir: Direction) {
+        OpcuaFlow::on_unseen_acked(self, dir)
     }
 
     fn on_end(&mut self, out: &mut dyn PduSink) {
@@ -1210,7 +1467,8 @@ mod tests {
         assert_eq!(p.anomalies, Anomalies::RESPONSE_MISMATCH);
         assert_eq!(p.operation, Operation::Write);
 
-        // A gap: the partial message is dropped, framing is found again.
+        // A gap: the partial message is dropped, framing is found again; the bytes
+        // skipped are the gap's (RESYNC), not the device's.
         let mut f = flow();
         assert!(feed(&mut f, ToServer, &sym(b"MSG", b'C', 5, 8, &body[..20])).is_empty());
         f.on_gap(ToServer, &mut Vec::new());
@@ -1218,7 +1476,7 @@ mod tests {
         bytes.extend(msg(9, &write_request(2)));
         let out = feed(&mut f, ToServer, &bytes);
         assert_eq!(out.len(), 2, "{out:?}");
-        assert_eq!(out[0].anomalies, Anomalies::GARBAGE);
+        assert_eq!(out[0].anomalies, Anomalies::RESYNC);
         assert_eq!(info(&out[1]).request_handle, Some(2));
     }
 
@@ -1269,5 +1527,343 @@ mod tests {
         assert!(out[0].anomalies.is_empty());
         assert_eq!(info(&out[0]).nodes.as_ref().map(Vec::len), Some(2));
         assert_eq!(info(&out[1]).request_handle, Some(2));
+    }
+    /// Drives `f` as the flow layer does: each segment is appended to what is left,
+    /// and the flow is called again while it makes progress.
+    fn drive(f: &mut OpcuaFlow, dir: Direction, segments: &[&[u8]]) -> Vec<Pdu> {
+        let (mut out, mut buf) = (Vec::new(), Vec::new());
+        for s in segments {
+            buf.extend_from_slice(s);
+            loop {
+                let n = f.on_data(dir, &buf, &mut out);
+                buf.drain(..n);
+                if n == 0 || buf.is_empty() {
+                    break;
+                }
+            }
+        }
+        assert!(buf.is_empty(), "{} bytes left", buf.len());
+        out
+    }
+
+    fn flags(out: &[Pdu]) -> Vec<Anomalies> {
+        out.iter().map(|p| p.anomalies).collect()
+    }
+
+    /// PublishRequest (Part 4, 5.13.5.2): RequestHeader, SubscriptionAcknowledgements
+    /// (null array).
+    fn publish_request(handle: u32) -> Vec<u8> {
+        let mut v = type_id(826);
+        v.extend(request_header_bytes(handle));
+        v.extend_from_slice(&(-1i32).to_le_bytes());
+        v
+    }
+
+    /// PublishResponse: the ResponseHeader is all the pairing reads.
+    fn publish_response(handle: u32) -> Vec<u8> {
+        let mut v = type_id(829);
+        v.extend(response_header_bytes(handle, 0));
+        v
+    }
+
+    /// A Write (request id 8) in three MSG chunks, C C F (Part 6, 6.7.2.2): each
+    /// carries the same request id and a part of the body.
+    fn three_chunks() -> [Vec<u8>; 3] {
+        let body = write_request(4);
+        [
+            sym(b"MSG", b'C', 5, 8, &body[..10]),
+            sym(b"MSG", b'C', 5, 8, &body[10..40]),
+            sym(b"MSG", b'F', 5, 8, &body[40..]),
+        ]
+    }
+
+    #[test]
+    fn after_a_gap_the_rest_of_a_cut_chunk_is_resync() {
+        // The first segment of a Write's chunk is lost: its last 40 bytes come, then
+        // a whole Write.
+        let cut = msg(2, &write_request(1));
+        let mut bytes = cut[cut.len() - 40..].to_vec();
+        bytes.extend(msg(3, &write_request(2)));
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&bytes]);
+        assert_eq!(flags(&out), [Anomalies::RESYNC, Anomalies::empty()]);
+        assert_eq!(info(&out[0]).message_type, "garbage");
+        assert_eq!(info(&out[1]).request_handle, Some(2));
+        // The same bytes without a gap are the device's garbage.
+        let out = drive(&mut flow(), ToServer, &[&bytes]);
+        assert_eq!(flags(&out), [Anomalies::GARBAGE, Anomalies::empty()]);
+        // A gap at a chunk boundary: nothing to report.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&msg(3, &write_request(2))]);
+        assert_eq!(flags(&out), [Anomalies::empty()]);
+    }
+
+    #[test]
+    fn a_gap_explains_no_more_than_the_largest_chunk_of_skipped_bytes() {
+        let cfg = OpcuaConfig {
+            max_chunk_size: 1024,
+            ..OpcuaConfig::default()
+        };
+        // 3000 bytes that never frame, in 100-byte segments: the first are taken for
+        // the rest of a cut chunk, then the stretch is garbage.
+        let junk = [0xEE; 100];
+        let write = msg(3, &write_request(2));
+        let mut segments: Vec<&[u8]> = (0..30).map(|_| &junk[..]).collect();
+        segments.push(&write);
+        let mut f = OpcuaFlow::new(&cfg);
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &segments);
+        assert_eq!(
+            flags(&out),
+            [Anomalies::RESYNC, Anomalies::GARBAGE, Anomalies::empty()]
+        );
+        // In one piece longer than a chunk: garbage only.
+        let mut f = OpcuaFlow::new(&cfg);
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&[0xEE; 3000], &write]);
+        assert_eq!(flags(&out), [Anomalies::GARBAGE, Anomalies::empty()]);
+        // Shorter than the largest chunk: the rest of a cut chunk only.
+        let mut bytes = vec![0xEE; 1023];
+        bytes.extend(msg(3, &write_request(2)));
+        let mut f = OpcuaFlow::new(&cfg);
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&bytes]);
+        assert_eq!(flags(&out), [Anomalies::RESYNC, Anomalies::empty()]);
+    }
+
+    #[test]
+    fn after_a_gap_a_message_whose_first_chunks_were_lost_is_discarded() {
+        // A channel with policy None: bodies are decoded.
+        let flow = || {
+            let mut f = flow();
+            one(
+                &mut f,
+                ToServer,
+                &opn(0, NONE, None, None, &opn_request_body(1)),
+            );
+            one(
+                &mut f,
+                ToClient,
+                &opn(5, NONE, None, None, &opn_response_body(1, 5, 9)),
+            );
+            f
+        };
+        let [c1, c2, c3] = three_chunks();
+        let next = msg(10, &write_request(5));
+        let clean_write = |out: &[Pdu]| {
+            let w = out.last().filter(|p| p.anomalies.is_empty());
+            w.and_then(|p| info(p).request_handle) == Some(5)
+        };
+        // Chunk 1 lost: chunks 2 and 3 are not a message.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&c2, &c3, &next]);
+        assert_eq!(flags(&out), [Anomalies::RESYNC, Anomalies::empty()]);
+        assert!(clean_write(&out), "{out:?}");
+        // Chunk 2 lost: chunk 1 is dropped at the gap, chunk 3 is not a message.
+        let mut f = flow();
+        assert!(feed(&mut f, ToServer, &c1).is_empty());
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&c3, &next]);
+        assert_eq!(flags(&out), [Anomalies::RESYNC, Anomalies::empty()]);
+        assert!(clean_write(&out), "{out:?}");
+        // The first segment of chunk 1 lost: its rest is skipped, chunks 2 and 3 are
+        // discarded, one event for the stretch.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let rest = &c1[c1.len() - 6..];
+        let out = drive(&mut f, ToServer, &[rest, &c2, &c3, &next]);
+        assert_eq!(flags(&out), [Anomalies::RESYNC, Anomalies::empty()]);
+        assert!(clean_write(&out), "{out:?}");
+        // A whole message of three chunks after a gap is reassembled as usual.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&c1, &c2, &c3]);
+        assert_eq!(flags(&out), [Anomalies::empty()]);
+        assert_eq!(info(&out[0]).nodes.as_ref().map(Vec::len), Some(2));
+        // Without a gap, chunks without their start are the device's: reported as
+        // what they decode to.
+        let out = drive(&mut flow(), ToServer, &[&c2, &c3]);
+        assert_eq!(flags(&out), [Anomalies::UNKNOWN_FUNCTION]);
+    }
+
+    #[test]
+    fn a_response_whose_request_a_gap_took_is_flagged_resync_until_pairing_resumes() {
+        let mut f = flow();
+        one(&mut f, ToServer, &msg(1, &write_request(1)));
+        one(&mut f, ToClient, &msg(1, &write_response(1)));
+        // Request 2 is lost in a gap; its answer finds no request, for that reason.
+        f.on_gap(ToServer, &mut Vec::new());
+        let r = one(&mut f, ToClient, &msg(2, &write_response(2)));
+        assert_eq!(
+            r.anomalies,
+            Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC
+        );
+        // Pairing resumes; a later unmatched answer has no loss to explain it.
+        one(&mut f, ToServer, &msg(3, &write_request(3)));
+        assert!(one(&mut f, ToClient, &msg(3, &write_response(3)))
+            .anomalies
+            .is_empty());
+        let r = one(&mut f, ToClient, &msg(9, &write_response(9)));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn after_a_gap_in_the_requests_older_answers_do_not_end_the_loss() {
+        let mut f = flow();
+        one(&mut f, ToServer, &msg(1, &write_request(1)));
+        // Request 2 is lost; requests 3 and 4 are seen; the answers come after.
+        f.on_gap(ToServer, &mut Vec::new());
+        one(&mut f, ToServer, &msg(3, &write_request(3)));
+        one(&mut f, ToServer, &msg(4, &write_request(4)));
+        let answer = |f: &mut OpcuaFlow, h| one(f, ToClient, &msg(h, &write_response(h))).anomalies;
+        // The answer to request 1, sent before the gap, pairs; request 2's finds
+        // none, for the loss.
+        assert!(answer(&mut f, 1).is_empty());
+        assert_eq!(
+            answer(&mut f, 2),
+            Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC
+        );
+        // Request 3 was sent after the gap: its answer ends the loss.
+        assert!(answer(&mut f, 3).is_empty());
+        assert_eq!(answer(&mut f, 9), Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn requests_whose_answers_a_gap_took_are_forgotten() {
+        let mut f = flow();
+        // Three Publish requests wait at the server throughout.
+        for h in 1..=3 {
+            one(&mut f, ToServer, &msg(h, &publish_request(h)));
+        }
+        // Over a long capture, 200 answers are lost (more than the table holds), one
+        // gap each, between answered Writes: no request is left waiting for them, none
+        // is reported as a flood.
+        for h in 100..300 {
+            assert!(one(&mut f, ToServer, &msg(h, &write_request(h)))
+                .anomalies
+                .is_empty());
+            // The next request goes out before the gap in the answers is known.
+            let q = one(&mut f, ToServer, &msg(h, &write_request(h + 1000)));
+            assert!(q.anomalies.is_empty(), "{q:?}");
+            f.on_gap(ToClient, &mut Vec::new());
+            // Its answer still pairs, with the request's operation.
+            let r = one(&mut f, ToClient, &msg(h, &write_response(h + 1000)));
+            assert!(r.anomalies.is_empty(), "{r:?}");
+            assert_eq!(r.operation, Operation::Write);
+            assert_eq!(f.outstanding(), 3);
+        }
+        // The Publish requests, older than every answered Write, still pair.
+        for h in 1..=3 {
+            let r = one(&mut f, ToClient, &msg(h, &publish_response(h)));
+            assert!(r.anomalies.is_empty(), "{r:?}");
+        }
+        assert_eq!(f.outstanding(), 0);
+        // A lost Publish answer: the older Publish goes once a newer one is answered.
+        one(&mut f, ToServer, &msg(4, &publish_request(4)));
+        one(&mut f, ToServer, &msg(5, &publish_request(5)));
+        f.on_gap(ToClient, &mut Vec::new());
+        assert!(one(&mut f, ToClient, &msg(5, &publish_response(5)))
+            .anomalies
+            .is_empty());
+        assert_eq!(f.outstanding(), 0);
+        // Without a gap, a request answered out of order leaves the older waiting.
+        one(&mut f, ToServer, &msg(6, &write_request(6)));
+        one(&mut f, ToServer, &msg(7, &write_request(7)));
+        one(&mut f, ToClient, &msg(7, &write_response(7)));
+        assert_eq!(f.outstanding(), 1);
+    }
+
+    #[test]
+    fn a_segment_acknowledging_unseen_requests_explains_its_own_unmatched_answers() {
+        let mut f = flow();
+        f.on_unseen_acked(ToServer);
+        let r = one(&mut f, ToClient, &msg(2, &write_response(2)));
+        assert_eq!(
+            r.anomalies,
+            Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC
+        );
+        // The next segment carries no such evidence.
+        let r = one(&mut f, ToClient, &msg(3, &write_response(3)));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+        // Unseen responses say nothing about the requests of answers.
+        f.on_unseen_acked(ToClient);
+        let r = one(&mut f, ToClient, &msg(4, &write_response(4)));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn a_segment_acknowledging_unseen_answers_is_no_flood() {
+        let cfg = OpcuaConfig {
+            max_outstanding: 2,
+            ..OpcuaConfig::default()
+        };
+        let mut f = OpcuaFlow::new(&cfg);
+        // A Publish waits at the server; a Write's answer is lost, unseen.
+        one(&mut f, ToServer, &msg(1, &publish_request(1)));
+        one(&mut f, ToServer, &msg(2, &write_request(2)));
+        // The next request's segment acknowledges answers the sensor did not see:
+        // the full table is no flood, and the Write, not the Publish, makes room.
+        f.on_unseen_acked(ToClient);
+        let q = one(&mut f, ToServer, &msg(3, &write_request(3)));
+        assert!(q.anomalies.is_empty(), "{q:?}");
+        assert!(one(&mut f, ToClient, &msg(1, &publish_response(1)))
+            .anomalies
+            .is_empty());
+        // Only that segment's requests: later, a full table is a flood again.
+        one(&mut f, ToServer, &msg(4, &write_request(4)));
+        let q = one(&mut f, ToServer, &msg(5, &write_request(5)));
+        assert_eq!(q.anomalies, Anomalies::REQUEST_FLOOD);
+        // Unseen requests say nothing about the table.
+        f.on_unseen_acked(ToServer);
+        let q = one(&mut f, ToServer, &msg(6, &write_request(6)));
+        assert_eq!(q.anomalies, Anomalies::REQUEST_FLOOD);
+    }
+
+    #[test]
+    fn a_flow_joined_mid_stream_explains_the_cut_chunk_at_its_start_only() {
+        // The sensor joined in the middle of a Write: its last 40 bytes, then a Write.
+        let cut = msg(2, &write_request(1));
+        let mut start = cut[cut.len() - 40..].to_vec();
+        start.extend(msg(3, &write_request(2)));
+        let mut f = flow().joined_mid_stream();
+        let out = drive(&mut f, ToServer, &[&start]);
+        assert_eq!(flags(&out), [Anomalies::RESYNC, Anomalies::empty()]);
+        // Later, bytes that do not frame are the device's.
+        let out = drive(&mut f, ToServer, &[&start]);
+        assert_eq!(flags(&out), [Anomalies::GARBAGE, Anomalies::empty()]);
+        // A flow whose start was seen: garbage from the first byte.
+        let out = drive(&mut flow(), ToServer, &[&start]);
+        assert_eq!(flags(&out), [Anomalies::GARBAGE, Anomalies::empty()]);
+        // The first chunk frames as leniently as before: a MSG with no OPN seen.
+        let mut f = flow().joined_mid_stream();
+        let w = one(&mut f, ToServer, &msg(2, &write_request(1)));
+        assert!(w.anomalies.is_empty());
+        assert_eq!(w.operation, Operation::Write);
+    }
+    #[test]
+    fn answers_lost_one_by_one_make_no_flood() {
+        // 140 Writes, each answer of the first 135 lost (more than the 128 requests the
+        // table holds). The TCP layer cannot see a hole until an answer arrives: until
+        // then each request comes in a segment acknowledging the unseen answers; the
+        // first answer seen reveals the gap.
+        let mut f = flow();
+        let mut out = Vec::new();
+        for h in 0..140 {
+            if h > 0 && h <= 135 {
+                f.on_unseen_acked(ToClient);
+            }
+            out.push(one(&mut f, ToServer, &msg(h, &write_request(h))));
+            if h == 135 {
+                f.on_gap(ToClient, &mut Vec::new());
+            }
+            if h >= 135 {
+                out.push(one(&mut f, ToClient, &msg(h, &write_response(h))));
+            }
+        }
+        assert!(out.iter().all(|p| p.anomalies.is_empty()), "{out:?}");
+        assert_eq!(f.outstanding(), 0);
     }
 }

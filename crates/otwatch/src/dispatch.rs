@@ -63,15 +63,40 @@ impl<D> Oriented<D> {
     }
 }
 
+/// The handshake of a flow joined mid-stream was not seen: its dissector is told that
+/// the first bytes may be the rest of a PDU the sensor's start cut.
+fn joined<D>(flow: &FlowMeta, dissector: D, mid_stream: fn(D) -> D) -> D {
+    if flow.handshake_seen {
+        dissector
+    } else {
+        mid_stream(dissector)
+    }
+}
+
 impl AppFactory {
-    /// A Modbus flow; one joined mid-stream does not trust its first bytes.
     fn modbus_flow(&self, flow: &FlowMeta) -> ModbusFlow {
-        let modbus = ModbusFlow::new(&self.modbus);
-        if flow.handshake_seen {
-            modbus
-        } else {
-            modbus.joined_mid_stream()
-        }
+        joined(
+            flow,
+            ModbusFlow::new(&self.modbus),
+            ModbusFlow::joined_mid_stream,
+        )
+    }
+
+    fn s7_flow(&self, flow: &FlowMeta) -> S7Flow {
+        joined(flow, S7Flow::new(&self.s7), S7Flow::joined_mid_stream)
+    }
+
+    fn opcua_flow(&self, flow: &FlowMeta) -> OpcuaFlow {
+        joined(
+            flow,
+            OpcuaFlow::new(&self.opcua),
+            OpcuaFlow::joined_mid_stream,
+        )
+    }
+
+    fn dnp3_stream(&self, flow: &FlowMeta) -> Dnp3Flow {
+        let dnp3 = Dnp3Flow::new(&self.dnp3, Framing::Stream);
+        joined(flow, dnp3, Dnp3Flow::joined_mid_stream)
     }
 }
 
@@ -104,15 +129,15 @@ impl HandlerFactory for AppFactory {
             return Some(AppHandler::Modbus(Oriented::new(modbus, flow, MODBUS_PORT)));
         }
         if on_port(ISO_TSAP_PORT) {
-            let s7 = S7Flow::new(&self.s7);
+            let s7 = self.s7_flow(flow);
             return Some(AppHandler::S7(Oriented::new(s7, flow, ISO_TSAP_PORT)));
         }
         if on_port(OPCUA_PORT) {
-            let ua = OpcuaFlow::new(&self.opcua);
+            let ua = self.opcua_flow(flow);
             return Some(AppHandler::Opcua(Oriented::new(ua, flow, OPCUA_PORT)));
         }
         if dnp3_port {
-            return Some(AppHandler::Dnp3(Dnp3Flow::new(&self.dnp3, Framing::Stream)));
+            return Some(AppHandler::Dnp3(self.dnp3_stream(flow)));
         }
         if otwatch_modbus::probe(first) {
             let modbus = self.modbus_flow(flow);
@@ -120,7 +145,7 @@ impl HandlerFactory for AppFactory {
         }
         if otwatch_opcua::probe(first) {
             // A Hello or an OpenSecureChannel: the side that sent it is the client.
-            let ua = OpcuaFlow::new(&self.opcua);
+            let ua = self.opcua_flow(flow);
             let swapped = dir == Direction::ToClient;
             return Some(AppHandler::Opcua(Oriented {
                 dissector: ua,
@@ -129,11 +154,11 @@ impl HandlerFactory for AppFactory {
         }
         if otwatch_s7comm::probe(first) {
             // On another port the flow's initiator is taken as the PG.
-            let s7 = S7Flow::new(&self.s7);
+            let s7 = self.s7_flow(flow);
             return Some(AppHandler::S7(Oriented::new(s7, flow, ISO_TSAP_PORT)));
         }
         if otwatch_dnp3::probe(first) {
-            return Some(AppHandler::Dnp3(Dnp3Flow::new(&self.dnp3, Framing::Stream)));
+            return Some(AppHandler::Dnp3(self.dnp3_stream(flow)));
         }
         None
     }
@@ -189,9 +214,11 @@ impl StreamHandler for AppHandler {
     }
 
     fn on_unseen_acked(&mut self, dir: Direction) {
-        if let AppHandler::Modbus(m) = self {
-            let inward = m.inward(dir);
-            m.dissector.on_unseen_acked(inward);
+        match self {
+            AppHandler::Modbus(m) => m.dissector.on_unseen_acked(m.inward(dir)),
+            AppHandler::S7(s) => s.dissector.on_unseen_acked(s.inward(dir)),
+            AppHandler::Opcua(u) => u.dissector.on_unseen_acked(u.inward(dir)),
+            AppHandler::Dnp3(d) => d.on_unseen_acked(dir),
         }
     }
 

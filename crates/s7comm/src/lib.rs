@@ -41,12 +41,33 @@
 //! # Garbage and resynchronisation
 //!
 //! A TPKT header with a version other than 3, a reserved byte other than 0 or a length
-//! outside `7..=max_tpkt_len` means framing is lost; after a gap framing is not trusted
-//! either. The flow then scans for the next offset where a TPKT + COTP header starts
-//! (and is followed by the end of the data or another such header). Each stretch of
-//! skipped bytes yields one event: operation `other`, anomaly `GARBAGE`, function
-//! `garbage`. A COTP header that does not fit its TPKT, or a TSDU over the bound,
-//! yields one event with function `cotp` and `BAD_LENGTH`; these events have ROSCTR 0.
+//! outside `7..=max_tpkt_len` means framing is lost; after a gap ([`S7Flow::on_gap`])
+//! framing is not trusted either, and a partial TSDU of that direction is dropped. The
+//! flow then scans for the next offset where a TPKT + COTP header starts (a DT must
+//! carry S7comm or S7comm-plus, and the TPKT be followed by the end of the data or
+//! another such header). Each stretch of skipped bytes yields one event: operation
+//! `other`, anomaly `GARBAGE`, function `garbage`; after a gap, `RESYNC` instead while
+//! the stretch is shorter than the longest TPKT (65535 bytes: the rest of one the gap
+//! cut, or DT fragments continuing a TSDU whose start was lost, no fault of the device),
+//! and `GARBAGE` once it grows longer. The same holds for the first bytes of a flow
+//! joined mid-stream ([`S7Flow::joined_mid_stream`]), which may be the rest of a TPKT
+//! the sensor's start cut; they are framed as leniently as any first bytes. A gap
+//! followed by bytes that frame cleanly yields no event. A COTP header that does not
+//! fit its TPKT, or a TSDU over the bound, yields one event with function `cotp` and
+//! `BAD_LENGTH`; these events have ROSCTR 0.
+//!
+//! Jobs travel both ways, so what a gap did to the pairing depends on which jobs
+//! travelled in its direction. A gap in direction D lost jobs sent in D: an ack /
+//! ack_data coming the other way that finds no job is flagged
+//! `UNMATCHED_RESPONSE | RESYNC` until a job sent in D after the gap is answered
+//! (answers to jobs sent before it do not end the loss). So is one that comes in a
+//! segment acknowledging bytes of D the sensor never saw ([`S7Flow::on_unseen_acked`]:
+//! a job lost before any later data could show the hole). The same gap lost answers to
+//! jobs sent the other way: those older than the next one of them answered are dropped
+//! (they would fill the table towards a false `REQUEST_FLOOD`, or pair with a later
+//! ack_data once pdu_refs wrap); jobs of D, and later jobs whose answers are still to
+//! come, stay. Userdata and S7comm-plus are not paired, so a gap changes nothing there
+//! beyond framing.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),

@@ -1,6 +1,6 @@
 //! Per-flow state: TPKT framing per direction, resynchronisation, COTP DT reassembly,
 //! the TSAPs of the connection, job / ack_data pairing by pdu_ref with a bounded table
-//! of outstanding jobs, and S7comm-plus fragment tracking.
+//! of outstanding jobs, what a capture gap explains, and S7comm-plus fragment tracking.
 
 use std::collections::VecDeque;
 
@@ -45,12 +45,20 @@ impl Default for S7Config {
     }
 }
 
+/// The state of one direction of travel: its framing, and what a gap did to the jobs
+/// sent in it.
 #[derive(Debug, Clone, Default)]
 struct DirState {
     /// Framing is not trusted (after a gap, or garbage seen).
     resync: bool,
+    /// Bytes skipped in the current stretch (since the last TPKT or gap).
+    skipped: usize,
     /// The GARBAGE event of the current stretch has been emitted.
-    in_garbage: bool,
+    garbage_reported: bool,
+    /// Framing was lost to a capture gap (or to the sensor joining mid-stream), not to
+    /// the bytes: what is skipped before the next TPKT, up to a TPKT's length, is the
+    /// rest of one the gap cut, reported as RESYNC, not GARBAGE.
+    after_gap: bool,
     /// DT fragments of the current TSDU (EOT not yet seen).
     tsdu: Vec<u8>,
     /// The current TSDU overran `max_tsdu_len`: skip up to its EOT.
@@ -58,6 +66,36 @@ struct DirState {
     /// An S7comm-plus message without its trailer was seen: the next frames up to the
     /// one with a trailer continue it.
     plus_fragment: bool,
+    /// A gap in this direction lost jobs sent in it: an answer (in the other direction)
+    /// that finds no job is flagged RESYNC until a job of this direction numbered this
+    /// or later (sent after the gap) is answered.
+    jobs_lost_since: Option<u64>,
+    /// A gap in the other direction lost answers to jobs sent in this one: the jobs
+    /// older than the next one answered wait for nothing.
+    answers_lost: bool,
+    /// The answers being delivered come in a segment that acknowledges bytes of this
+    /// direction the sensor did not see: one that finds no job answers one of those.
+    answering_unseen: bool,
+}
+
+impl DirState {
+    /// A new stretch: nothing skipped yet.
+    fn new_stretch(&mut self) {
+        self.skipped = 0;
+        self.garbage_reported = false;
+    }
+}
+
+/// The longest TPKT the 16-bit length allows: what a gap leaves of one is shorter.
+const MAX_TPKT_FRAME: usize = u16::MAX as usize;
+
+/// An outstanding job: the direction it travelled, its number in the flow (the order
+/// jobs were seen in), and what its answer needs.
+#[derive(Debug, Clone)]
+struct Outstanding {
+    dir: Direction,
+    seq: u64,
+    ctx: JobContext,
 }
 
 /// What a resynchronisation scan found.
@@ -76,7 +114,9 @@ enum Scan {
 pub struct S7Flow {
     config: S7Config,
     /// Outstanding jobs, oldest first, with the direction they travelled.
-    pending: VecDeque<(Direction, JobContext)>,
+    pending: VecDeque<Outstanding>,
+    /// The number the next job gets.
+    next_seq: u64,
     calling_tsap: Option<u16>,
     called_tsap: Option<u16>,
     /// The TSAPs came from a connection request (a confirm does not override them).
@@ -94,12 +134,24 @@ impl S7Flow {
         S7Flow {
             config,
             pending: VecDeque::new(),
+            next_seq: 0,
             calling_tsap: None,
             called_tsap: None,
             tsaps_from_cr: false,
             userdata: UserdataState::default(),
             dirs: [DirState::default(), DirState::default()],
         }
+    }
+
+    /// The flow's start was not captured (no handshake): the first bytes of each
+    /// direction may be the rest of a TPKT. They are framed as usual, but when they do
+    /// not frame, what is skipped before the first TPKT, up to a TPKT's length, is
+    /// reported as RESYNC (as after a gap), not as the device's garbage.
+    pub fn joined_mid_stream(mut self) -> Self {
+        for st in &mut self.dirs {
+            st.after_gap = true;
+        }
+        self
     }
 
     /// Number of jobs waiting for their answer.
@@ -124,6 +176,13 @@ impl S7Flow {
     /// and returns how many bytes were consumed; the unconsumed tail (a TPKT split
     /// across segments) must be presented again, followed by the next bytes.
     pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
+        let n = self.frame(dir, data, out);
+        // The evidence of unseen bytes covered this call's data only.
+        self.dir_state(dir.reverse()).answering_unseen = false;
+        n
+    }
+
+    fn frame(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         let mut off = 0;
         // Progress: every turn consumes at least one byte, or returns.
         while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
@@ -132,7 +191,9 @@ impl S7Flow {
                     Scan::Found(skip) => {
                         self.skip_garbage(dir, skip, out);
                         off += skip;
-                        self.dir_state(dir).resync = false;
+                        let st = self.dir_state(dir);
+                        st.resync = false;
+                        st.after_gap = false;
                     }
                     Scan::NeedMore(skip) | Scan::NotFound(skip) => {
                         self.skip_garbage(dir, skip, out);
@@ -143,12 +204,16 @@ impl S7Flow {
             }
             match parse_tpkt(rest, self.config.max_tpkt_len) {
                 Ok((after, tpkt)) => {
-                    self.dir_state(dir).in_garbage = false;
+                    let st = self.dir_state(dir);
+                    st.new_stretch();
+                    st.after_gap = false;
                     self.handle_tpdu(dir, tpkt.payload, out);
                     off += rest.len() - after.len();
                 }
                 Err(nom::Err::Incomplete(_)) => break,
                 Err(_) => {
+                    // Framing is lost (to the bytes, or, at the start of a flow joined
+                    // mid-stream, to the join).
                     tracing::debug!("s7comm: TPKT framing lost, resynchronising");
                     let st = self.dir_state(dir);
                     st.resync = true;
@@ -161,21 +226,67 @@ impl S7Flow {
     }
 
     /// Bytes of `dir` were lost: partial TSDUs are dropped and the next bytes are
-    /// trusted only once a strict header check succeeds. Outstanding jobs are kept
-    /// (their answers may still come); the flood bound ages them out.
+    /// trusted only once a strict header check succeeds; what is skipped until then, up
+    /// to a TPKT's length, is reported as RESYNC (the rest of a TPKT the gap cut).
+    ///
+    /// Jobs travel both ways (the PLC sends the download-block jobs), so the gap lost
+    /// jobs sent in `dir` and answers to jobs sent the other way. Answers (in the other
+    /// direction) that find no job are flagged RESYNC too, until a job of `dir` sent
+    /// after the gap is answered. The jobs of the other direction whose answers were
+    /// lost are dropped once a later one of them is answered, so that they neither
+    /// fill the table (a false REQUEST_FLOOD) nor pair with a later answer once pdu_refs
+    /// wrap; those whose answers are still to come stay.
     pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
+        let next_seq = self.next_seq;
         let st = self.dir_state(dir);
         st.resync = true;
-        st.in_garbage = false;
+        st.new_stretch();
+        st.after_gap = true;
         st.tsdu.clear();
         st.tsdu_overflow = false;
         st.plus_fragment = false;
+        st.jobs_lost_since = Some(next_seq);
+        self.dir_state(dir.reverse()).answers_lost = true;
+    }
+
+    /// The next bytes of the other direction come in a segment that acknowledges bytes
+    /// of `dir` the sensor did not see: lost by the capture, or still on their way. An
+    /// answer among them (the data of the next [`S7Flow::on_data`] call for the other
+    /// direction) that finds no job is flagged RESYNC: it answers a job of those bytes.
+    /// Only these answers: the acknowledgment is the segment's own evidence, not a
+    /// state of the flow.
+    pub fn on_unseen_acked(&mut self, dir: Direction) {
+        self.dir_state(dir).answering_unseen = true;
     }
 
     /// The flow ended: unanswered jobs are forgotten (they were reported when seen).
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
         self.dirs = [DirState::default(), DirState::default()];
+    }
+
+    /// Takes the outstanding job at `i` (sent in `job_dir`), answered. After a gap in
+    /// its answers the older jobs of its direction go too: their answers were in the
+    /// gap. Once a job sent after a gap in its direction is answered, pairing has
+    /// resumed.
+    fn take(&mut self, job_dir: Direction, i: usize) -> Option<JobContext> {
+        let job = self.pending.remove(i)?;
+        let st = self.dir_state(job_dir);
+        if std::mem::take(&mut st.answers_lost) {
+            // Jobs are answered in order: the older ones of this direction (the first
+            // `i` entries, some of the other direction) will not be.
+            let mut k = 0;
+            self.pending.retain(|o| {
+                let keep = k >= i || o.dir != job_dir;
+                k += 1;
+                keep
+            });
+        }
+        let st = self.dir_state(job_dir);
+        if st.jobs_lost_since.is_some_and(|since| job.seq >= since) {
+            st.jobs_lost_since = None;
+        }
+        Some(job.ctx)
     }
 
     fn scan(&self, rest: &[u8]) -> Scan {
@@ -193,16 +304,29 @@ impl S7Flow {
         Scan::NotFound(window)
     }
 
+    /// Consumes `n` unframable bytes. A stretch yields one GARBAGE event at its first
+    /// skip; after a gap, one RESYNC event instead, and a GARBAGE event as well once
+    /// the stretch grows as long as a TPKT can be (more than a gap can leave of one).
     fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
         if n == 0 {
             return;
         }
         let st = self.dir_state(dir);
-        if st.in_garbage {
-            return;
-        }
-        st.in_garbage = true;
-        let pdu = self.transport_pdu(dir, "garbage", Anomalies::GARBAGE);
+        let first = st.skipped == 0;
+        st.skipped = st.skipped.saturating_add(n);
+        let anomalies = if st.after_gap && st.skipped < MAX_TPKT_FRAME {
+            if !first {
+                return;
+            }
+            Anomalies::RESYNC
+        } else {
+            if st.garbage_reported {
+                return;
+            }
+            st.garbage_reported = true;
+            Anomalies::GARBAGE
+        };
+        let pdu = self.transport_pdu(dir, "garbage", anomalies);
         out.push(pdu);
     }
 
@@ -321,7 +445,9 @@ impl S7Flow {
                         self.pending.pop_front();
                         d.anomalies |= Anomalies::REQUEST_FLOOD;
                     }
-                    self.pending.push_back((dir, ctx));
+                    let seq = self.next_seq;
+                    self.next_seq = seq.wrapping_add(1);
+                    self.pending.push_back(Outstanding { dir, seq, ctx });
                     d
                 }
                 Rosctr::ACK | Rosctr::ACK_DATA => {
@@ -331,14 +457,22 @@ impl S7Flow {
                     match self
                         .pending
                         .iter()
-                        .position(|(d, c)| *d == job_dir && c.pdu_ref == pdu_ref)
-                        .and_then(|i| self.pending.remove(i))
+                        .position(|o| o.dir == job_dir && o.ctx.pdu_ref == pdu_ref)
+                        .and_then(|i| self.take(job_dir, i))
                     {
-                        Some((_, ctx)) if own.is_none_or(|f| f == ctx.function.0) => {
+                        Some(ctx) if own.is_none_or(|f| f == ctx.function.0) => {
                             decode_ack(&pdu, Pairing::Matched(&ctx))
                         }
                         Some(_) => decode_ack(&pdu, Pairing::Mismatched),
-                        None => decode_ack(&pdu, Pairing::Unmatched),
+                        None => {
+                            let mut d = decode_ack(&pdu, Pairing::Unmatched);
+                            // Its job was likely lost by the capture.
+                            let st = self.dir_state(job_dir);
+                            if st.jobs_lost_since.is_some() || st.answering_unseen {
+                                d.anomalies |= Anomalies::RESYNC;
+                            }
+                            d
+                        }
                     }
                 }
                 Rosctr::USERDATA => decode_userdata(&pdu, &mut self.userdata),
@@ -858,5 +992,289 @@ mod tests {
         assert!(feed(&mut f, ToServer, &dt(&[0x0d, 0x01, 0x02, 0x03])).is_empty());
         // Empty DT (S7comm-plus keep-alive acknowledgement).
         assert!(feed(&mut f, ToServer, &dt(&[])).is_empty());
+    }
+
+    // ---- Capture loss: what a gap explains ----
+
+    /// Read var job (0x04), 1 item: DB1.DBB10, BYTE x1.
+    fn read_job(pdu_ref: u16) -> Vec<u8> {
+        let mut param = vec![0x04, 0x01];
+        param.extend(item(0x02, 1, 1, 0x84, 10, 0));
+        dt(&s7(1, pdu_ref, &param, &[]))
+    }
+
+    /// Its ack_data: param [0x04][1 item]; data: rc 0xff, BYTE/WORD (0x04), 8 bits,
+    /// 0x2a.
+    fn read_answer(pdu_ref: u16) -> Vec<u8> {
+        dt(&s7(
+            3,
+            pdu_ref,
+            &[0x04, 0x01],
+            &[0xff, 0x04, 0x00, 0x08, 0x2a],
+        ))
+    }
+
+    /// Download block job (0x1b) of the PLC for DB 00001: [func][status][u16][u32]
+    /// [name len 9]"_0A00001P".
+    fn download_block_job(pdu_ref: u16) -> Vec<u8> {
+        let mut p = vec![0x1b, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09];
+        p.extend_from_slice(b"_0A00001P");
+        dt(&s7(1, pdu_ref, &p, &[]))
+    }
+
+    /// The PG's ack_data to it: [0x1b][more data 0]; data: length 0, unknown 0x00fb.
+    fn download_block_answer(pdu_ref: u16) -> Vec<u8> {
+        dt(&s7(3, pdu_ref, &[0x1b, 0x00], &[0x00, 0x00, 0x00, 0xfb]))
+    }
+
+    /// Drives `f` as the flow layer does: each segment is appended to what is left,
+    /// and the flow is called again while it makes progress.
+    fn drive(f: &mut S7Flow, dir: Direction, segments: &[&[u8]]) -> Vec<Pdu> {
+        let (mut out, mut buf) = (Vec::new(), Vec::new());
+        for s in segments {
+            buf.extend_from_slice(s);
+            loop {
+                let n = f.on_data(dir, &buf, &mut out);
+                buf.drain(..n);
+                if n == 0 || buf.is_empty() {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn flags(out: &[Pdu]) -> Vec<(&'static str, Anomalies)> {
+        out.iter()
+            .map(|p| (info(p).function, p.anomalies))
+            .collect()
+    }
+
+    const RESYNC_SKIP: (&str, Anomalies) = ("garbage", Anomalies::RESYNC);
+    const GARBAGE: (&str, Anomalies) = ("garbage", Anomalies::GARBAGE);
+    const READ: (&str, Anomalies) = ("read_var", Anomalies::empty());
+    const UNMATCHED_LOST: Anomalies = Anomalies::UNMATCHED_RESPONSE.union(Anomalies::RESYNC);
+
+    #[test]
+    fn after_a_gap_the_rest_of_a_cut_tpkt_is_resync_not_garbage() {
+        let mut f = flow();
+        one(&mut f, ToServer, &read_job(1));
+        f.on_gap(ToServer, &mut Vec::new());
+        // The gap took the first 9 bytes of job 2 (TPKT, COTP DT, S7 header start):
+        // the rest, then jobs 3 and 4 whole.
+        let mut after = read_job(2).get(9..).unwrap().to_vec();
+        after.extend(read_job(3));
+        after.extend(read_job(4));
+        let out = feed(&mut f, ToServer, &after);
+        assert_eq!(flags(&out), [RESYNC_SKIP, READ, READ]);
+        let refs: Vec<u16> = out.iter().skip(1).map(|p| info(p).pdu_ref).collect();
+        assert_eq!(refs, [3, 4]);
+        // The same bytes without a gap are the device's garbage.
+        let out = feed(&mut flow(), ToServer, &after);
+        assert_eq!(flags(&out), [GARBAGE, READ, READ]);
+    }
+
+    #[test]
+    fn after_a_gap_a_dt_continuing_a_lost_fragment_is_resync() {
+        // A write var job (0x05, 1 item M12.0 BYTE x4, data rc 0, BYTE/WORD, 32 bits,
+        // 3f 8c cc cd) sent as two DT fragments; the first is lost. The second is a
+        // whole TPKT whose TSDU starts inside the item: it is skipped.
+        let mut param = vec![0x05, 0x01];
+        param.extend(item(0x02, 4, 0, 0x83, 12, 0));
+        let data = [0x00, 0x04, 0x00, 0x20, 0x3f, 0x8c, 0xcc, 0xcd];
+        let tsdu = s7(1, 7, &param, &data);
+        let (_, second) = tsdu.split_at(24);
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&dt(second), &read_job(8)]);
+        assert_eq!(flags(&out), [RESYNC_SKIP, READ]);
+        // Its answer finds no job, for the loss.
+        let w = one(&mut f, ToClient, &dt(&s7(3, 7, &[0x05, 0x01], &[0xff])));
+        assert_eq!(w.anomalies, UNMATCHED_LOST);
+    }
+
+    #[test]
+    fn a_gap_explains_no_more_than_a_tpkt_of_skipped_bytes() {
+        let junk = vec![0xEE; 1000];
+        // 70,000 bytes that never frame, in 1000-byte segments: the first are taken
+        // for the rest of a cut TPKT, then the stretch is garbage.
+        let mut f = flow();
+        f.on_gap(ToClient, &mut Vec::new());
+        let segments: Vec<&[u8]> = (0..70).map(|_| junk.as_slice()).collect();
+        let out = drive(&mut f, ToClient, &segments);
+        assert_eq!(flags(&out), [RESYNC_SKIP, GARBAGE]);
+        // In one piece longer than a TPKT: garbage only.
+        let mut f = S7Flow::new(&S7Config {
+            max_resync_scan: 100_000,
+            ..S7Config::default()
+        });
+        f.on_gap(ToClient, &mut Vec::new());
+        let out = drive(&mut f, ToClient, &[&[0xEE; 70_000]]);
+        assert_eq!(flags(&out), [GARBAGE]);
+        // One byte less than the longest TPKT: the rest of a cut one only.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let mut data = vec![0xEE; MAX_TPKT_FRAME - 1];
+        data.extend(read_job(5));
+        let out = drive(&mut f, ToServer, &[&data]);
+        assert_eq!(flags(&out), [RESYNC_SKIP, READ]);
+    }
+
+    #[test]
+    fn an_answer_whose_job_a_gap_took_is_flagged_resync_until_pairing_resumes() {
+        let mut f = flow();
+        one(&mut f, ToServer, &read_job(1));
+        assert!(one(&mut f, ToClient, &read_answer(1)).anomalies.is_empty());
+        // Job 2 is lost in a gap; its ack_data finds no job, for that reason.
+        f.on_gap(ToServer, &mut Vec::new());
+        let r = one(&mut f, ToClient, &read_answer(2));
+        assert_eq!(r.anomalies, UNMATCHED_LOST);
+        // Pairing resumes; a later unmatched answer has no loss to explain it.
+        one(&mut f, ToServer, &read_job(3));
+        assert!(one(&mut f, ToClient, &read_answer(3)).anomalies.is_empty());
+        let r = one(&mut f, ToClient, &read_answer(9));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn a_plc_job_lost_in_a_gap_explains_the_pg_answer_only() {
+        let mut f = flow();
+        // During a download the PLC sends download-block jobs; one is lost in a gap
+        // of the PLC's direction, and the PG's ack_data finds no job.
+        f.on_gap(ToClient, &mut Vec::new());
+        let a = one(&mut f, ToServer, &download_block_answer(0x0100));
+        assert_eq!(
+            (info(&a).function, a.anomalies),
+            ("download_block", UNMATCHED_LOST)
+        );
+        // The gap in the PLC's direction lost no job of the PG: an ack_data of the PLC
+        // without a job is still unexplained.
+        let r = one(&mut f, ToClient, &read_answer(4));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+        // A later PLC job answered ends the loss.
+        one(&mut f, ToClient, &download_block_job(0x0200));
+        assert!(one(&mut f, ToServer, &download_block_answer(0x0200))
+            .anomalies
+            .is_empty());
+        let a = one(&mut f, ToServer, &download_block_answer(0x0300));
+        assert_eq!(a.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn after_a_gap_in_the_jobs_older_answers_do_not_end_the_loss() {
+        let mut f = flow();
+        one(&mut f, ToServer, &read_job(1));
+        // Job 2 is lost; jobs 3 and 4 are seen; the answers come after.
+        f.on_gap(ToServer, &mut Vec::new());
+        one(&mut f, ToServer, &read_job(3));
+        one(&mut f, ToServer, &read_job(4));
+        let answer = |f: &mut S7Flow, r| one(f, ToClient, &read_answer(r)).anomalies;
+        // The answer to job 1, sent before the gap, pairs; job 2's finds none, for
+        // the loss.
+        assert!(answer(&mut f, 1).is_empty());
+        assert_eq!(answer(&mut f, 2), UNMATCHED_LOST);
+        // Job 3 was sent after the gap: its answer ends the loss.
+        assert!(answer(&mut f, 3).is_empty());
+        assert_eq!(answer(&mut f, 9), Anomalies::UNMATCHED_RESPONSE);
+        assert!(answer(&mut f, 4).is_empty());
+    }
+
+    #[test]
+    fn jobs_whose_answers_a_gap_took_are_forgotten() {
+        let mut f = flow();
+        // Over a long session, 100 ack_data are lost, one gap each, between answered
+        // jobs: no job is left waiting, none is reported as a flood.
+        for r in 0..100 {
+            assert!(one(&mut f, ToServer, &read_job(r)).anomalies.is_empty());
+            // The next job goes out before the gap in the answers is known.
+            let q = one(&mut f, ToServer, &read_job(r + 1000));
+            assert!(q.anomalies.is_empty(), "{q:?}");
+            f.on_gap(ToClient, &mut Vec::new());
+            // Its answer still pairs, with the job's item.
+            let a = one(&mut f, ToClient, &read_answer(r + 1000));
+            assert!(a.anomalies.is_empty(), "{a:?}");
+            let items = info(&a).items.as_ref().unwrap();
+            assert_eq!((items[0].db, items[0].address), (1, 10));
+            assert_eq!(f.outstanding(), 0);
+        }
+        // Without a gap, a job answered out of order leaves the older waiting.
+        one(&mut f, ToServer, &read_job(1));
+        one(&mut f, ToServer, &read_job(2));
+        one(&mut f, ToClient, &read_answer(2));
+        assert_eq!(f.outstanding(), 1);
+    }
+
+    #[test]
+    fn a_gap_in_the_answers_keeps_the_jobs_of_the_other_side() {
+        let mut f = flow();
+        // The PLC's download-block job waits for the PG's answer; the PG's jobs 1 and
+        // 2 wait for the PLC's. A gap in the PLC's direction takes the answer to 1.
+        one(&mut f, ToClient, &download_block_job(0x0100));
+        one(&mut f, ToServer, &read_job(1));
+        one(&mut f, ToServer, &read_job(2));
+        f.on_gap(ToClient, &mut Vec::new());
+        assert!(one(&mut f, ToClient, &read_answer(2)).anomalies.is_empty());
+        // Job 1 is gone, the PLC's job is not: the PG's answer still pairs.
+        assert_eq!(f.outstanding(), 1);
+        let a = one(&mut f, ToServer, &download_block_answer(0x0100));
+        assert!(a.anomalies.is_empty(), "{a:?}");
+        assert_eq!(info(&a).block.as_ref().unwrap().number, "00001");
+        // A late answer to job 1 has nothing to pair with.
+        let r = one(&mut f, ToClient, &read_answer(1));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn a_segment_acknowledging_unseen_jobs_explains_its_own_unmatched_answers() {
+        let mut f = flow();
+        f.on_unseen_acked(ToServer);
+        // Two answers in the segment: both explained.
+        let mut two = read_answer(2);
+        two.extend(read_answer(3));
+        let out = feed(&mut f, ToClient, &two);
+        assert_eq!(flags(&out), [("read_var", UNMATCHED_LOST); 2]);
+        // The next segment carries no such evidence.
+        let r = one(&mut f, ToClient, &read_answer(4));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+        // Unseen bytes of the PLC explain the PG's answers, not the PLC's.
+        f.on_unseen_acked(ToClient);
+        let r = one(&mut f, ToClient, &read_answer(5));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+        f.on_unseen_acked(ToClient);
+        let a = one(&mut f, ToServer, &download_block_answer(0x0100));
+        assert_eq!(a.anomalies, UNMATCHED_LOST);
+    }
+
+    #[test]
+    fn a_flow_joined_mid_stream_explains_the_cut_tpkt_at_its_start_only() {
+        // The sensor joined in the middle of a TPKT: its last 12 bytes, then a job.
+        let mut start = read_job(1).get(19..).unwrap().to_vec();
+        start.extend(read_job(2));
+        let mut f = flow().joined_mid_stream();
+        let out = drive(&mut f, ToServer, &[&start]);
+        assert_eq!(flags(&out), [RESYNC_SKIP, READ]);
+        // Later, bytes that do not frame are the device's.
+        let out = drive(&mut f, ToServer, &[&start]);
+        assert_eq!(flags(&out), [GARBAGE, READ]);
+        // The other direction's start is explained too.
+        let mut answers = read_answer(1).get(5..).unwrap().to_vec();
+        answers.extend(read_answer(7));
+        let out = drive(&mut f, ToClient, &[&answers]);
+        assert_eq!(
+            flags(&out),
+            [RESYNC_SKIP, ("read_var", Anomalies::UNMATCHED_RESPONSE)]
+        );
+        // A flow whose start was seen: garbage from the first byte.
+        let out = drive(&mut flow(), ToServer, &[&start]);
+        assert_eq!(flags(&out), [GARBAGE, READ]);
+        // Framing is as lenient as ever for a first TPKT, whole or split, followed by
+        // part of the next header.
+        let mut job = read_job(3);
+        job.extend_from_slice(&[0x03, 0x00]);
+        let mut f = flow().joined_mid_stream();
+        let mut out = Vec::new();
+        assert_eq!(f.on_data(ToServer, job.get(..10).unwrap(), &mut out), 0);
+        assert_eq!(f.on_data(ToServer, &job, &mut out), job.len() - 2);
+        assert_eq!(flags(&out), [READ]);
     }
 }
