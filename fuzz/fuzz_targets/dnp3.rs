@@ -63,6 +63,9 @@ fuzz_target!(|data: &[u8]| {
         buffer_bound: FLOW_BUFFER_BOUND,
     };
     let mut flow = Dnp3Flow::new(&config, Framing::Stream);
+    if common::mid_stream(rest) {
+        flow = flow.joined_mid_stream();
+    }
     common::feed_stream(&mut flow, rest, &stream, |flow| {
         assert!(flow.outstanding() <= config.max_outstanding);
         assert!(flow.reassembling() <= config.max_reassemblies);

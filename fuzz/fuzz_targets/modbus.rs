@@ -37,5 +37,9 @@ fuzz_target!(|data: &[u8]| {
         max_stall_tail: MAX_STALL_TAIL,
         buffer_bound: FLOW_BUFFER_BOUND,
     };
-    common::feed_stream(&mut ModbusFlow::new(&config), rest, &stream, |_| {});
+    let mut flow = ModbusFlow::new(&config);
+    if common::mid_stream(rest) {
+        flow = flow.joined_mid_stream();
+    }
+    common::feed_stream(&mut flow, rest, &stream, |_| {});
 });

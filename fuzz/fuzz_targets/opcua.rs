@@ -40,5 +40,9 @@ fuzz_target!(|data: &[u8]| {
         max_stall_tail: config.max_inline_chunk.max(64),
         buffer_bound: FLOW_BUFFER_BOUND,
     };
-    common::feed_stream(&mut OpcuaFlow::new(&config), rest, &stream, |_| {});
+    let mut flow = OpcuaFlow::new(&config);
+    if common::mid_stream(rest) {
+        flow = flow.joined_mid_stream();
+    }
+    common::feed_stream(&mut flow, rest, &stream, |_| {});
 });

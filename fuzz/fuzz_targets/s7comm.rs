@@ -41,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
         max_stall_tail: usize::from(config.max_tpkt_len),
         buffer_bound: FLOW_BUFFER_BOUND,
     };
-    common::feed_stream(&mut S7Flow::new(&config), rest, &stream, |flow| {
+    let mut flow = S7Flow::new(&config);
+    if common::mid_stream(rest) {
+        flow = flow.joined_mid_stream();
+    }
+    common::feed_stream(&mut flow, rest, &stream, |flow| {
         assert!(flow.outstanding() <= config.max_outstanding);
     });
 });

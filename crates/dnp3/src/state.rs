@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use otwatch_event::{Anomalies, Direction, Dnp3Info, Native, Operation, Pdu, PduSink};
+use otwatch_event::{Anomalies, Direction, Dnp3Info, Native, Operation, Pdu, PduSink, Skipped};
 
 use crate::codes::{FunctionCode, TransportHeader};
 use crate::decode::{decode_fragment, link_info, request_operation, Decoded, Link};
@@ -101,14 +101,10 @@ const OUTSTATION: u8 = 2;
 /// Framing state of one direction.
 #[derive(Debug, Clone, Copy, Default)]
 struct DirState {
-    /// Bytes skipped in the current stretch (since the last frame, gap or datagram).
-    skipped: usize,
-    /// The GARBAGE event of the current stretch was emitted.
-    garbage_reported: bool,
-    /// Framing was lost to a capture gap (or the flow's start was not captured), not
-    /// to the bytes: what is skipped before the next frame, up to a frame's length, is
-    /// the rest of one the gap cut, reported as RESYNC rather than GARBAGE.
-    after_gap: bool,
+    /// Bytes skipped since the last frame, gap or datagram (after a gap, or at the start
+    /// of a flow joined mid-stream, the rest of a frame the loss cut is RESYNC, not
+    /// GARBAGE).
+    skipped: Skipped,
     /// [`MASTER`] and [`OUTSTATION`] bits: whose frames this direction carried.
     roles: u8,
 }
@@ -176,7 +172,7 @@ impl Dnp3Flow {
     /// affected.
     pub fn joined_mid_stream(mut self) -> Self {
         for st in &mut self.dirs {
-            st.after_gap = true;
+            st.skipped.joined();
         }
         self.pairing_lost = true;
         self.responses_cut = true;
@@ -283,9 +279,7 @@ impl Dnp3Flow {
         self.reassembly.retain(|r| r.dir != dir);
         let roles = self.roles(dir);
         if let Some(st) = self.dirs.get_mut(dir.index()) {
-            st.skipped = 0;
-            st.garbage_reported = false;
-            st.after_gap = true;
+            st.skipped.lost();
         }
         if roles & MASTER != 0 {
             self.pairing_lost = true;
@@ -338,9 +332,7 @@ impl Dnp3Flow {
     /// stretch of skipped bytes (if any) is over.
     fn framed(&mut self, dir: Direction, from_master: bool) {
         if let Some(st) = self.dirs.get_mut(dir.index()) {
-            st.skipped = 0;
-            st.garbage_reported = false;
-            st.after_gap = false;
+            st.skipped.framed();
             st.roles |= if from_master { MASTER } else { OUTSTATION };
         }
     }
@@ -377,24 +369,13 @@ impl Dnp3Flow {
         if n == 0 {
             return;
         }
-        let first = st.skipped == 0;
-        st.skipped = st.skipped.saturating_add(n);
-        let anomalies = if st.after_gap && st.skipped < MAX_FRAME_LEN {
-            if !first {
-                return;
-            }
-            Anomalies::RESYNC
-        } else {
-            if st.garbage_reported {
-                return;
-            }
-            st.garbage_reported = true;
-            if bad_crc && first {
-                Anomalies::GARBAGE | Anomalies::BAD_CHECKSUM
-            } else {
-                Anomalies::GARBAGE
-            }
+        let first = st.skipped.is_empty();
+        let Some(mut anomalies) = st.skipped.skip(n, MAX_FRAME_LEN) else {
+            return;
         };
+        if anomalies == Anomalies::GARBAGE && bad_crc && first {
+            anomalies |= Anomalies::BAD_CHECKSUM;
+        }
         let info = Dnp3Info {
             function: "garbage",
             from_master: dir == Direction::ToServer,

@@ -19,12 +19,14 @@ pub mod dnp3;
 pub mod modbus;
 pub mod opcua;
 pub mod s7comm;
+mod skipped;
 mod time;
 
 pub use dnp3::{Dnp3Attribute, Dnp3Info, Dnp3Object, Dnp3Point};
 pub use modbus::{ModbusInfo, ModbusMore};
 pub use opcua::{OpcuaApplication, OpcuaInfo, OpcuaNode, OpcuaValue};
 pub use s7comm::{S7Block, S7Identity, S7Item, S7commInfo, S7commPlusInfo};
+pub use skipped::Skipped;
 pub use time::Timestamp;
 
 /// The schema tag carried by every JSON object otwatch writes.

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use otwatch_event::{Anomalies, Direction, ModbusInfo, Native, Operation, Pdu, PduSink};
+use otwatch_event::{Anomalies, Direction, ModbusInfo, Native, Operation, Pdu, PduSink, Skipped};
 
 use crate::decode::{decode_request, decode_response, Pairing, RequestContext};
 use crate::parser::{
@@ -37,22 +37,9 @@ struct DirState {
     /// Framing is not trusted (start after a gap, or garbage seen): the next ADU must
     /// pass the strict check before it is accepted.
     resync: bool,
-    /// Bytes skipped in the current stretch (since the last ADU or gap).
-    skipped: usize,
-    /// The GARBAGE event of the current stretch has been emitted.
-    garbage_reported: bool,
-    /// Framing was lost to a capture gap, not to the bytes: what is skipped before the
-    /// next ADU, up to the length of an ADU, is the rest of one the gap cut, reported
-    /// as RESYNC, not GARBAGE.
-    after_gap: bool,
-}
-
-impl DirState {
-    /// A new stretch: nothing skipped yet.
-    fn new_stretch(&mut self) {
-        self.skipped = 0;
-        self.garbage_reported = false;
-    }
+    /// Bytes skipped since the last ADU or gap (after a gap, the rest of an ADU it cut
+    /// is RESYNC, not GARBAGE).
+    skipped: Skipped,
 }
 
 /// The longest ADU: what a gap leaves of one is shorter.
@@ -118,8 +105,8 @@ impl ModbusFlow {
     /// skipped before the first ADU, up to an ADU's length, is reported as RESYNC (as
     /// after a gap), not as the device's garbage.
     pub fn joined_mid_stream(mut self) -> Self {
-        self.to_server.after_gap = true;
-        self.to_client.after_gap = true;
+        self.to_server.skipped.joined();
+        self.to_client.skipped.joined();
         self
     }
 
@@ -146,14 +133,14 @@ impl ModbusFlow {
         // Progress: every turn consumes at least one byte or returns.
         while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
             if self.dir_state(dir).resync {
-                let nothing_skipped = self.dir_state(dir).skipped == 0;
+                let nothing_skipped = self.dir_state(dir).skipped.is_empty();
                 match self.scan(dir, rest, nothing_skipped) {
                     Scan::Found(skip) => {
                         self.skip_garbage(dir, skip, out);
                         off += skip;
                         let st = self.dir_state(dir);
                         st.resync = false;
-                        st.after_gap = false;
+                        st.skipped.regained();
                     }
                     Scan::NeedMore(skip) => {
                         self.skip_garbage(dir, skip, out);
@@ -168,9 +155,7 @@ impl ModbusFlow {
             }
             match parse_modbus_adu(rest) {
                 Ok((after, adu)) => {
-                    let st = self.dir_state(dir);
-                    st.new_stretch();
-                    st.after_gap = false;
+                    self.dir_state(dir).skipped.framed();
                     self.handle(dir, &adu, out);
                     off += rest.len() - after.len();
                 }
@@ -195,8 +180,7 @@ impl ModbusFlow {
     pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
         let st = self.dir_state(dir);
         st.resync = true;
-        st.new_stretch();
-        st.after_gap = true;
+        st.skipped.lost();
         match dir {
             Direction::ToServer => {
                 self.pairing_lost = true;
@@ -268,23 +252,8 @@ impl ModbusFlow {
     /// skip; after a gap, one RESYNC event instead, and a GARBAGE event as well once
     /// the stretch grows longer than what a gap can leave of an ADU.
     fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
-        if n == 0 {
+        let Some(anomalies) = self.dir_state(dir).skipped.skip(n, MAX_ADU_LEN) else {
             return;
-        }
-        let st = self.dir_state(dir);
-        let first = st.skipped == 0;
-        st.skipped = st.skipped.saturating_add(n);
-        let anomalies = if st.after_gap && st.skipped < MAX_ADU_LEN {
-            if !first {
-                return;
-            }
-            Anomalies::RESYNC
-        } else {
-            if st.garbage_reported {
-                return;
-            }
-            st.garbage_reported = true;
-            Anomalies::GARBAGE
         };
         out.push(Pdu {
             direction: dir,

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use otwatch_event::{Anomalies, Direction, Native, OpcuaInfo, Operation, Pdu, PduSink};
+use otwatch_event::{Anomalies, Direction, Native, OpcuaInfo, Operation, Pdu, PduSink, Skipped};
 use otwatch_flow::StreamHandler;
 
 use crate::codes::{is_policy_none, symmetric_signature_len, MessageType, ServiceId, ServiceKind};
@@ -76,17 +76,10 @@ struct DirState {
     /// Framing is not trusted (garbage seen or a gap): the next chunk must pass the
     /// strict check before it is accepted.
     resync: bool,
-    /// Unframable bytes skipped in the current stretch (since the last accepted chunk
-    /// or the gap).
-    skipped: u64,
-    /// The RESYNC event of the current stretch has been emitted.
-    resync_reported: bool,
-    /// The GARBAGE (or BAD_LENGTH) event of the current stretch has been emitted.
-    garbage_reported: bool,
-    /// Framing was lost to a capture gap (or to the sensor joining mid-stream), not to
-    /// the bytes: what is skipped before the next chunk, up to the largest chunk, is
-    /// the rest of one the gap cut, reported as RESYNC, not GARBAGE.
-    after_gap: bool,
+    /// Unframable bytes skipped since the last accepted chunk or the gap (after a gap,
+    /// or at the start of a flow joined mid-stream, the rest of a chunk the loss cut is
+    /// RESYNC, not GARBAGE).
+    skipped: Skipped,
     /// A gap may have taken the first chunks of the message whose chunks come next:
     /// chunks that do not start a message are discarded up to the message's final
     /// chunk, not reassembled into a message that never was.
@@ -96,16 +89,6 @@ struct DirState {
     /// Bytes of an oversized chunk still to skip.
     skip: u64,
     partial: Option<Partial>,
-}
-
-impl DirState {
-    /// A chunk was accepted: the stretch of skipped bytes (if any) is over.
-    fn new_stretch(&mut self) {
-        self.skipped = 0;
-        self.resync_reported = false;
-        self.garbage_reported = false;
-        self.after_gap = false;
-    }
 }
 
 /// The secure channel as this flow has seen it.
@@ -218,8 +201,8 @@ impl OpcuaFlow {
     /// skipped before the first chunk, up to the largest chunk, is reported as RESYNC
     /// (as after a gap), not as the device's garbage.
     pub fn joined_mid_stream(mut self) -> Self {
-        self.to_server.after_gap = true;
-        self.to_client.after_gap = true;
+        self.to_server.skipped.joined();
+        self.to_client.skipped.joined();
         self
     }
 
@@ -266,7 +249,7 @@ impl OpcuaFlow {
                         off += skip;
                         let st = self.dir_state(dir);
                         st.resync = false;
-                        st.after_gap = false;
+                        st.skipped.regained();
                     }
                     Scan::NeedMore(skip) | Scan::NotFound(skip) => {
                         self.skip_garbage(dir, skip, out);
@@ -293,7 +276,7 @@ impl OpcuaFlow {
             };
             let cut = taken < size;
             if !(self.dir_state(dir).lost_start && self.continues_lost(dir, &header, chunk, out)) {
-                self.dir_state(dir).new_stretch();
+                self.dir_state(dir).skipped.framed();
                 self.handle_chunk(dir, &header, chunk, cut, out);
             }
             if cut {
@@ -319,10 +302,10 @@ impl OpcuaFlow {
         let st = self.dir_state(dir);
         *st = DirState {
             resync: true,
-            after_gap: true,
             lost_start: true,
             ..DirState::default()
         };
+        st.skipped.lost();
         match dir {
             Direction::ToServer => {
                 self.pairing_lost = true;
@@ -401,9 +384,8 @@ impl OpcuaFlow {
             st.lost_start = false;
             st.discarded = 0;
         }
-        if !(st.resync_reported || st.garbage_reported) {
-            st.resync_reported = true;
-            self.skipped_event(dir, Anomalies::RESYNC, out);
+        if let Some(anomalies) = st.skipped.discarded() {
+            self.skipped_event(dir, anomalies, out);
         }
         true
     }
@@ -465,24 +447,9 @@ impl OpcuaFlow {
     /// the stretch reaches the largest chunk accepted (more than a gap can leave of
     /// one).
     fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
-        if n == 0 {
+        let longest = self.config.max_chunk_size as usize;
+        let Some(anomalies) = self.dir_state(dir).skipped.skip(n, longest) else {
             return;
-        }
-        let max_chunk = u64::from(self.config.max_chunk_size);
-        let st = self.dir_state(dir);
-        st.skipped = st.skipped.saturating_add(n as u64);
-        let anomalies = if st.after_gap && st.skipped < max_chunk {
-            if st.resync_reported || st.garbage_reported {
-                return;
-            }
-            st.resync_reported = true;
-            Anomalies::RESYNC
-        } else {
-            if st.garbage_reported {
-                return;
-            }
-            st.garbage_reported = true;
-            Anomalies::GARBAGE
         };
         self.skipped_event(dir, anomalies, out);
     }
@@ -512,7 +479,7 @@ impl OpcuaFlow {
         };
         let st = self.dir_state(dir);
         // The stretch after it is part of this report.
-        st.garbage_reported = true;
+        st.skipped.reported();
         st.partial = None;
         let info = OpcuaInfo {
             message_type: name,

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use otwatch_event::{
-    Anomalies, Direction, Native, Operation, Pdu, PduSink, S7commInfo, S7commPlusInfo,
+    Anomalies, Direction, Native, Operation, Pdu, PduSink, S7commInfo, S7commPlusInfo, Skipped,
 };
 
 use crate::codes::Rosctr;
@@ -51,14 +51,9 @@ impl Default for S7Config {
 struct DirState {
     /// Framing is not trusted (after a gap, or garbage seen).
     resync: bool,
-    /// Bytes skipped in the current stretch (since the last TPKT or gap).
-    skipped: usize,
-    /// The GARBAGE event of the current stretch has been emitted.
-    garbage_reported: bool,
-    /// Framing was lost to a capture gap (or to the sensor joining mid-stream), not to
-    /// the bytes: what is skipped before the next TPKT, up to a TPKT's length, is the
-    /// rest of one the gap cut, reported as RESYNC, not GARBAGE.
-    after_gap: bool,
+    /// Bytes skipped since the last TPKT or gap (after a gap, or at the start of a flow
+    /// joined mid-stream, the rest of a TPKT the loss cut is RESYNC, not GARBAGE).
+    skipped: Skipped,
     /// DT fragments of the current TSDU (EOT not yet seen).
     tsdu: Vec<u8>,
     /// The current TSDU overran `max_tsdu_len`: skip up to its EOT.
@@ -76,14 +71,6 @@ struct DirState {
     /// The answers being delivered come in a segment that acknowledges bytes of this
     /// direction the sensor did not see: one that finds no job answers one of those.
     answering_unseen: bool,
-}
-
-impl DirState {
-    /// A new stretch: nothing skipped yet.
-    fn new_stretch(&mut self) {
-        self.skipped = 0;
-        self.garbage_reported = false;
-    }
 }
 
 /// The longest TPKT the 16-bit length allows: what a gap leaves of one is shorter.
@@ -149,7 +136,7 @@ impl S7Flow {
     /// reported as RESYNC (as after a gap), not as the device's garbage.
     pub fn joined_mid_stream(mut self) -> Self {
         for st in &mut self.dirs {
-            st.after_gap = true;
+            st.skipped.joined();
         }
         self
     }
@@ -193,7 +180,7 @@ impl S7Flow {
                         off += skip;
                         let st = self.dir_state(dir);
                         st.resync = false;
-                        st.after_gap = false;
+                        st.skipped.regained();
                     }
                     Scan::NeedMore(skip) | Scan::NotFound(skip) => {
                         self.skip_garbage(dir, skip, out);
@@ -204,9 +191,7 @@ impl S7Flow {
             }
             match parse_tpkt(rest, self.config.max_tpkt_len) {
                 Ok((after, tpkt)) => {
-                    let st = self.dir_state(dir);
-                    st.new_stretch();
-                    st.after_gap = false;
+                    self.dir_state(dir).skipped.framed();
                     self.handle_tpdu(dir, tpkt.payload, out);
                     off += rest.len() - after.len();
                 }
@@ -240,8 +225,7 @@ impl S7Flow {
         let next_seq = self.next_seq;
         let st = self.dir_state(dir);
         st.resync = true;
-        st.new_stretch();
-        st.after_gap = true;
+        st.skipped.lost();
         st.tsdu.clear();
         st.tsdu_overflow = false;
         st.plus_fragment = false;
@@ -308,23 +292,8 @@ impl S7Flow {
     /// skip; after a gap, one RESYNC event instead, and a GARBAGE event as well once
     /// the stretch grows as long as a TPKT can be (more than a gap can leave of one).
     fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
-        if n == 0 {
+        let Some(anomalies) = self.dir_state(dir).skipped.skip(n, MAX_TPKT_FRAME) else {
             return;
-        }
-        let st = self.dir_state(dir);
-        let first = st.skipped == 0;
-        st.skipped = st.skipped.saturating_add(n);
-        let anomalies = if st.after_gap && st.skipped < MAX_TPKT_FRAME {
-            if !first {
-                return;
-            }
-            Anomalies::RESYNC
-        } else {
-            if st.garbage_reported {
-                return;
-            }
-            st.garbage_reported = true;
-            Anomalies::GARBAGE
         };
         let pdu = self.transport_pdu(dir, "garbage", anomalies);
         out.push(pdu);

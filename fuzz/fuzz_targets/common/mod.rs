@@ -15,6 +15,8 @@ pub trait Dissector {
     fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize;
     /// Bytes of `dir` were lost.
     fn on_gap(&mut self, dir: Direction, out: &mut dyn PduSink);
+    /// The next bytes of the other direction acknowledge bytes of `dir` not seen.
+    fn on_unseen_acked(&mut self, dir: Direction);
     /// The flow ended.
     fn on_end(&mut self, out: &mut dyn PduSink);
 }
@@ -39,6 +41,9 @@ macro_rules! dissector {
             ) {
                 <$flow>::on_gap(self, dir, out)
             }
+            fn on_unseen_acked(&mut self, dir: ::otwatch_event::Direction) {
+                <$flow>::on_unseen_acked(self, dir)
+            }
             fn on_end(&mut self, out: &mut dyn ::otwatch_event::PduSink) {
                 <$flow>::on_end(self, out)
             }
@@ -46,6 +51,12 @@ macro_rules! dissector {
     };
 }
 pub(crate) use dissector;
+
+/// Whether the fuzzed flow was joined mid-stream (its handshake not seen): decided by
+/// the input's length, the control byte having no bit left.
+pub fn mid_stream(rest: &[u8]) -> bool {
+    rest.len() % 2 == 1
+}
 
 /// The chunk size unit that two bits of a control byte pick (the low two of `bits`):
 /// 1 to 4.
@@ -105,7 +116,9 @@ pub struct Stream {
 /// Feeds `input`, cut by [`chunks`], to both directions of `flow` as a TCP stream:
 /// each direction keeps its unconsumed tail, as the flow layer does, and loses it in
 /// a gap (on 0xFF when `stream.gap_on_ff`, and past `stream.buffer_bound`). The sink
-/// wants no PDU while a chunk whose first byte has bit 1 set is offered. After each
+/// wants no PDU while a chunk whose first byte has bit 1 set is offered; a chunk whose
+/// first byte has bit 2 set comes in a segment that acknowledges bytes of the other
+/// direction the sensor did not see (`on_unseen_acked`). After each
 /// chunk `check` may assert the flow's own bounds. Ends the flow at the end.
 pub fn feed_stream<D: Dissector>(
     flow: &mut D,
@@ -123,6 +136,9 @@ pub fn feed_stream<D: Dissector>(
         }
         buf.extend_from_slice(chunk);
         out.lean = chunk.first().is_some_and(|b| b & 0x02 != 0);
+        if chunk.first().is_some_and(|b| b & 0x04 != 0) {
+            flow.on_unseen_acked(dir.reverse());
+        }
         let n = flow.on_data(dir, buf, &mut out);
         assert!(n <= buf.len(), "consumed more than offered");
         assert!(
