@@ -120,9 +120,10 @@ pub struct Dnp3Flow {
     continuing: VecDeque<Continuing>,
     /// Per direction (`Direction::index`).
     dirs: [DirState; 2],
-    /// A gap lost requests: responses that find no request are flagged RESYNC until a
-    /// request sent after the gap is answered.
-    pairing_lost: bool,
+    /// A gap lost requests: this many more responses that find no request are flagged
+    /// RESYNC, at most the outstanding bound, and none once a request sent after the
+    /// gap is answered.
+    lost_requests: usize,
     /// A gap lost responses: a later fragment (FIR clear) whose first fragment is
     /// missing is flagged RESYNC until the next first fragment of a response.
     responses_cut: bool,
@@ -155,7 +156,7 @@ impl Dnp3Flow {
             pending: VecDeque::new(),
             continuing: VecDeque::new(),
             dirs: [DirState::default(); 2],
-            pairing_lost: false,
+            lost_requests: 0,
             responses_cut: false,
             answering_unseen: None,
             stamp: 0,
@@ -174,7 +175,7 @@ impl Dnp3Flow {
         for st in &mut self.dirs {
             st.skipped.joined();
         }
-        self.pairing_lost = true;
+        self.lost_requests = self.config.max_outstanding;
         self.responses_cut = true;
         self
     }
@@ -282,7 +283,7 @@ impl Dnp3Flow {
             st.skipped.lost();
         }
         if roles & MASTER != 0 {
-            self.pairing_lost = true;
+            self.lost_requests = self.config.max_outstanding;
             for p in &mut self.pending {
                 p.before_request_gap = true;
             }
@@ -313,7 +314,7 @@ impl Dnp3Flow {
         self.pending.clear();
         self.continuing.clear();
         self.dirs = [DirState::default(); 2];
-        self.pairing_lost = false;
+        self.lost_requests = 0;
         self.responses_cut = false;
         self.answering_unseen = None;
     }
@@ -649,10 +650,13 @@ impl Dnp3Flow {
             }
             // Its request was lost by the capture: in a gap, or in bytes its own
             // segment acknowledges.
-            None if self.pairing_lost || self.answering_unseen == Some(dir) => (
-                Operation::Other,
-                Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC,
-            ),
+            None if self.lost_requests > 0 || self.answering_unseen == Some(dir) => {
+                self.lost_requests = self.lost_requests.saturating_sub(1);
+                (
+                    Operation::Other,
+                    Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC,
+                )
+            }
             None => (Operation::Other, Anomalies::UNMATCHED_RESPONSE),
         };
         // A plain unmatched response needs no entry: its later fragments find none
@@ -729,7 +733,7 @@ impl Dnp3Flow {
         }
         let p = self.pending.remove(k)?;
         if !p.before_request_gap {
-            self.pairing_lost = false;
+            self.lost_requests = 0;
         }
         Some(p.operation)
     }

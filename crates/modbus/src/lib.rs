@@ -73,7 +73,8 @@
 //!
 //! After a gap in the requests, a response that finds no request is flagged
 //! `UNMATCHED_RESPONSE | RESYNC` (its request was likely lost) until a request sent
-//! after the gap is answered; so is one that comes in a segment acknowledging request
+//! after the gap is answered, and for no more responses than requests can be
+//! outstanding (a gap must not silence unmatched responses for the rest of a flow); so is one that comes in a segment acknowledging request
 //! bytes the sensor never saw ([`ModbusFlow::on_unseen_acked`]: a request lost before
 //! any later data could show the hole). After a gap in the responses, the requests
 //! older than the next one answered are dropped: their answers were in the gap.

@@ -63,9 +63,11 @@ pub struct ModbusFlow {
     /// Outstanding requests, oldest first. Linear search: the table is small (the
     /// flood bound) and usually holds one entry.
     pending: VecDeque<RequestContext>,
-    /// A gap lost requests: responses that find no request are flagged RESYNC
-    /// (explained by the loss) until a request sent after the gap is answered.
-    pairing_lost: bool,
+    /// A gap lost requests: this many more responses that find no request are flagged
+    /// RESYNC (explained by the loss), at most the outstanding bound, and none once a
+    /// request sent after the gap is answered. Bounded so that a gap never silences
+    /// unmatched responses for the rest of a flow.
+    lost_requests: usize,
     /// Outstanding requests sent before that gap (the oldest ones).
     before_gap: usize,
     /// The responses being delivered come in a segment that acknowledges request
@@ -84,7 +86,7 @@ impl ModbusFlow {
             max_outstanding: config.max_outstanding.max(1),
             max_resync_scan: config.max_resync_scan.max(1),
             pending: VecDeque::new(),
-            pairing_lost: false,
+            lost_requests: 0,
             before_gap: 0,
             answering_unseen: false,
             answers_lost: false,
@@ -183,7 +185,7 @@ impl ModbusFlow {
         st.skipped.lost();
         match dir {
             Direction::ToServer => {
-                self.pairing_lost = true;
+                self.lost_requests = self.max_outstanding;
                 self.before_gap = self.pending.len();
             }
             Direction::ToClient => self.answers_lost = true,
@@ -205,7 +207,7 @@ impl ModbusFlow {
     /// seen).
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
-        self.pairing_lost = false;
+        self.lost_requests = 0;
         self.before_gap = 0;
         self.answering_unseen = false;
         self.answers_lost = false;
@@ -280,7 +282,7 @@ impl ModbusFlow {
             i
         };
         if i >= self.before_gap {
-            self.pairing_lost = false;
+            self.lost_requests = 0;
             self.before_gap = 0;
         } else {
             self.before_gap -= 1;
@@ -318,7 +320,10 @@ impl ModbusFlow {
                     Some(_) => decode_response(adu, Pairing::Mismatched),
                     None => {
                         let (mut decoded, packed) = decode_response(adu, Pairing::Unmatched);
-                        if self.pairing_lost || self.answering_unseen {
+                        if self.lost_requests > 0 {
+                            self.lost_requests -= 1;
+                            decoded.anomalies.insert(Anomalies::RESYNC);
+                        } else if self.answering_unseen {
                             decoded.anomalies.insert(Anomalies::RESYNC);
                         }
                         (decoded, packed)
@@ -1851,6 +1856,21 @@ mod tests {
         f.on_unseen_acked(ToClient);
         let r = one(&mut f, ToClient, &answer(4));
         assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn a_gap_explains_no_more_unmatched_answers_than_requests_could_wait() {
+        let answer = |tid| adu(tid, 1, &[0x03, 0x02, 0x00, 0x07]);
+        let mut f = ModbusFlow::new(&ModbusConfig {
+            max_outstanding: 2,
+            ..ModbusConfig::default()
+        });
+        f.on_gap(ToServer, &mut Vec::new());
+        let flags: Vec<Anomalies> = (1..=3)
+            .map(|tid| one(&mut f, ToClient, &answer(tid)).anomalies)
+            .collect();
+        let lost = Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC;
+        assert_eq!(flags, [lost, lost, Anomalies::UNMATCHED_RESPONSE]);
     }
 
     #[test]

@@ -141,9 +141,10 @@ pub struct OpcuaFlow {
     config: OpcuaConfig,
     /// Outstanding requests, oldest first.
     pending: VecDeque<Pending>,
-    /// A gap lost requests: responses that find no request are flagged RESYNC
-    /// (explained by the loss) until a request sent after the gap is answered.
-    pairing_lost: bool,
+    /// A gap lost requests: this many more responses that find no request are flagged
+    /// RESYNC (explained by the loss), at most the outstanding bound, and none once a
+    /// request sent after the gap is answered.
+    lost_requests: usize,
     /// Outstanding requests sent before that gap (the oldest ones).
     before_gap: usize,
     /// The responses being delivered come in a segment that acknowledges request
@@ -176,7 +177,7 @@ impl OpcuaFlow {
         OpcuaFlow {
             config,
             pending: VecDeque::new(),
-            pairing_lost: false,
+            lost_requests: 0,
             before_gap: 0,
             answering_unseen: false,
             answered_unseen: false,
@@ -308,7 +309,7 @@ impl OpcuaFlow {
         st.skipped.lost();
         match dir {
             Direction::ToServer => {
-                self.pairing_lost = true;
+                self.lost_requests = self.config.max_outstanding;
                 self.before_gap = self.pending.len();
             }
             Direction::ToClient => {
@@ -341,7 +342,7 @@ impl OpcuaFlow {
     /// The flow ended: partial messages and unanswered requests are forgotten.
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
-        self.pairing_lost = false;
+        self.lost_requests = 0;
         self.before_gap = 0;
         self.answering_unseen = false;
         self.answered_unseen = false;
@@ -820,7 +821,10 @@ impl OpcuaFlow {
                         // after a loss of requests, likely the answer to a lost one.
                         if info.request_handle.is_some() {
                             anomalies |= Anomalies::UNMATCHED_RESPONSE;
-                            if self.pairing_lost || self.answering_unseen {
+                            if self.lost_requests > 0 {
+                                self.lost_requests -= 1;
+                                anomalies |= Anomalies::RESYNC;
+                            } else if self.answering_unseen {
                                 anomalies |= Anomalies::RESYNC;
                             }
                         }
@@ -893,7 +897,7 @@ impl OpcuaFlow {
             self.gap_front -= 1;
         }
         if k >= self.before_gap {
-            self.pairing_lost = false;
+            self.lost_requests = 0;
             self.before_gap = 0;
         } else {
             self.before_gap -= 1;

@@ -47,8 +47,9 @@
 //! carry S7comm or S7comm-plus, and the TPKT be followed by the end of the data or
 //! another such header). Each stretch of skipped bytes yields one event: operation
 //! `other`, anomaly `GARBAGE`, function `garbage`; after a gap, `RESYNC` instead while
-//! the stretch is shorter than the longest TPKT (65535 bytes: the rest of one the gap
-//! cut, or DT fragments continuing a TSDU whose start was lost, no fault of the device),
+//! the stretch is shorter than the longest TPKT framed (`max_tpkt_len`: the rest of one
+//! the gap cut, or DT fragments continuing a TSDU whose start was lost, no fault of the
+//! device),
 //! and `GARBAGE` once it grows longer. The same holds for the first bytes of a flow
 //! joined mid-stream ([`S7Flow::joined_mid_stream`]), which may be the rest of a TPKT
 //! the sensor's start cut; they are framed as leniently as any first bytes. A gap
@@ -60,7 +61,9 @@
 //! travelled in its direction. A gap in direction D lost jobs sent in D: an ack /
 //! ack_data coming the other way that finds no job is flagged
 //! `UNMATCHED_RESPONSE | RESYNC` until a job sent in D after the gap is answered
-//! (answers to jobs sent before it do not end the loss). So is one that comes in a
+//! (answers to jobs sent before it do not end the loss), and for no more answers than
+//! jobs can be outstanding: the PLC rarely sends jobs, and a gap in its direction must
+//! not silence the PG's unmatched answers for good. So is one that comes in a
 //! segment acknowledging bytes of D the sensor never saw ([`S7Flow::on_unseen_acked`]:
 //! a job lost before any later data could show the hole). The same gap lost answers to
 //! jobs sent the other way: those older than the next one of them answered are dropped

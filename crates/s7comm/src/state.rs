@@ -63,8 +63,11 @@ struct DirState {
     plus_fragment: bool,
     /// A gap in this direction lost jobs sent in it: an answer (in the other direction)
     /// that finds no job is flagged RESYNC until a job of this direction numbered this
-    /// or later (sent after the gap) is answered.
+    /// or later (sent after the gap) is answered, and for no more answers than
+    /// `jobs_lost` (the outstanding bound): a direction that rarely sends jobs (the
+    /// PLC's) must not have its peer's unmatched answers silenced for good.
     jobs_lost_since: Option<u64>,
+    jobs_lost: usize,
     /// A gap in the other direction lost answers to jobs sent in this one: the jobs
     /// older than the next one answered wait for nothing.
     answers_lost: bool,
@@ -72,9 +75,6 @@ struct DirState {
     /// direction the sensor did not see: one that finds no job answers one of those.
     answering_unseen: bool,
 }
-
-/// The longest TPKT the 16-bit length allows: what a gap leaves of one is shorter.
-const MAX_TPKT_FRAME: usize = u16::MAX as usize;
 
 /// An outstanding job: the direction it travelled, its number in the flow (the order
 /// jobs were seen in), and what its answer needs.
@@ -223,6 +223,7 @@ impl S7Flow {
     /// wrap; those whose answers are still to come stay.
     pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
         let next_seq = self.next_seq;
+        let max_outstanding = self.config.max_outstanding;
         let st = self.dir_state(dir);
         st.resync = true;
         st.skipped.lost();
@@ -230,6 +231,7 @@ impl S7Flow {
         st.tsdu_overflow = false;
         st.plus_fragment = false;
         st.jobs_lost_since = Some(next_seq);
+        st.jobs_lost = max_outstanding;
         self.dir_state(dir.reverse()).answers_lost = true;
     }
 
@@ -269,6 +271,7 @@ impl S7Flow {
         let st = self.dir_state(job_dir);
         if st.jobs_lost_since.is_some_and(|since| job.seq >= since) {
             st.jobs_lost_since = None;
+            st.jobs_lost = 0;
         }
         Some(job.ctx)
     }
@@ -292,7 +295,8 @@ impl S7Flow {
     /// skip; after a gap, one RESYNC event instead, and a GARBAGE event as well once
     /// the stretch grows as long as a TPKT can be (more than a gap can leave of one).
     fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
-        let Some(anomalies) = self.dir_state(dir).skipped.skip(n, MAX_TPKT_FRAME) else {
+        let longest = usize::from(self.config.max_tpkt_len);
+        let Some(anomalies) = self.dir_state(dir).skipped.skip(n, longest) else {
             return;
         };
         let pdu = self.transport_pdu(dir, "garbage", anomalies);
@@ -437,7 +441,10 @@ impl S7Flow {
                             let mut d = decode_ack(&pdu, Pairing::Unmatched);
                             // Its job was likely lost by the capture.
                             let st = self.dir_state(job_dir);
-                            if st.jobs_lost_since.is_some() || st.answering_unseen {
+                            if st.jobs_lost_since.is_some() && st.jobs_lost > 0 {
+                                st.jobs_lost -= 1;
+                                d.anomalies |= Anomalies::RESYNC;
+                            } else if st.answering_unseen {
                                 d.anomalies |= Anomalies::RESYNC;
                             }
                             d
@@ -1080,10 +1087,10 @@ mod tests {
         f.on_gap(ToClient, &mut Vec::new());
         let out = drive(&mut f, ToClient, &[&[0xEE; 70_000]]);
         assert_eq!(flags(&out), [GARBAGE]);
-        // One byte less than the longest TPKT: the rest of a cut one only.
+        // One byte less than the longest TPKT framed: the rest of a cut one only.
         let mut f = flow();
         f.on_gap(ToServer, &mut Vec::new());
-        let mut data = vec![0xEE; MAX_TPKT_FRAME - 1];
+        let mut data = vec![0xEE; usize::from(S7Config::default().max_tpkt_len) - 1];
         data.extend(read_job(5));
         let out = drive(&mut f, ToServer, &[&data]);
         assert_eq!(flags(&out), [RESYNC_SKIP, READ]);
@@ -1127,6 +1134,29 @@ mod tests {
             .is_empty());
         let a = one(&mut f, ToServer, &download_block_answer(0x0300));
         assert_eq!(a.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn a_gap_in_the_plcs_jobs_explains_no_more_answers_than_jobs_could_wait() {
+        // The PLC rarely sends jobs: its gap must not silence the PG's unmatched
+        // answers for good, only as many as jobs could have been outstanding.
+        let mut f = S7Flow::new(&S7Config {
+            max_outstanding: 2,
+            ..S7Config::default()
+        });
+        f.on_gap(ToClient, &mut Vec::new());
+        let flags: Vec<Anomalies> = [0x0100, 0x0200, 0x0300]
+            .into_iter()
+            .map(|r| one(&mut f, ToServer, &download_block_answer(r)).anomalies)
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                UNMATCHED_LOST,
+                UNMATCHED_LOST,
+                Anomalies::UNMATCHED_RESPONSE
+            ]
+        );
     }
 
     #[test]
