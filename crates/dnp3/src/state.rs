@@ -367,9 +367,6 @@ impl Dnp3Flow {
         let Some(st) = self.dirs.get_mut(dir.index()) else {
             return;
         };
-        if n == 0 {
-            return;
-        }
         let first = st.skipped.is_empty();
         let Some(mut anomalies) = st.skipped.skip(n, MAX_FRAME_LEN) else {
             return;

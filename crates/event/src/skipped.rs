@@ -43,11 +43,6 @@ impl Skipped {
         self.after_loss = false;
     }
 
-    /// Framing was lost since a loss of the sensor's, and nothing framed since.
-    pub fn after_loss(&self) -> bool {
-        self.after_loss
-    }
-
     /// Whole PDUs discarded as part of the loss's stretch (they continue one the loss
     /// cut): RESYNC, if nothing reported the stretch yet.
     pub fn discarded(&mut self) -> Option<Anomalies> {
@@ -125,11 +120,15 @@ mod tests {
     fn the_loss_ends_when_framing_is_regained() {
         let mut s = Skipped::default();
         s.joined();
-        assert!(s.after_loss());
         assert_eq!(s.skip(5, LONGEST), Some(Anomalies::RESYNC));
+        // Regained, the next stretch (after the PDU) is the device's.
         s.regained();
         s.framed();
-        assert!(!s.after_loss());
         assert_eq!(s.skip(5, LONGEST), Some(Anomalies::GARBAGE));
+        // Regained alone: the rest of this stretch is no longer explained.
+        s.lost();
+        assert_eq!(s.skip(5, LONGEST), Some(Anomalies::RESYNC));
+        s.regained();
+        assert_eq!(s.skip(500, LONGEST), Some(Anomalies::GARBAGE));
     }
 }

@@ -308,11 +308,9 @@ impl ModbusFlow {
             }
             Direction::ToClient => {
                 let tid = adu.transaction_id;
-                // Usually the oldest request is the one answered.
-                let at = match self.pending.front() {
-                    Some(c) if c.transaction_id == tid => Some(0),
-                    _ => self.pending.iter().position(|c| c.transaction_id == tid),
-                };
+                // Usually the oldest request is the one answered: the search looks
+                // there first, and `take` pops it without shifting the rest.
+                let at = self.pending.iter().position(|c| c.transaction_id == tid);
                 match at.and_then(|i| self.take(i)) {
                     Some(ctx) if ctx.function == adu.function.base() => {
                         decode_response(adu, Pairing::Matched(&ctx))
