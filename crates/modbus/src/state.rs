@@ -76,6 +76,10 @@ pub struct ModbusFlow {
     /// A gap lost responses: the requests they answered wait for nothing, and go once
     /// a later request is answered.
     answers_lost: bool,
+    /// Outstanding requests at that gap (the oldest ones): only their answers can
+    /// have been in it. A server may answer pipelined requests out of order, so the
+    /// requests sent since keep waiting.
+    gap_front: usize,
     to_server: DirState,
     to_client: DirState,
 }
@@ -90,6 +94,7 @@ impl ModbusFlow {
             before_gap: 0,
             answering_unseen: false,
             answers_lost: false,
+            gap_front: 0,
             to_server: DirState::default(),
             to_client: DirState::default(),
         }
@@ -188,7 +193,10 @@ impl ModbusFlow {
                 self.lost_requests = self.max_outstanding;
                 self.before_gap = self.pending.len();
             }
-            Direction::ToClient => self.answers_lost = true,
+            Direction::ToClient => {
+                self.answers_lost = true;
+                self.gap_front = self.pending.len();
+            }
         }
     }
 
@@ -211,6 +219,7 @@ impl ModbusFlow {
         self.before_gap = 0;
         self.answering_unseen = false;
         self.answers_lost = false;
+        self.gap_front = 0;
         self.to_server = DirState::default();
         self.to_client = DirState::default();
     }
@@ -270,14 +279,16 @@ impl ModbusFlow {
     }
 
     /// Takes the outstanding request at `i`, answered. After a gap in the responses
-    /// the older ones go too: their answers were in the gap. Once a request sent
-    /// after a gap in the requests is answered, pairing has resumed.
+    /// the older ones that were outstanding at the gap go too: their answers were in
+    /// it. Once a request sent after a gap in the requests is answered, pairing has
+    /// resumed.
     fn take(&mut self, i: usize) -> Option<RequestContext> {
-        let i = if self.answers_lost {
-            self.answers_lost = false;
-            self.pending.drain(..i.min(self.pending.len()));
-            self.before_gap = self.before_gap.saturating_sub(i);
-            0
+        let i = if std::mem::take(&mut self.answers_lost) {
+            let n = i.min(self.gap_front).min(self.pending.len());
+            self.gap_front = 0;
+            self.pending.drain(..n);
+            self.before_gap = self.before_gap.saturating_sub(n);
+            i - n
         } else {
             i
         };
@@ -301,6 +312,7 @@ impl ModbusFlow {
                 if self.pending.len() >= self.max_outstanding {
                     self.pending.pop_front();
                     self.before_gap = self.before_gap.saturating_sub(1);
+                    self.gap_front = self.gap_front.saturating_sub(1);
                     decoded.anomalies.insert(Anomalies::REQUEST_FLOOD);
                 }
                 self.pending.push_back(ctx);
@@ -1895,6 +1907,27 @@ mod tests {
         one(&mut f, ToServer, &poll(2));
         one(&mut f, ToClient, &answer(2));
         assert_eq!(f.outstanding(), 1);
+    }
+
+    #[test]
+    fn requests_sent_after_a_gap_in_the_answers_wait_for_their_own() {
+        let poll = |tid| adu(tid, 1, &[0x03, 0x00, 0x01, 0x00, 0x01]);
+        let answer = |tid| adu(tid, 1, &[0x03, 0x02, 0x00, 0x07]);
+        let mut f = flow();
+        // Request 1's answer is lost; requests 2 and 3 are pipelined after the gap
+        // and the server answers them out of order (Modbus/TCP allows it).
+        one(&mut f, ToServer, &poll(1));
+        f.on_gap(ToClient, &mut Vec::new());
+        one(&mut f, ToServer, &poll(2));
+        one(&mut f, ToServer, &poll(3));
+        let r3 = one(&mut f, ToClient, &answer(3));
+        assert!(r3.anomalies.is_empty(), "{r3:?}");
+        // Only request 1 went with the gap: request 2 is still answered.
+        assert_eq!(f.outstanding(), 1);
+        let r2 = one(&mut f, ToClient, &answer(2));
+        assert!(r2.anomalies.is_empty(), "{r2:?}");
+        assert_eq!(info(&r2).address, Some(1));
+        assert_eq!(f.outstanding(), 0);
     }
 
     #[test]

@@ -68,9 +68,10 @@ struct DirState {
     /// PLC's) must not have its peer's unmatched answers silenced for good.
     jobs_lost_since: Option<u64>,
     jobs_lost: usize,
-    /// A gap in the other direction lost answers to jobs sent in this one: the jobs
-    /// older than the next one answered wait for nothing.
-    answers_lost: bool,
+    /// A gap in the other direction lost answers to jobs sent in this one, numbered
+    /// below this: those older than the next one answered wait for nothing. Jobs sent
+    /// since keep waiting (a PLC may answer parallel jobs out of order).
+    answers_lost_before: Option<u64>,
     /// The answers being delivered come in a segment that acknowledges bytes of this
     /// direction the sensor did not see: one that finds no job answers one of those.
     answering_unseen: bool,
@@ -232,7 +233,7 @@ impl S7Flow {
         st.plus_fragment = false;
         st.jobs_lost_since = Some(next_seq);
         st.jobs_lost = max_outstanding;
-        self.dir_state(dir.reverse()).answers_lost = true;
+        self.dir_state(dir.reverse()).answers_lost_before = Some(next_seq);
     }
 
     /// The next bytes of the other direction come in a segment that acknowledges bytes
@@ -258,12 +259,13 @@ impl S7Flow {
     fn take(&mut self, job_dir: Direction, i: usize) -> Option<JobContext> {
         let job = self.pending.remove(i)?;
         let st = self.dir_state(job_dir);
-        if std::mem::take(&mut st.answers_lost) {
-            // Jobs are answered in order: the older ones of this direction (the first
-            // `i` entries, some of the other direction) will not be.
+        if let Some(before) = st.answers_lost_before.take() {
+            // Jobs are answered in order: the older ones of this direction (among the
+            // first `i` entries, some of the other direction) sent before the gap
+            // will not be.
             let mut k = 0;
             self.pending.retain(|o| {
-                let keep = k >= i || o.dir != job_dir;
+                let keep = k >= i || o.dir != job_dir || o.seq >= before;
                 k += 1;
                 keep
             });
@@ -1221,6 +1223,23 @@ mod tests {
         // A late answer to job 1 has nothing to pair with.
         let r = one(&mut f, ToClient, &read_answer(1));
         assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn jobs_sent_after_a_gap_in_the_answers_wait_for_their_own() {
+        let mut f = flow();
+        // The answer to job 1 is lost; jobs 2 and 3 go out after the gap and the PLC
+        // answers them out of order (parallel jobs).
+        one(&mut f, ToServer, &read_job(1));
+        f.on_gap(ToClient, &mut Vec::new());
+        one(&mut f, ToServer, &read_job(2));
+        one(&mut f, ToServer, &read_job(3));
+        assert!(one(&mut f, ToClient, &read_answer(3)).anomalies.is_empty());
+        // Job 1 went with the gap, job 2 did not.
+        assert_eq!(f.outstanding(), 1);
+        let a = one(&mut f, ToClient, &read_answer(2));
+        assert!(a.anomalies.is_empty(), "{a:?}");
+        assert_eq!(f.outstanding(), 0);
     }
 
     #[test]
