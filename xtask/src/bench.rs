@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use crate::gen;
+use crate::gen::{self, Traffic};
 use crate::sys::{cargo, run, say};
 
 /// The project's throughput and memory targets (on a 2-core machine).
@@ -29,6 +29,8 @@ struct Measured {
     packets: u64,
     bytes: u64,
     events: u64,
+    /// PDUs dissected, over every protocol.
+    pdus: u64,
 }
 
 pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow::Result<()> {
@@ -37,7 +39,7 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
     let bin = root.join("target/release/otwatch");
     let dir = root.join("target/bench");
     fs::create_dir_all(&dir)?;
-    let pcap = bench_capture(&dir, packets)?;
+    let pcap = bench_capture(&dir, packets, Traffic::Modbus)?;
     let pcap_s = pcap.to_string_lossy().into_owned();
     let events_path = dir.join("events.jsonl").to_string_lossy().into_owned();
     // Every configuration runs the embedded demo policy (the default) with alerts to
@@ -49,36 +51,73 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
             .map(|s| (*s).to_owned())
             .collect()
     };
-    let configs: Vec<(&str, Vec<String>)> = vec![
+    // The reference: the same packets that no dissector claims, so that the flow
+    // layer (decode, flow table, TCP tracking) runs alone. It shows what is left of
+    // the decode-only pass before any protocol work.
+    let unclaimed = bench_capture(&dir, packets, Traffic::Unclaimed)?;
+    let unclaimed_s = unclaimed.to_string_lossy().into_owned();
+    let configs: Vec<(&str, &str, Vec<String>)> = vec![
         (
             "decode-only, --threads 1",
+            &pcap_s,
             with(&["--threads", "1", "--decode-only"]),
         ),
-        ("end to end, --threads 1", with(&["--threads", "1"])),
-        ("end to end, --threads 2", with(&["--threads", "2"])),
+        (
+            "end to end, --threads 1",
+            &pcap_s,
+            with(&["--threads", "1"]),
+        ),
+        (
+            "end to end, --threads 2",
+            &pcap_s,
+            with(&["--threads", "2"]),
+        ),
         (
             "end to end + --events file, --threads 1",
+            &pcap_s,
             with(&["--threads", "1", "--events", &events_path]),
         ),
         // The ratio like for like: with two workers the source also computes the
         // shard hash.
         (
             "decode-only, --threads 2",
+            &pcap_s,
             with(&["--threads", "2", "--decode-only"]),
+        ),
+        (
+            "reference: no dissector (unclaimed capture), --threads 1",
+            &unclaimed_s,
+            with(&["--threads", "1"]),
+        ),
+        (
+            "reference: no dissector (unclaimed capture), --threads 2",
+            &unclaimed_s,
+            with(&["--threads", "2"]),
         ),
     ];
     let mut results = Vec::new();
-    for (name, args) in &configs {
+    for (name, capture, args) in &configs {
         let mut all = Vec::new();
         for _ in 0..runs.max(1) {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            all.push(measure(&bin, &pcap_s, &args)?);
+            all.push(measure(&bin, capture, &args)?);
         }
         all.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
         // On a shared VM the spread is wide: the fastest run is reported beside the
         // median.
         let fastest = all.first().map_or(0.0, |r| r.seconds);
         let median = all.swap_remove(all.len() / 2);
+        // Each configuration must do what its name says.
+        let reference = *capture == unclaimed_s.as_str();
+        if reference && median.pdus > 0 {
+            bail!(
+                "{name}: {} PDUs were dissected in the unclaimed capture",
+                median.pdus
+            );
+        }
+        if !reference && median.pdus == 0 && !name.starts_with("decode-only") {
+            bail!("{name}: no PDU was dissected");
+        }
         say(&format!(
             "{name}: {:.3} s (fastest {fastest:.3} s)",
             median.seconds
@@ -200,6 +239,12 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
         "- (for information) end to end --threads 2 is {:.0} % of decode-only --threads 2",
         pps(2) / pps(4).max(1.0) * 100.0
     );
+    let _ = writeln!(
+        table,
+        "- (for information) with no dissector, --threads 1 is {:.0} % of decode-only --threads 1 and --threads 2 {:.0} % of decode-only --threads 2",
+        pps(5) / pps(0).max(1.0) * 100.0,
+        pps(6) / pps(4).max(1.0) * 100.0
+    );
     for (what, ok, got) in &checks {
         let _ = writeln!(
             table,
@@ -252,7 +297,7 @@ pub fn kafka_bench(root: &Path, packets: u64, speed: f64) -> anyhow::Result<()> 
     let bin = root.join("target/release/otwatch");
     let dir = root.join("target/bench");
     fs::create_dir_all(&dir)?;
-    let pcap = bench_capture(&dir, packets)?;
+    let pcap = bench_capture(&dir, packets, Traffic::Modbus)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -353,14 +398,22 @@ pub fn kafka_bench(root: &Path, packets: u64, speed: f64) -> anyhow::Result<()> 
 }
 
 /// The generated benchmark capture of `packets` packets under `dir`, made if missing.
-pub fn bench_capture(dir: &Path, packets: u64) -> anyhow::Result<std::path::PathBuf> {
-    let pcap = dir.join(format!("modbus-{packets}.pcap"));
+pub fn bench_capture(
+    dir: &Path,
+    packets: u64,
+    traffic: Traffic,
+) -> anyhow::Result<std::path::PathBuf> {
+    let name = match traffic {
+        Traffic::Modbus => "modbus",
+        Traffic::Unclaimed => "unclaimed",
+    };
+    let pcap = dir.join(format!("{name}-{packets}.pcap"));
     if !pcap.exists() {
         say(&format!(
             "generating {} ({packets} packets)",
             pcap.display()
         ));
-        gen::gen_bench_pcap(&pcap, packets)?;
+        gen::gen_bench_pcap(&pcap, packets, traffic)?;
     }
     Ok(pcap)
 }
@@ -468,6 +521,14 @@ fn measure(bin: &Path, pcap: &str, args: &[&str]) -> anyhow::Result<Measured> {
         packets: stat("packets:"),
         bytes: stat("bytes:"),
         events: stat("events_written:"),
+        pdus: stderr
+            .lines()
+            .filter(|l| l.starts_with("pdus."))
+            .filter_map(|l| {
+                l.split_once(':')
+                    .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+            })
+            .sum(),
     })
 }
 

@@ -129,7 +129,7 @@ fn soak(
     say("cargo build --release -p otwatch");
     run(cargo().args(["build", "--release", "--quiet", "-p", "otwatch"]))?;
     let bin = root.join("target/release/otwatch");
-    let pcap = crate::bench::bench_capture(dir, packets)?;
+    let pcap = crate::bench::bench_capture(dir, packets, crate::gen::Traffic::Modbus)?;
     let lab = VethLab::new(Names::fixed(SEND_NS, SENSOR_NS))?;
     let state = dir.join("soak-state");
     let _ = fs::remove_dir_all(&state);

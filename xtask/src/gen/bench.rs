@@ -60,6 +60,19 @@ struct BenchConn {
     server_ip_id: u16,
     tid: u16,
     pending: Option<Pending>,
+    server_port: u16,
+}
+
+/// What the benchmark capture carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// Modbus/TCP on port 502.
+    Modbus,
+    /// The same packets with the servers on port 5020 and the first four octets of
+    /// every payload (MBAP transaction and protocol ids) set to 0xFF, so that neither
+    /// a port nor a content probe gives the flows a dissector: the reference for what
+    /// the flow layer costs alone.
+    Unclaimed,
 }
 
 impl BenchConn {
@@ -73,7 +86,7 @@ impl BenchConn {
                 src: self.client,
                 dst: self.server,
                 src_port: self.client_port,
-                dst_port: 502,
+                dst_port: self.server_port,
                 ip_id: self.client_ip_id,
                 seq: self.client_next,
                 ack: if flags & ACK != 0 {
@@ -91,7 +104,7 @@ impl BenchConn {
             Segment {
                 src: self.server,
                 dst: self.client,
-                src_port: 502,
+                src_port: self.server_port,
                 dst_port: self.client_port,
                 ip_id: self.server_ip_id,
                 seq: self.server_next,
@@ -200,7 +213,11 @@ fn response(tid: u16, pending: Pending, rng: &mut Rng, p: &mut Vec<u8>) {
 
 /// Writes the benchmark capture: handshakes, then traffic until at least `packets`
 /// packets are written.
-pub fn write_bench(path: &Path, packets: u64) -> anyhow::Result<()> {
+pub fn write_bench(path: &Path, packets: u64, traffic: Traffic) -> anyhow::Result<()> {
+    let server_port = match traffic {
+        Traffic::Modbus => 502,
+        Traffic::Unclaimed => 5020,
+    };
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, file))?;
     let mut rng = Rng(0x6f74_7761_7463_6821);
@@ -215,6 +232,7 @@ pub fn write_bench(path: &Path, packets: u64) -> anyhow::Result<()> {
             server_ip_id: rng.next() as u16,
             tid: rng.next() as u16,
             pending: None,
+            server_port,
         })
         .collect();
     let mut frame = Vec::with_capacity(256);
@@ -237,16 +255,22 @@ pub fn write_bench(path: &Path, packets: u64) -> anyhow::Result<()> {
     while total < packets {
         let i = (rng.next() % CONNS as u64) as usize;
         let Some(c) = conns.get_mut(i) else { continue };
-        match c.pending.take() {
+        let to_server = match c.pending.take() {
             Some(pending) => {
                 response(c.tid, pending, &mut rng, &mut payload);
-                c.segment(false, PSH | ACK, &payload, &mut frame);
+                false
             }
             None => {
                 request(c, &mut rng, &mut payload);
-                c.segment(true, PSH | ACK, &payload, &mut frame);
+                true
+            }
+        };
+        if traffic == Traffic::Unclaimed {
+            for b in payload.iter_mut().take(4) {
+                *b = 0xFF;
             }
         }
+        c.segment(to_server, PSH | ACK, &payload, &mut frame);
         total = emit(&mut w, &frame)?;
     }
     w.into_inner()
@@ -278,8 +302,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("otwatch-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (a, b) = (dir.join("a.pcap"), dir.join("b.pcap"));
-        write_bench(&a, 5_000).unwrap();
-        write_bench(&b, 5_000).unwrap();
+        write_bench(&a, 5_000, Traffic::Modbus).unwrap();
+        write_bench(&b, 5_000, Traffic::Modbus).unwrap();
         let fa = std::fs::read(&a).unwrap();
         assert_eq!(fa, std::fs::read(&b).unwrap(), "deterministic");
         let recs = records(&fa);
@@ -290,7 +314,7 @@ mod tests {
             assert!((60..=200).contains(len), "frame {n} is {len} bytes");
         }
         // Fewer packets than the handshakes take: the handshakes are still whole.
-        write_bench(&b, 10).unwrap();
+        write_bench(&b, 10, Traffic::Modbus).unwrap();
         assert_eq!(records(&std::fs::read(&b).unwrap()).len(), 3 * CONNS);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -35,6 +35,8 @@ mod tcp;
 mod tshark;
 mod wire;
 
+pub use bench::Traffic;
+
 /// Writes every generated capture and its expected results into `out_dir` (the repo's
 /// `pcaps/`). Deterministic: byte-identical output on every run.
 pub fn gen_pcaps(out_dir: &Path) -> anyhow::Result<()> {
@@ -70,9 +72,10 @@ pub fn gen_pcaps(out_dir: &Path) -> anyhow::Result<()> {
 /// Writes a large Modbus-heavy benchmark capture (classic pcap, Ethernet) with at least
 /// `packets` packets to `path`: ~50 long-lived client->server connections (handshake at
 /// the start, never closed), polling FC3/FC4/FC1 with responses, about 2% writes
-/// (FC6/FC16), 60-200 byte frames, timestamps 1 ms apart, deterministic.
-pub fn gen_bench_pcap(path: &Path, packets: u64) -> anyhow::Result<()> {
-    bench::write_bench(path, packets)
+/// (FC6/FC16), 60-200 byte frames, timestamps 1 ms apart, deterministic; or the same
+/// packets made unrecognisable (see [`Traffic::Unclaimed`]).
+pub fn gen_bench_pcap(path: &Path, packets: u64, traffic: Traffic) -> anyhow::Result<()> {
+    bench::write_bench(path, packets, traffic)
 }
 
 #[cfg(test)]
