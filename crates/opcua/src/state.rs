@@ -101,6 +101,10 @@ struct Channel {
     /// Length of the symmetric signature trailing each signed chunk.
     signature_len: usize,
     id: Option<u32>,
+    /// The largest chunk each side may send (to the server, to the client), as the
+    /// Acknowledge negotiated it (Part 6, 7.1.2.4: the server's ReceiveBufferSize and
+    /// SendBufferSize); `None` before one is seen.
+    chunk_limits: Option<[u32; 2]>,
 }
 
 impl Channel {
@@ -445,10 +449,21 @@ impl OpcuaFlow {
 
     /// Consumes `n` unframable bytes. A stretch yields one GARBAGE event at its first
     /// skip; after a gap, one RESYNC event instead, and a GARBAGE event as well once
-    /// the stretch reaches the largest chunk accepted (more than a gap can leave of
-    /// one).
+    /// the stretch reaches the largest chunk of its direction (more than a gap can
+    /// leave of one): the size the Acknowledge negotiated, at least the 8192 octets
+    /// every peer must accept, else the largest chunk accepted.
     fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
-        let longest = self.config.max_chunk_size as usize;
+        const MIN_BUFFER_SIZE: u32 = 8192;
+        let negotiated = self.channel.chunk_limits.map(|[to_server, to_client]| {
+            match dir {
+                Direction::ToServer => to_server,
+                Direction::ToClient => to_client,
+            }
+            .max(MIN_BUFFER_SIZE)
+        });
+        let longest = negotiated.map_or(self.config.max_chunk_size, |n| {
+            n.min(self.config.max_chunk_size)
+        }) as usize;
         let Some(anomalies) = self.dir_state(dir).skipped.skip(n, longest) else {
             return;
         };
@@ -528,6 +543,8 @@ impl OpcuaFlow {
             }
             MessageType::ACKNOWLEDGE => {
                 let r = parse_acknowledge(body).map(|(_, ack)| {
+                    self.channel.chunk_limits =
+                        Some([ack.receive_buffer_size, ack.send_buffer_size]);
                     info.receive_buffer_size = Some(ack.receive_buffer_size);
                     info.send_buffer_size = Some(ack.send_buffer_size);
                     info.max_message_size = Some(ack.max_message_size);
@@ -1602,6 +1619,33 @@ mod tests {
         f.on_gap(ToServer, &mut Vec::new());
         let out = drive(&mut f, ToServer, &[&bytes]);
         assert_eq!(flags(&out), [Anomalies::RESYNC, Anomalies::empty()]);
+    }
+
+    #[test]
+    fn a_gap_explains_no_more_skipped_bytes_than_the_negotiated_chunk() {
+        // 9000 bytes that never frame, in 100-byte segments.
+        let junk = [0xEE; 100];
+        let write = msg(3, &write_request(2));
+        let mut segments: Vec<&[u8]> = (0..90).map(|_| &junk[..]).collect();
+        segments.push(&write);
+        let gap_then_junk = |f: &mut OpcuaFlow| {
+            f.on_gap(ToServer, &mut Vec::new());
+            flags(&drive(f, ToServer, &segments))
+        };
+        // Before an Acknowledge, a chunk may be as large as the configured bound.
+        let mut f = OpcuaFlow::new(&OpcuaConfig::default());
+        assert_eq!(
+            gap_then_junk(&mut f),
+            [Anomalies::RESYNC, Anomalies::empty()]
+        );
+        // The Acknowledge limits chunks to 8192 octets: no lost chunk leaves 9000.
+        let mut f = OpcuaFlow::new(&OpcuaConfig::default());
+        drive(&mut f, ToServer, &[&hel(b"opc.tcp://plc:4840")]);
+        drive(&mut f, ToClient, &[&ack()]);
+        assert_eq!(
+            gap_then_junk(&mut f),
+            [Anomalies::RESYNC, Anomalies::GARBAGE, Anomalies::empty()]
+        );
     }
 
     #[test]
