@@ -95,13 +95,18 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
             with(&["--threads", "2"]),
         ),
     ];
-    let mut results = Vec::new();
-    for (name, capture, args) in &configs {
-        let mut all = Vec::new();
-        for _ in 0..runs.max(1) {
+    // Round robin, one run of each configuration per round: a shared machine's
+    // speed drifts over minutes, and the ratios between configurations are the
+    // figures that matter, so every configuration samples the same moments.
+    let mut runs_of: Vec<Vec<Measured>> = configs.iter().map(|_| Vec::new()).collect();
+    for _ in 0..runs.max(1) {
+        for ((_, capture, args), all) in configs.iter().zip(&mut runs_of) {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             all.push(measure(&bin, capture, &args)?);
         }
+    }
+    let mut results = Vec::new();
+    for ((name, capture, _), mut all) in configs.iter().zip(runs_of) {
         all.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
         // On a shared VM the spread is wide: the fastest run is reported beside the
         // median.
@@ -188,24 +193,28 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
         &large,
         otwatch_rules::policy::scaled_demo_text(100, 1000, 200),
     )?;
-    let mut medians = Vec::new();
-    for policy in [&small, &large] {
-        let policy_s = policy.to_string_lossy().into_owned();
-        let args = [
-            "--alerts",
-            "/dev/null",
-            "--threads",
-            "1",
-            "--policy",
-            &policy_s,
-        ];
-        let mut times = Vec::new();
-        for _ in 0..POLICY_RUNS {
+    let policies = [&small, &large].map(|p| p.to_string_lossy().into_owned());
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..POLICY_RUNS {
+        for (policy, times) in policies.iter().zip(&mut times) {
+            let args = [
+                "--alerts",
+                "/dev/null",
+                "--threads",
+                "1",
+                "--policy",
+                policy,
+            ];
             times.push(measure(&bin, &pcap_s, &args)?.seconds);
         }
-        times.sort_by(f64::total_cmp);
-        medians.push(times[times.len() / 2]);
     }
+    let medians: Vec<f64> = times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect();
     let policy_ratio = medians[0] / medians[1];
     let _ = writeln!(
         table,
