@@ -226,7 +226,11 @@ impl<H> Flow<H> {
 
 /// The packet being processed: where its events go.
 struct Out<'a> {
+    /// The current packet's time.
     ts: Timestamp,
+    /// The time of the packet that completed the PDUs delivered now, when it is not
+    /// the current one (segments held out of order, delivered after a gap).
+    pdu_ts: Option<Timestamp>,
     index: u64,
     events: &'a mut Vec<OtEvent>,
     filter: Option<PduFilter>,
@@ -284,7 +288,7 @@ impl PduSink for Emitter<'_, '_> {
             return;
         }
         out.events.push(OtEvent {
-            timestamp: out.ts,
+            timestamp: out.pdu_ts.unwrap_or(out.ts),
             packet_index: out.index,
             flow_id: emit.flow_id,
             pdu_ordinal,
@@ -337,6 +341,10 @@ impl<F: HandlerFactory> AppSink for Sink<'_, '_, F> {
         if let Some((h, mut pdus)) = self.handler() {
             h.on_gap(dir, &mut pdus);
         }
+    }
+
+    fn set_time(&mut self, ts: Option<Timestamp>) {
+        self.out.pdu_ts = ts;
     }
 }
 
@@ -478,6 +486,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         };
         let mut o = Out {
             ts: pkt.ts,
+            pdu_ts: None,
             index: pkt.index,
             events: out,
             filter: self.pdu_filter,
@@ -524,6 +533,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         let start = out.len();
         let mut o = Out {
             ts,
+            pdu_ts: None,
             index,
             events: out,
             filter: self.pdu_filter,
@@ -556,6 +566,7 @@ impl<F: HandlerFactory> FlowTable<F> {
                 .map_or(Timestamp::default(), |f| Timestamp::from_nanos(f.last_seen));
             let mut o = Out {
                 ts,
+                pdu_ts: None,
                 index: u64::MAX,
                 events: out,
                 filter: self.pdu_filter,
@@ -812,6 +823,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         let rst = seg.flags.contains(TcpFlags::RST);
         let mut b = Budget {
             cfg: &self.env.config,
+            now: o.ts,
             total: &mut self.env.buffered_total,
             stats: &mut self.env.stats,
         };
@@ -871,6 +883,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         }
         let mut b = Budget {
             cfg: config,
+            now: o.ts,
             total,
             stats,
         };
@@ -1494,6 +1507,39 @@ mod tests {
         let s = r.stats();
         assert_eq!((s.tcp_gaps, s.reassembly_bytes_dropped), (1, 2));
         assert_eq!(r.data(S, 11, b"1234"), [pdu(6, 0, 2, S, b"1234")]);
+    }
+
+    #[test]
+    fn a_pdu_held_behind_a_lost_hole_keeps_the_time_of_its_packet() {
+        let mut r = Rig::new(4);
+        r.handshake(0, 0);
+        assert!(r.data(S, 1, b"ab").is_empty());
+        // 3..7 never captured; "wxyz" seen at t = 1001 s and held.
+        r.now = 1_001.0;
+        assert!(r.data(S, 7, b"wxyz").is_empty());
+        // The server's acknowledgment at t = 1007 s gives the hole up.
+        r.now = 1_007.0;
+        let ack = ether(
+            0x0800,
+            &ipv4_tcp(SRV, CLI, 502, 40000, 1, 11, TcpFlags::ACK, b""),
+        );
+        let out = r.frame(LinkType::Ethernet, &ack);
+        let got: Vec<(&str, Timestamp, u64)> = out
+            .iter()
+            .map(|e| (short(e).5, e.timestamp, e.packet_index))
+            .collect();
+        let at = |secs: i64| Timestamp::from_nanos(secs * 1_000_000_000);
+        // The gap at the acknowledgment's time; the PDU completed by the packet of
+        // t = 1001 s, though released by the acknowledgment (packet 5).
+        assert_eq!(got, [("gap", at(1_007), 5), ("pdu", at(1_001), 5)]);
+        // What follows in order, at its own packet's time again.
+        r.now = 1_008.0;
+        let next = ether(
+            0x0800,
+            &ipv4_tcp(CLI, SRV, 40000, 502, 11, 1, TcpFlags::PSH, b"1234"),
+        );
+        let out = r.frame(LinkType::Ethernet, &next);
+        assert_eq!(out.first().map(|e| e.timestamp), Some(at(1_008)));
     }
 
     #[test]

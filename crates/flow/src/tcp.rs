@@ -32,7 +32,7 @@
 use crate::config::FlowConfig;
 use crate::decode::TcpFlags;
 use crate::stats::FlowStats;
-use otwatch_event::Direction;
+use otwatch_event::{Direction, Timestamp};
 
 /// Where in-order bytes go: the flow's application layer.
 pub(crate) trait AppSink {
@@ -40,11 +40,16 @@ pub(crate) trait AppSink {
     fn data(&mut self, dir: Direction, data: &[u8]) -> usize;
     /// Bytes of `dir` were lost.
     fn gap(&mut self, dir: Direction);
+    /// The time of the packets that carried the bytes delivered next, when it is not
+    /// the current packet's (`None`: the current packet's again).
+    fn set_time(&mut self, ts: Option<Timestamp>);
 }
 
 /// What a direction's operations need besides its own state.
 pub(crate) struct Budget<'a> {
     pub cfg: &'a FlowConfig,
+    /// The current packet's time.
+    pub now: Timestamp,
     /// Bytes buffered by all flows (see [`TcpDir::reaccount`]).
     pub total: &'a mut usize,
     pub stats: &'a mut FlowStats,
@@ -63,6 +68,15 @@ const MAX_WINDOW: u32 = 1 << 30;
 /// multiples of the held segments allowed; past it the hole is given up.
 const MAX_REFUSED_PER_HOLE_FACTOR: usize = 4;
 
+/// Whose time the PDUs completed by held segments carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Times {
+    /// The current packet's: its data reached them.
+    Current,
+    /// Their own: a gap was declared before them.
+    Own,
+}
+
 /// A pending buffer larger than this is freed once it empties.
 const KEEP_CAPACITY: usize = 4096;
 
@@ -70,6 +84,8 @@ const KEEP_CAPACITY: usize = 4096;
 #[derive(Debug)]
 struct Held {
     seq: u32,
+    /// When the segment was seen.
+    ts: Timestamp,
     data: Vec<u8>,
 }
 
@@ -233,7 +249,7 @@ impl TcpDir {
         };
         let target = if seq_lt(ack, hole_end) { ack } else { hole_end };
         self.skip_to(dir, target, b, app);
-        self.drain_held(dir, b, app);
+        self.drain_held(dir, b, app, Times::Own);
         self.check_fin();
         self.reaccount(b.total);
         false
@@ -244,7 +260,7 @@ impl TcpDir {
         while let Some(first) = self.held.first() {
             let target = first.seq;
             self.skip_to(dir, target, b, app);
-            self.drain_held(dir, b, app);
+            self.drain_held(dir, b, app, Times::Own);
         }
         self.reaccount(b.total);
     }
@@ -304,7 +320,7 @@ impl TcpDir {
                         && seq.wrapping_sub(a) <= MAX_WINDOW =>
                 {
                     self.skip_to(dir, a, b, app);
-                    self.drain_held(dir, b, app);
+                    self.drain_held(dir, b, app, Times::Own);
                 }
                 _ => {
                     b.stats.reassembly_bytes_dropped += payload.len() as u64;
@@ -338,7 +354,7 @@ impl TcpDir {
                 }
                 self.next_seq = self.next_seq.wrapping_add(len32(fresh));
                 self.deliver(dir, fresh, b, app);
-                self.drain_held(dir, b, app);
+                self.drain_held(dir, b, app, Times::Current);
                 delivered = true;
                 continue;
             }
@@ -365,7 +381,7 @@ impl TcpDir {
                 _ => seq,
             };
             self.skip_to(dir, target, b, app);
-            self.drain_held(dir, b, app);
+            self.drain_held(dir, b, app, Times::Own);
         }
         if !delivered {
             b.stats.tcp_retransmitted_segments += 1;
@@ -423,7 +439,14 @@ impl TcpDir {
                 .to_vec();
             let seq = self.next_seq.wrapping_add(a as u32);
             let at = self.held.partition_point(|h| rel(h.seq) < a);
-            self.held.insert(at, Held { seq, data });
+            self.held.insert(
+                at,
+                Held {
+                    seq,
+                    ts: b.now,
+                    data,
+                },
+            );
         }
         self.held_bytes += cost;
         *b.total += cost;
@@ -441,8 +464,19 @@ impl TcpDir {
         self.next_seq = target;
     }
 
-    /// Delivers held segments that the in-order data has reached.
-    fn drain_held(&mut self, dir: Direction, b: &mut Budget<'_>, app: &mut dyn AppSink) {
+    /// Delivers held segments that the in-order data has reached, at the current
+    /// packet's time when its data reached them, or at their own after a gap: the
+    /// packet that completed a PDU is then the held segment that ends it (or, for a PDU
+    /// that begins in bytes delivered before, the later of the two), not the packet
+    /// whose acknowledgment or arrival made the sensor give the hole up.
+    fn drain_held(
+        &mut self,
+        dir: Direction,
+        b: &mut Budget<'_>,
+        app: &mut dyn AppSink,
+        times: Times,
+    ) {
+        let mut carried: Option<Timestamp> = None;
         while let Some(first) = self.held.first() {
             if seq_lt(self.next_seq, first.seq) {
                 break;
@@ -457,7 +491,18 @@ impl TcpDir {
             let skip = self.next_seq.wrapping_sub(h.seq) as usize;
             let fresh = h.data.get(skip..).unwrap_or_default();
             self.next_seq = self.next_seq.wrapping_add(len32(fresh));
+            if times == Times::Own {
+                let ts = match carried {
+                    Some(c) if !self.pending.is_empty() => c.max(h.ts),
+                    _ => h.ts,
+                };
+                carried = Some(ts);
+                app.set_time(Some(ts));
+            }
             self.deliver(dir, fresh, b, app);
+        }
+        if carried.is_some() {
+            app.set_time(None);
         }
     }
 
@@ -547,6 +592,10 @@ mod tests {
         seen: Vec<u8>,
         pdus: Vec<Vec<u8>>,
         gaps: usize,
+        /// The time set for what is delivered (`None`: the current packet's).
+        time: Option<Timestamp>,
+        /// Each PDU's time.
+        times: Vec<Option<Timestamp>>,
     }
 
     impl AppSink for Rec {
@@ -554,6 +603,7 @@ mod tests {
             if data.len() < self.pdu {
                 return 0;
             }
+            self.times.push(self.time);
             self.pdus.push(data[..self.pdu].to_vec());
             self.seen.extend_from_slice(&data[..self.pdu]);
             self.pdu
@@ -561,11 +611,16 @@ mod tests {
         fn gap(&mut self, _dir: Direction) {
             self.gaps += 1;
         }
+        fn set_time(&mut self, ts: Option<Timestamp>) {
+            self.time = ts;
+        }
     }
 
     struct Rig {
         d: TcpDir,
         cfg: FlowConfig,
+        /// The current packet's time.
+        now: Timestamp,
         total: usize,
         stats: FlowStats,
         app: Rec,
@@ -576,6 +631,7 @@ mod tests {
             Rig {
                 d: TcpDir::default(),
                 cfg: FlowConfig::default(),
+                now: Timestamp::from_nanos(0),
                 total: 0,
                 stats: FlowStats::default(),
                 app: Rec {
@@ -590,6 +646,7 @@ mod tests {
         fn seg_flags(&mut self, seq: u32, syn: bool, fin: bool, payload: &[u8]) {
             let mut b = Budget {
                 cfg: &self.cfg,
+                now: self.now,
                 total: &mut self.total,
                 stats: &mut self.stats,
             };
@@ -606,6 +663,7 @@ mod tests {
         fn ack(&mut self, ack: u32) {
             let mut b = Budget {
                 cfg: &self.cfg,
+                now: self.now,
                 total: &mut self.total,
                 stats: &mut self.stats,
             };
@@ -614,6 +672,7 @@ mod tests {
         fn flush(&mut self) {
             let mut b = Budget {
                 cfg: &self.cfg,
+                now: self.now,
                 total: &mut self.total,
                 stats: &mut self.stats,
             };
@@ -718,6 +777,53 @@ mod tests {
         // An ACK with no hole known does nothing.
         r.ack(100);
         assert_eq!(r.app.gaps, 1);
+    }
+
+    #[test]
+    fn after_a_gap_held_segments_deliver_at_their_own_time() {
+        let t = Timestamp::from_nanos;
+        // Two-byte PDUs. "ab" at t=1; "cd" lost; "ef" at t=2, "g" at t=3 and "h" at
+        // t=4 held; the peer's acknowledgment at t=9 gives the hole up.
+        let mut r = Rig::new(2);
+        r.now = t(1);
+        r.seg(0, b"ab");
+        r.now = t(2);
+        r.seg(4, b"ef");
+        r.now = t(4);
+        r.seg(7, b"h");
+        r.now = t(3);
+        r.seg(6, b"g");
+        r.now = t(9);
+        r.ack(4);
+        assert_eq!(r.app.seen, b"abefgh");
+        // "ef" was whole at t=2; "gh" began at t=3 and ended in a segment of t=4.
+        assert_eq!(r.app.times, [None, Some(t(2)), Some(t(4))]);
+        // What comes next is the current packet's again.
+        assert_eq!(r.app.time, None);
+        r.seg(8, b"ij");
+        assert_eq!(r.app.times.last(), Some(&None));
+
+        // Filled by an in-order segment instead: the segment that filled the hole
+        // completed what was held.
+        let mut r = Rig::new(2);
+        r.now = t(1);
+        r.seg(0, b"ab");
+        r.now = t(2);
+        r.seg(4, b"ef");
+        r.now = t(5);
+        r.seg(2, b"cd");
+        assert_eq!(r.app.seen, b"abcdef");
+        assert_eq!(r.app.times, [None, None, None]);
+
+        // A flow that ends with a hole: the held data at its own time.
+        let mut r = Rig::new(2);
+        r.now = t(1);
+        r.seg(0, b"ab");
+        r.seg(4, b"ef");
+        r.now = t(60);
+        r.flush();
+        assert_eq!(r.app.seen, b"abef");
+        assert_eq!(r.app.times, [None, Some(t(1))]);
     }
 
     #[test]
