@@ -36,6 +36,9 @@ pub struct FlowStats {
     pub tcp_overlaps: u64,
     /// Holes skipped (`on_gap` calls): lost bytes or a buffer bound.
     pub tcp_gaps: u64,
+    /// RST segments ignored: their sequence number is outside any window of their
+    /// sender's (forged, or from another connection).
+    pub tcp_rst_ignored: u64,
     /// Bytes dropped because a buffer bound was hit.
     pub reassembly_bytes_dropped: u64,
     /// IP datagrams reassembled from fragments.
@@ -73,6 +76,7 @@ impl FlowStats {
             tcp_out_of_order_segments,
             tcp_overlaps,
             tcp_gaps,
+            tcp_rst_ignored,
             reassembly_bytes_dropped,
             fragments_reassembled,
             fragments_dropped,
@@ -97,6 +101,7 @@ impl FlowStats {
         self.tcp_out_of_order_segments += tcp_out_of_order_segments;
         self.tcp_overlaps += tcp_overlaps;
         self.tcp_gaps += tcp_gaps;
+        self.tcp_rst_ignored += tcp_rst_ignored;
         self.reassembly_bytes_dropped += reassembly_bytes_dropped;
         self.fragments_reassembled += fragments_reassembled;
         self.fragments_dropped += fragments_dropped;

@@ -820,7 +820,17 @@ impl<F: HandlerFactory> FlowTable<F> {
             }
             return;
         }
+        let [d0, d1] = &flow.tcp;
+        let this = match dir {
+            Direction::ToServer => d0,
+            Direction::ToClient => d1,
+        };
         let rst = seg.flags.contains(TcpFlags::RST);
+        if rst && !this.accepts_rst(seg.seq) {
+            // Not the sender's: the endpoints drop it too, data and all.
+            self.env.stats.tcp_rst_ignored += 1;
+            return;
+        }
         let mut b = Budget {
             cfg: &self.env.config,
             now: o.ts,
@@ -1672,6 +1682,28 @@ mod tests {
         r.cport = 1234;
         assert!(r.tcp(S, 1, 0, TcpFlags::RST, b"").is_empty());
         assert_eq!(r.stats().flows_created, 1);
+    }
+
+    #[test]
+    fn a_rst_outside_its_senders_window_is_ignored() {
+        let mut r = Rig::new(2);
+        r.handshake(0, 1000);
+        assert_eq!(r.data(S, 1, b"ab").len(), 1);
+        // Forged: a sequence number far from the server's next byte (1001), with
+        // data. Neither ends the flow nor reaches the dissector.
+        let far = 1001u32.wrapping_add(0x4000_0000);
+        assert!(r.tcp(C, far, 3, TcpFlags::RST, b"xy").is_empty());
+        assert!(r
+            .tcp(C, 1001u32.wrapping_sub(0x20_0000), 3, TcpFlags::RST, b"")
+            .is_empty());
+        assert_eq!(r.stats().tcp_rst_ignored, 2);
+        assert_eq!(r.stats().flows_ended, 0);
+        // The connection goes on in the same flow.
+        assert_eq!(r.data(S, 3, b"cd"), [pdu(6, 0, 1, S, b"cd")]);
+        // The server's own RST, a little past what was seen of it, ends the flow.
+        let ev = r.tcp(C, 1001 + 100, 5, TcpFlags::RST, b"");
+        assert_eq!(ev, [(7, 0, 0, 2, S, "end", vec![])]);
+        assert_eq!(r.stats().flows_ended, 1);
     }
 
     #[test]

@@ -147,6 +147,19 @@ impl TcpDir {
         self.next_seq
     }
 
+    /// Whether a RST sent in this direction with sequence number `seq` can be the
+    /// sender's: within a window (`MAX_ACKED_BACKLOG`) of the next byte expected,
+    /// before or after it. Endpoints accept a RST only inside their receive window
+    /// (RFC 5961, 3.2); a sensor that ended flows on any RST could be made to drop a
+    /// connection's state by one forged packet with a random number, which passes
+    /// this check about once in 2,048. Before a byte of this direction is known there
+    /// is nothing to compare with (a refused connection's RST).
+    pub(crate) fn accepts_rst(&self, seq: u32) -> bool {
+        !self.synced
+            || seq.wrapping_sub(self.next_seq) <= MAX_ACKED_BACKLOG
+            || self.next_seq.wrapping_sub(seq) <= MAX_ACKED_BACKLOG
+    }
+
     pub(crate) fn syn_seq(&self) -> Option<u32> {
         self.syn_seq
     }

@@ -71,6 +71,7 @@ impl RunStats {
             ),
             format!("tcp_out_of_order_segments: {}", f.tcp_out_of_order_segments),
             format!("tcp_gaps: {}", f.tcp_gaps),
+            format!("tcp_rst_ignored: {}", f.tcp_rst_ignored),
             format!("reassembly_bytes_dropped: {}", f.reassembly_bytes_dropped),
             format!("fragments_reassembled: {}", f.fragments_reassembled),
             format!("fragments_dropped: {}", f.fragments_dropped),
@@ -210,6 +211,7 @@ impl Figures {
                 "bytes_dropped": f.reassembly_bytes_dropped,
                 "out_of_order_segments": f.tcp_out_of_order_segments,
                 "retransmitted_segments": f.tcp_retransmitted_segments,
+                "rst_ignored": f.tcp_rst_ignored,
             }),
             pdus: per_protocol(&r.pdus),
             parse_errors: per_protocol(&r.anomalous),
@@ -314,6 +316,12 @@ impl Figures {
             "counter",
             "Holes in TCP streams (data never captured).",
             &[("", f.tcp_gaps)],
+        );
+        metric(
+            "tcp_rst_ignored_total",
+            "counter",
+            "TCP resets ignored: their sequence number is in no window of their sender's.",
+            &[("", f.tcp_rst_ignored)],
         );
         metric(
             "decode_errors_total",
