@@ -18,7 +18,7 @@ const FLOW_BUFFER_BOUND: usize = 4096;
 /// plus the 7 visible bytes of the next header.
 const MAX_STALL_TAIL: usize = 267;
 
-common::dissector!(ModbusFlow);
+common::dissector!(ModbusFlow, acked_beyond);
 
 fuzz_target!(|data: &[u8]| {
     let _ = probe(data);

@@ -15,7 +15,7 @@ use otwatch_opcua::{parse_ua_chunk, probe, OpcuaConfig, OpcuaFlow};
 /// What the flow layer would buffer per direction before declaring a gap.
 const FLOW_BUFFER_BOUND: usize = 64 * 1024;
 
-common::dissector!(OpcuaFlow);
+common::dissector!(OpcuaFlow, acked_beyond);
 
 fuzz_target!(|data: &[u8]| {
     let _ = probe(data);

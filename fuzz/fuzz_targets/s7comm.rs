@@ -16,7 +16,7 @@ use otwatch_s7comm::{parse_cotp, parse_s7_pdu, parse_tpkt, probe, S7Config, S7Fl
 /// What the flow layer would buffer per direction before declaring a gap.
 const FLOW_BUFFER_BOUND: usize = 64 * 1024;
 
-common::dissector!(S7Flow);
+common::dissector!(S7Flow, acked_beyond);
 
 fuzz_target!(|data: &[u8]| {
     let _ = probe(data);

@@ -30,6 +30,14 @@ pub trait StreamHandler {
     /// carries (a response whose request was never seen answers one of those bytes).
     fn on_unseen_acked(&mut self, _dir: Direction) {}
 
+    /// The peer has now acknowledged bytes of `dir` beyond any the sensor saw, or saw
+    /// acknowledged before (since the last gap): answers among them, should the
+    /// capture have lost them, answer requests outstanding now, not requests sent
+    /// after. Called before the acknowledging segment's own data (if it has any) and
+    /// before its `on_unseen_acked`; a later `on_gap(dir)` may then be declared for
+    /// those bytes, once the loss is certain.
+    fn on_acked_beyond(&mut self, _dir: Direction) {}
+
     /// The flow ended (FIN/RST, idle timeout, eviction, or end of input).
     fn on_end(&mut self, _out: &mut dyn PduSink) {}
 }

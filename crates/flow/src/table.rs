@@ -33,7 +33,7 @@ use crate::config::{nanos, FlowConfig};
 use crate::decode::{decode, decode_transport, DecodeError, TcpFlags, TcpSegment, L4};
 use crate::defrag::Defragmenter;
 use crate::stats::FlowStats;
-use crate::tcp::{seq_lt, AppSink, Budget, TcpDir};
+use crate::tcp::{seq_lt, AppSink, Budget, TcpDir, Unseen};
 use crate::PacketIn;
 
 const NIL: u32 = u32::MAX;
@@ -355,6 +355,13 @@ impl<F: HandlerFactory> Sink<'_, '_, F> {
             h.on_unseen_acked(dir);
         }
     }
+
+    /// See [`StreamHandler::on_acked_beyond`].
+    fn acked_beyond(&mut self, dir: Direction) {
+        if let Some((h, _)) = self.handler() {
+            h.on_acked_beyond(dir);
+        }
+    }
 }
 
 /// Why a flow ends.
@@ -605,7 +612,6 @@ impl<F: HandlerFactory> FlowTable<F> {
                 // A lone RST does not make a flow.
                 let create = !seg.flags.contains(TcpFlags::RST) || !seg.payload.is_empty();
                 if let Some(idx) = self.lookup(key, from_lo, Some(&seg), None, create, o) {
-                    self.count(idx, from_lo, seg.payload.len());
                     self.tcp(idx, from_lo, &seg, now, o);
                 }
             }
@@ -808,6 +814,18 @@ impl<F: HandlerFactory> FlowTable<F> {
     }
 
     fn tcp(&mut self, idx: u32, from_lo: bool, seg: &TcpSegment<'_>, now: i64, o: &mut Out<'_>) {
+        let rst = seg.flags.contains(TcpFlags::RST);
+        let forged = self.slot(idx).is_some_and(|f| {
+            let sender = f.tcp.get(f.dir(from_lo).index());
+            rst && !f.ended && sender.is_some_and(|d| !d.accepts_rst(seg.seq))
+        });
+        if forged {
+            // Not the sender's: the endpoints drop it, data and all, and so does the
+            // flow (it neither counts nor keeps the flow from idling out).
+            self.env.stats.tcp_rst_ignored += 1;
+            return;
+        }
+        self.count(idx, from_lo, seg.payload.len());
         self.touch(idx, now);
         let Some(flow) = self.flows.get_mut(idx) else {
             return;
@@ -818,17 +836,6 @@ impl<F: HandlerFactory> FlowTable<F> {
             if !seg.payload.is_empty() {
                 self.env.stats.tcp_retransmitted_segments += 1;
             }
-            return;
-        }
-        let [d0, d1] = &flow.tcp;
-        let this = match dir {
-            Direction::ToServer => d0,
-            Direction::ToClient => d1,
-        };
-        let rst = seg.flags.contains(TcpFlags::RST);
-        if rst && !this.accepts_rst(seg.seq) {
-            // Not the sender's: the endpoints drop it too, data and all.
-            self.env.stats.tcp_rst_ignored += 1;
             return;
         }
         let mut b = Budget {
@@ -852,9 +859,15 @@ impl<F: HandlerFactory> FlowTable<F> {
             // No dissector: no reassembly, only where the stream is and when it ends.
             this.skim(seg.seq, seg.flags, seg.payload.len());
         } else if !rst {
-            let acks_unseen = seg.flags.contains(TcpFlags::ACK)
-                && other.peer_ack(dir.reverse(), seg.ack, &mut b, &mut sink);
-            if acks_unseen && !seg.payload.is_empty() {
+            let unseen = if seg.flags.contains(TcpFlags::ACK) {
+                other.peer_ack(dir.reverse(), seg.ack, &mut b, &mut sink)
+            } else {
+                Unseen::No
+            };
+            if unseen == Unseen::AckedFurther {
+                sink.acked_beyond(dir.reverse());
+            }
+            if unseen != Unseen::No && !seg.payload.is_empty() {
                 sink.unseen_acked(dir.reverse());
             }
             this.segment(dir, seg.seq, seg.flags, seg.payload, &mut b, &mut sink);
@@ -1086,6 +1099,8 @@ mod tests {
     }
 
     static ASKED: std::sync::Mutex<Vec<bool>> = std::sync::Mutex::new(Vec::new());
+    /// The directions of the `on_acked_beyond` calls, in order.
+    static BEYOND: std::sync::Mutex<Vec<Direction>> = std::sync::Mutex::new(Vec::new());
 
     fn marker(dir: Direction, function: &'static str, bytes: &[u8]) -> Pdu {
         Pdu {
@@ -1127,6 +1142,9 @@ mod tests {
         }
         fn on_gap(&mut self, dir: Direction, out: &mut dyn PduSink) {
             out.push(marker(dir, "gap", b""));
+        }
+        fn on_acked_beyond(&mut self, dir: Direction) {
+            BEYOND.lock().unwrap().push(dir);
         }
         fn on_end(&mut self, out: &mut dyn PduSink) {
             out.push(marker(S, "end", b""));
@@ -1520,6 +1538,36 @@ mod tests {
     }
 
     #[test]
+    fn the_handler_hears_when_the_peer_acknowledges_further_unseen_bytes() {
+        let beyond = || BEYOND.lock().unwrap().len();
+        let mut r = Rig::new(4);
+        r.handshake(0, 1000);
+        assert_eq!(r.data(S, 1, b"req1"), [pdu(3, 0, 0, S, b"req1")]);
+        // The answer (1001..1005) is lost. The next request acknowledges it: the
+        // handler hears before the request's data.
+        let ev = r.tcp(S, 5, 1005, TcpFlags::PSH | TcpFlags::ACK, b"req2");
+        assert_eq!(ev, [pdu(4, 0, 1, S, b"req2")]);
+        assert_eq!(*BEYOND.lock().unwrap(), [C]);
+        // The same acknowledgment again: nothing new.
+        r.tcp(S, 9, 1005, TcpFlags::PSH | TcpFlags::ACK, b"req3");
+        assert_eq!(beyond(), 1);
+        // Further, in a segment without data: heard too.
+        assert!(r.tcp(S, 13, 1009, TcpFlags::ACK, b"").is_empty());
+        assert_eq!(beyond(), 2);
+        // The answer to req3 (1009..1013) arrives, held behind the hole; the next
+        // acknowledgment declares the gap (no new "beyond": the hole is known).
+        assert!(r
+            .tcp(C, 1009, 13, TcpFlags::PSH | TcpFlags::ACK, b"ans3")
+            .is_empty());
+        let ev = r.tcp(S, 13, 1013, TcpFlags::ACK, b"");
+        assert_eq!(
+            ev,
+            [(8, 0, 0, 0, C, "gap", vec![]), pdu(8, 1, 1, C, b"ans3")]
+        );
+        assert_eq!(beyond(), 2);
+    }
+
+    #[test]
     fn a_pdu_held_behind_a_lost_hole_keeps_the_time_of_its_packet() {
         let mut r = Rig::new(4);
         r.handshake(0, 0);
@@ -1704,6 +1752,26 @@ mod tests {
         let ev = r.tcp(C, 1001 + 100, 5, TcpFlags::RST, b"");
         assert_eq!(ev, [(7, 0, 0, 2, S, "end", vec![])]);
         assert_eq!(r.stats().flows_ended, 1);
+
+        // After a loss of more than the window, the sensor's position lags: a RST at
+        // the peer's acknowledgment (RFC 5961's reference) is the sender's.
+        let mut r = Rig::new(2);
+        r.handshake(0, 1000);
+        assert_eq!(r.data(C, 1001, b"ab").len(), 1);
+        let lost = 1003u32 + (2 << 20);
+        assert!(r.tcp(S, 1, lost, TcpFlags::ACK, b"").is_empty());
+        r.tcp(C, lost, 1, TcpFlags::RST | TcpFlags::ACK, b"");
+        assert_eq!((r.stats().tcp_rst_ignored, r.stats().flows_ended), (0, 1));
+
+        // Forged RSTs do not keep a flow from idling out.
+        let mut r = Rig::new(2);
+        let idle = FlowConfig::default().tcp_idle_timeout.as_secs_f64();
+        r.handshake(0, 1000);
+        r.now += idle - 1.0;
+        r.tcp(C, 1001 + 0x4000_0000, 1, TcpFlags::RST, b"");
+        r.now += 2.0;
+        r.data(S, 1, b"ab");
+        assert_eq!(r.stats().flows_timed_out, 1);
     }
 
     #[test]

@@ -68,6 +68,19 @@ const MAX_WINDOW: u32 = 1 << 30;
 /// multiples of the held segments allowed; past it the hole is given up.
 const MAX_REFUSED_PER_HOLE_FACTOR: usize = 4;
 
+/// What an acknowledgment says of bytes the sensor did not see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unseen {
+    /// Nothing: it acknowledges bytes seen, or a hole it gave up as a gap.
+    No,
+    /// Bytes not seen, with no known hole to explain them (lost, or late), no further
+    /// than an earlier acknowledgment already showed.
+    Acked,
+    /// ... further than any acknowledgment showed before (since the last gap, and
+    /// since the bytes caught up).
+    AckedFurther,
+}
+
 /// Whose time the PDUs completed by held segments carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Times {
@@ -111,6 +124,9 @@ pub(crate) struct TcpDir {
     fin_seq: Option<u32>,
     /// Highest acknowledgment the peer sent for this direction.
     peer_acked: Option<u32>,
+    /// The furthest acknowledgment reported as [`Unseen::AckedFurther`], until a gap
+    /// or the bytes themselves pass it.
+    unseen_acked: Option<u32>,
     /// Sequence number of the SYN, when seen (tells a retransmitted SYN from a new
     /// connection on the same 5-tuple).
     syn_seq: Option<u32>,
@@ -148,16 +164,22 @@ impl TcpDir {
     }
 
     /// Whether a RST sent in this direction with sequence number `seq` can be the
-    /// sender's: within a window (`MAX_ACKED_BACKLOG`) of the next byte expected,
-    /// before or after it. Endpoints accept a RST only inside their receive window
-    /// (RFC 5961, 3.2); a sensor that ended flows on any RST could be made to drop a
-    /// connection's state by one forged packet with a random number, which passes
-    /// this check about once in 2,048. Before a byte of this direction is known there
+    /// sender's: within a window (`MAX_ACKED_BACKLOG`), before or after, of the next
+    /// byte expected here or of the peer's acknowledgment (the receiver's next byte,
+    /// which RFC 5961, 3.2, compares with; after a loss the sensor's own position lags
+    /// behind it). Endpoints accept a RST only inside their receive window; a sensor
+    /// that ended flows on any RST could be made to drop a connection's state by one
+    /// forged packet with a random number, which passes this check about once in
+    /// 1,000. With neither a byte nor an acknowledgment of this direction known there
     /// is nothing to compare with (a refused connection's RST).
     pub(crate) fn accepts_rst(&self, seq: u32) -> bool {
-        !self.synced
-            || seq.wrapping_sub(self.next_seq) <= MAX_ACKED_BACKLOG
-            || self.next_seq.wrapping_sub(seq) <= MAX_ACKED_BACKLOG
+        let near = |x: u32| {
+            seq.wrapping_sub(x) <= MAX_ACKED_BACKLOG || x.wrapping_sub(seq) <= MAX_ACKED_BACKLOG
+        };
+        match (self.synced, self.peer_acked) {
+            (false, None) => true,
+            (synced, acked) => (synced && near(self.next_seq)) || acked.is_some_and(near),
+        }
     }
 
     pub(crate) fn syn_seq(&self) -> Option<u32> {
@@ -238,19 +260,19 @@ impl TcpDir {
     /// The peer acknowledged up to `ack` (exclusive) of this direction: a hole that
     /// lies before it will never be filled. Returns whether `ack` covers bytes of this
     /// direction not seen, with no known hole to explain them (they are lost, or
-    /// late).
+    /// late), and whether further than before.
     pub(crate) fn peer_ack(
         &mut self,
         dir: Direction,
         ack: u32,
         b: &mut Budget<'_>,
         app: &mut dyn AppSink,
-    ) -> bool {
+    ) -> Unseen {
         if self.peer_acked.is_none_or(|a| seq_lt(a, ack)) {
             self.peer_acked = Some(ack);
         }
         if !self.synced || self.closed || seq_le(ack, self.next_seq) {
-            return false;
+            return Unseen::No;
         }
         // Where the hole ends: the first byte held, or the FIN.
         let hole_end = match (self.held.first(), self.fin_seq) {
@@ -258,14 +280,25 @@ impl TcpDir {
             (None, Some(f)) if f != self.next_seq => f,
             // No known hole: the acknowledged bytes may still be on their way (a mirror
             // port can reorder the two directions).
-            _ => return ack.wrapping_sub(self.next_seq) <= MAX_WINDOW,
+            _ if ack.wrapping_sub(self.next_seq) > MAX_WINDOW => return Unseen::No,
+            _ => {
+                let next = self.next_seq;
+                let further = self
+                    .unseen_acked
+                    .is_none_or(|u| seq_le(u, next) || seq_lt(u, ack));
+                if !further {
+                    return Unseen::Acked;
+                }
+                self.unseen_acked = Some(ack);
+                return Unseen::AckedFurther;
+            }
         };
         let target = if seq_lt(ack, hole_end) { ack } else { hole_end };
         self.skip_to(dir, target, b, app);
         self.drain_held(dir, b, app, Times::Own);
         self.check_fin();
         self.reaccount(b.total);
-        false
+        Unseen::No
     }
 
     /// The flow ends: every hole becomes a gap and what was held is delivered.
@@ -470,6 +503,7 @@ impl TcpDir {
     /// Declares the bytes before `target` lost.
     fn skip_to(&mut self, dir: Direction, target: u32, b: &mut Budget<'_>, app: &mut dyn AppSink) {
         self.refused = 0;
+        self.unseen_acked = None;
         app.gap(dir);
         b.stats.tcp_gaps += 1;
         b.stats.reassembly_bytes_dropped += self.pending.len() as u64;
@@ -489,7 +523,9 @@ impl TcpDir {
         app: &mut dyn AppSink,
         times: Times,
     ) {
+        // The time of the latest bytes left pending by a held segment.
         let mut carried: Option<Timestamp> = None;
+        let mut timed = false;
         while let Some(first) = self.held.first() {
             if seq_lt(self.next_seq, first.seq) {
                 break;
@@ -504,17 +540,25 @@ impl TcpDir {
             let skip = self.next_seq.wrapping_sub(h.seq) as usize;
             let fresh = h.data.get(skip..).unwrap_or_default();
             self.next_seq = self.next_seq.wrapping_add(len32(fresh));
-            if times == Times::Own {
-                let ts = match carried {
-                    Some(c) if !self.pending.is_empty() => c.max(h.ts),
-                    _ => h.ts,
-                };
-                carried = Some(ts);
-                app.set_time(Some(ts));
+            if times == Times::Current {
+                self.deliver(dir, fresh, b, app);
+                continue;
             }
+            let ts = match carried {
+                Some(c) if !self.pending.is_empty() => c.max(h.ts),
+                _ => h.ts,
+            };
+            app.set_time(Some(ts));
+            timed = true;
             self.deliver(dir, fresh, b, app);
+            // The bytes left pending: this segment's alone, or older ones too.
+            carried = Some(if self.pending.len() <= fresh.len() {
+                h.ts
+            } else {
+                ts
+            });
         }
-        if carried.is_some() {
+        if timed {
             app.set_time(None);
         }
     }
@@ -673,14 +717,14 @@ mod tests {
             self.d
                 .segment(S, seq, flags, payload, &mut b, &mut self.app);
         }
-        fn ack(&mut self, ack: u32) {
+        fn ack(&mut self, ack: u32) -> Unseen {
             let mut b = Budget {
                 cfg: &self.cfg,
                 now: self.now,
                 total: &mut self.total,
                 stats: &mut self.stats,
             };
-            self.d.peer_ack(S, ack, &mut b, &mut self.app);
+            self.d.peer_ack(S, ack, &mut b, &mut self.app)
         }
         fn flush(&mut self) {
             let mut b = Budget {
@@ -816,6 +860,21 @@ mod tests {
         r.seg(8, b"ij");
         assert_eq!(r.app.times.last(), Some(&None));
 
+        // Held out of order among themselves: "e" at t=5, "fg" at t=1, "h" at t=2.
+        // "ef" ends in bytes of t=1 but began in bytes of t=5; "gh" is of t=1 and 2.
+        let mut r = Rig::new(2);
+        r.now = t(1);
+        r.seg(0, b"ab");
+        r.seg(5, b"fg");
+        r.now = t(2);
+        r.seg(7, b"h");
+        r.now = t(5);
+        r.seg(4, b"e");
+        r.now = t(9);
+        r.ack(4);
+        assert_eq!(r.app.seen, b"abefgh");
+        assert_eq!(r.app.times, [None, Some(t(5)), Some(t(2))]);
+
         // Filled by an in-order segment instead: the segment that filled the hole
         // completed what was held.
         let mut r = Rig::new(2);
@@ -837,6 +896,27 @@ mod tests {
         r.flush();
         assert_eq!(r.app.seen, b"abef");
         assert_eq!(r.app.times, [None, Some(t(1))]);
+    }
+
+    #[test]
+    fn acknowledgments_of_unseen_bytes_say_when_they_reach_further() {
+        let mut r = Rig::new(1);
+        r.seg(0, b"ab");
+        assert_eq!(r.ack(2), Unseen::No);
+        // 2..5 acknowledged, not seen; then again, then further.
+        assert_eq!(r.ack(5), Unseen::AckedFurther);
+        assert_eq!(r.ack(5), Unseen::Acked);
+        assert_eq!(r.ack(4), Unseen::Acked);
+        assert_eq!(r.ack(7), Unseen::AckedFurther);
+        // The bytes come after all (late): what is acknowledged next is new again.
+        r.seg(2, b"cdefg");
+        assert_eq!(r.ack(7), Unseen::No);
+        assert_eq!(r.ack(8), Unseen::AckedFurther);
+        // A hole with data held after it is a gap at once, and a fresh start.
+        r.seg(10, b"k");
+        assert_eq!(r.ack(11), Unseen::No);
+        assert_eq!(r.app.gaps, 1);
+        assert_eq!(r.ack(12), Unseen::AckedFurther);
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub struct ModbusFlow {
     /// have been in it. A server may answer pipelined requests out of order, so the
     /// requests sent since keep waiting.
     gap_front: usize,
+    /// Outstanding requests when the client last acknowledged responses the sensor
+    /// had not seen: the gap declared for them later (once the loss is certain) can
+    /// only hold answers to these.
+    loss_front: Option<usize>,
     to_server: DirState,
     to_client: DirState,
 }
@@ -95,6 +99,7 @@ impl ModbusFlow {
             answering_unseen: false,
             answers_lost: false,
             gap_front: 0,
+            loss_front: None,
             to_server: DirState::default(),
             to_client: DirState::default(),
         }
@@ -195,7 +200,11 @@ impl ModbusFlow {
             }
             Direction::ToClient => {
                 self.answers_lost = true;
-                self.gap_front = self.pending.len();
+                let outstanding = self.pending.len();
+                self.gap_front = self
+                    .loss_front
+                    .take()
+                    .map_or(outstanding, |n| n.min(outstanding));
             }
         }
     }
@@ -211,6 +220,15 @@ impl ModbusFlow {
         }
     }
 
+    /// The client has now acknowledged response bytes beyond any seen (`dir` is
+    /// `ToClient`): if the capture lost them, the gap declared later holds answers
+    /// to the requests outstanding now only, not to those sent after.
+    pub fn on_acked_beyond(&mut self, dir: Direction) {
+        if dir == Direction::ToClient {
+            self.loss_front = Some(self.pending.len());
+        }
+    }
+
     /// The flow ended: unanswered requests are forgotten (they were reported when
     /// seen).
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
@@ -220,6 +238,7 @@ impl ModbusFlow {
         self.answering_unseen = false;
         self.answers_lost = false;
         self.gap_front = 0;
+        self.loss_front = None;
         self.to_server = DirState::default();
         self.to_client = DirState::default();
     }
@@ -313,12 +332,17 @@ impl ModbusFlow {
                     self.pending.pop_front();
                     self.before_gap = self.before_gap.saturating_sub(1);
                     self.gap_front = self.gap_front.saturating_sub(1);
+                    self.loss_front = self.loss_front.map(|n| n.saturating_sub(1));
                     decoded.anomalies.insert(Anomalies::REQUEST_FLOOD);
                 }
                 self.pending.push_back(ctx);
                 (decoded, None)
             }
             Direction::ToClient => {
+                // A response before any gap: what was acknowledged unseen may have
+                // been late rather than lost. A later gap without a fresh
+                // acknowledgment counts every outstanding request.
+                self.loss_front = None;
                 let tid = adu.transaction_id;
                 // Usually the oldest request is the one answered: the search looks
                 // there first, and `take` pops it without shifting the rest.
@@ -1910,16 +1934,19 @@ mod tests {
     }
 
     #[test]
-    fn requests_sent_after_a_gap_in_the_answers_wait_for_their_own() {
+    fn requests_sent_after_a_loss_in_the_answers_wait_for_their_own() {
         let poll = |tid| adu(tid, 1, &[0x03, 0x00, 0x01, 0x00, 0x01]);
         let answer = |tid| adu(tid, 1, &[0x03, 0x02, 0x00, 0x07]);
+        // As the flow layer calls: request 1's answer is lost. Requests 2 and 3 come
+        // in segments that acknowledge it (the first one further than before), the
+        // server answers 3 before 2 (Modbus/TCP allows it), and the gap is declared
+        // only when the answer to 3, held behind the hole, is acknowledged.
         let mut f = flow();
-        // Request 1's answer is lost; requests 2 and 3 are pipelined after the gap
-        // and the server answers them out of order (Modbus/TCP allows it).
         one(&mut f, ToServer, &poll(1));
-        f.on_gap(ToClient, &mut Vec::new());
+        f.on_acked_beyond(ToClient);
         one(&mut f, ToServer, &poll(2));
         one(&mut f, ToServer, &poll(3));
+        f.on_gap(ToClient, &mut Vec::new());
         let r3 = one(&mut f, ToClient, &answer(3));
         assert!(r3.anomalies.is_empty(), "{r3:?}");
         // Only request 1 went with the gap: request 2 is still answered.
@@ -1927,6 +1954,30 @@ mod tests {
         let r2 = one(&mut f, ToClient, &answer(2));
         assert!(r2.anomalies.is_empty(), "{r2:?}");
         assert_eq!(info(&r2).address, Some(1));
+        assert_eq!(f.outstanding(), 0);
+
+        // A burst: the answers to 1 and 2 are both lost, and the second request's
+        // successor acknowledges further. Both requests go with the gap.
+        let mut f = flow();
+        one(&mut f, ToServer, &poll(1));
+        f.on_acked_beyond(ToClient);
+        one(&mut f, ToServer, &poll(2));
+        f.on_acked_beyond(ToClient);
+        one(&mut f, ToServer, &poll(3));
+        f.on_gap(ToClient, &mut Vec::new());
+        assert!(one(&mut f, ToClient, &answer(3)).anomalies.is_empty());
+        assert_eq!(f.outstanding(), 0);
+
+        // The acknowledged answers came after all (late, not lost): a later gap with
+        // no fresh acknowledgment counts every request outstanding.
+        let mut f = flow();
+        one(&mut f, ToServer, &poll(1));
+        f.on_acked_beyond(ToClient);
+        one(&mut f, ToServer, &poll(2));
+        assert!(one(&mut f, ToClient, &answer(1)).anomalies.is_empty());
+        one(&mut f, ToServer, &poll(3));
+        f.on_gap(ToClient, &mut Vec::new());
+        assert!(one(&mut f, ToClient, &answer(3)).anomalies.is_empty());
         assert_eq!(f.outstanding(), 0);
     }
 

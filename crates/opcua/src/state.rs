@@ -101,9 +101,10 @@ struct Channel {
     /// Length of the symmetric signature trailing each signed chunk.
     signature_len: usize,
     id: Option<u32>,
-    /// The largest chunk each side may send (to the server, to the client), as the
-    /// Acknowledge negotiated it (Part 6, 7.1.2.4: the server's ReceiveBufferSize and
-    /// SendBufferSize); `None` before one is seen.
+    /// The largest chunk in each direction (indexed by `Direction::index`), as the
+    /// Acknowledge negotiated it (Part 6, 7.1.2.4: its sender's ReceiveBufferSize
+    /// bounds the chunks towards it, its SendBufferSize the chunks from it); `None`
+    /// before one is seen.
     chunk_limits: Option<[u32; 2]>,
 }
 
@@ -166,6 +167,10 @@ pub struct OpcuaFlow {
     /// Outstanding requests at that gap (the oldest ones): only their answers can
     /// have been in it.
     gap_front: usize,
+    /// Outstanding requests when the client last acknowledged responses the sensor
+    /// had not seen: the gap declared for them later (once the loss is certain) can
+    /// only hold answers to these.
+    loss_front: Option<usize>,
     channel: Channel,
     to_server: DirState,
     to_client: DirState,
@@ -188,6 +193,7 @@ impl OpcuaFlow {
             answers_lost: false,
             publishes_lost: false,
             gap_front: 0,
+            loss_front: None,
             channel: Channel::default(),
             to_server: DirState::default(),
             to_client: DirState::default(),
@@ -317,9 +323,14 @@ impl OpcuaFlow {
                 self.before_gap = self.pending.len();
             }
             Direction::ToClient => {
-                self.gap_front = self.pending.len();
-                self.answers_lost = self.pending.iter().any(|p| !is_publish(p));
-                self.publishes_lost = self.pending.iter().any(is_publish);
+                let outstanding = self.pending.len();
+                self.gap_front = self
+                    .loss_front
+                    .take()
+                    .map_or(outstanding, |n| n.min(outstanding));
+                let at_gap = || self.pending.iter().take(self.gap_front);
+                self.answers_lost = at_gap().any(|p| !is_publish(p));
+                self.publishes_lost = at_gap().any(is_publish);
             }
         }
     }
@@ -343,6 +354,15 @@ impl OpcuaFlow {
         }
     }
 
+    /// The client has now acknowledged response bytes beyond any seen (`dir` is
+    /// `ToClient`): if the capture lost them, the gap declared later holds answers
+    /// to the requests outstanding now only, not to those sent after.
+    pub fn on_acked_beyond(&mut self, dir: Direction) {
+        if dir == Direction::ToClient {
+            self.loss_front = Some(self.pending.len());
+        }
+    }
+
     /// The flow ended: partial messages and unanswered requests are forgotten.
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
@@ -353,6 +373,7 @@ impl OpcuaFlow {
         self.answers_lost = false;
         self.publishes_lost = false;
         self.gap_front = 0;
+        self.loss_front = None;
         self.to_server = DirState::default();
         self.to_client = DirState::default();
     }
@@ -454,13 +475,11 @@ impl OpcuaFlow {
     /// every peer must accept, else the largest chunk accepted.
     fn skip_garbage(&mut self, dir: Direction, n: usize, out: &mut dyn PduSink) {
         const MIN_BUFFER_SIZE: u32 = 8192;
-        let negotiated = self.channel.chunk_limits.map(|[to_server, to_client]| {
-            match dir {
-                Direction::ToServer => to_server,
-                Direction::ToClient => to_client,
-            }
-            .max(MIN_BUFFER_SIZE)
-        });
+        let negotiated = self
+            .channel
+            .chunk_limits
+            .and_then(|limits| limits.get(dir.index()).copied())
+            .map(|n| n.max(MIN_BUFFER_SIZE));
         let longest = negotiated.map_or(self.config.max_chunk_size, |n| {
             n.min(self.config.max_chunk_size)
         }) as usize;
@@ -543,8 +562,16 @@ impl OpcuaFlow {
             }
             MessageType::ACKNOWLEDGE => {
                 let r = parse_acknowledge(body).map(|(_, ack)| {
-                    self.channel.chunk_limits =
-                        Some([ack.receive_buffer_size, ack.send_buffer_size]);
+                    // Keyed by the direction the Acknowledge travelled, so that a flow
+                    // whose client listens (reverse connect) gets them the right way.
+                    let mut limits = [0; 2];
+                    if let Some(l) = limits.get_mut(dir.reverse().index()) {
+                        *l = ack.receive_buffer_size;
+                    }
+                    if let Some(l) = limits.get_mut(dir.index()) {
+                        *l = ack.send_buffer_size;
+                    }
+                    self.channel.chunk_limits = Some(limits);
                     info.receive_buffer_size = Some(ack.receive_buffer_size);
                     info.send_buffer_size = Some(ack.send_buffer_size);
                     info.max_message_size = Some(ack.max_message_size);
@@ -820,6 +847,10 @@ impl OpcuaFlow {
                 (false, operation)
             }
             Some(kind) => {
+                // An answer before any gap: what was acknowledged unseen may have been
+                // late rather than lost (a later gap without a fresh acknowledgment
+                // counts every outstanding request).
+                self.loss_front = None;
                 let own = o.id.operation().unwrap_or(Operation::Other);
                 let found = info.request_handle.and_then(|handle| {
                     let k = self.pending.iter().position(|p| p.handle == handle)?;
@@ -876,6 +907,7 @@ impl OpcuaFlow {
             if k < self.gap_front {
                 self.gap_front -= 1;
             }
+            self.loss_front = self.loss_front.map(|n| if k < n { n - 1 } else { n });
         }
     }
 
@@ -1626,26 +1658,45 @@ mod tests {
         // 9000 bytes that never frame, in 100-byte segments.
         let junk = [0xEE; 100];
         let write = msg(3, &write_request(2));
-        let mut segments: Vec<&[u8]> = (0..90).map(|_| &junk[..]).collect();
-        segments.push(&write);
-        let gap_then_junk = |f: &mut OpcuaFlow| {
-            f.on_gap(ToServer, &mut Vec::new());
-            flags(&drive(f, ToServer, &segments))
+        let answer = msg(3, &write_response(2));
+        let gap_then_junk = |f: &mut OpcuaFlow, dir: Direction, then: &[u8]| {
+            let mut segments: Vec<&[u8]> = (0..90).map(|_| &junk[..]).collect();
+            segments.push(then);
+            f.on_gap(dir, &mut Vec::new());
+            flags(&drive(f, dir, &segments))
         };
+        let explained = [Anomalies::RESYNC, Anomalies::empty()];
+        let too_long = [Anomalies::RESYNC, Anomalies::GARBAGE, Anomalies::empty()];
         // Before an Acknowledge, a chunk may be as large as the configured bound.
         let mut f = OpcuaFlow::new(&OpcuaConfig::default());
-        assert_eq!(
-            gap_then_junk(&mut f),
-            [Anomalies::RESYNC, Anomalies::empty()]
-        );
-        // The Acknowledge limits chunks to 8192 octets: no lost chunk leaves 9000.
-        let mut f = OpcuaFlow::new(&OpcuaConfig::default());
-        drive(&mut f, ToServer, &[&hel(b"opc.tcp://plc:4840")]);
-        drive(&mut f, ToClient, &[&ack()]);
-        assert_eq!(
-            gap_then_junk(&mut f),
-            [Anomalies::RESYNC, Anomalies::GARBAGE, Anomalies::empty()]
-        );
+        assert_eq!(gap_then_junk(&mut f, ToServer, &write), explained);
+        // An Acknowledge whose sender receives chunks of up to 8192 octets and sends
+        // chunks of up to 65536: no lost chunk to it leaves 9000, one from it may.
+        let ack = |receive: u32, send: u32| {
+            let mut b = Vec::new();
+            for v in [0u32, receive, send, 4 << 20, 16] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            chunk(b"ACK", b'F', &b)
+        };
+        let negotiated = |ack_dir: Direction| {
+            let mut f = OpcuaFlow::new(&OpcuaConfig::default());
+            drive(&mut f, ack_dir.reverse(), &[&hel(b"opc.tcp://plc:4840")]);
+            drive(&mut f, ack_dir, &[&ack(8192, 65536)]);
+            f
+        };
+        let mut f = negotiated(ToClient);
+        assert_eq!(gap_then_junk(&mut f, ToServer, &write), too_long);
+        let mut f = negotiated(ToClient);
+        drive(&mut f, ToServer, &[&write]);
+        assert_eq!(gap_then_junk(&mut f, ToClient, &answer), explained);
+        // The same Acknowledge the other way (a client that listens, reverse
+        // connect, taken for the server): the bounds follow the message.
+        let mut f = negotiated(ToServer);
+        drive(&mut f, ToServer, &[&write]);
+        assert_eq!(gap_then_junk(&mut f, ToClient, &answer), too_long);
+        let mut f = negotiated(ToServer);
+        assert_eq!(gap_then_junk(&mut f, ToServer, &write), explained);
     }
 
     #[test]
@@ -1868,6 +1919,8 @@ mod tests {
         let mut out = Vec::new();
         for h in 0..140 {
             if h > 0 && h <= 135 {
+                // Each acknowledges one more lost answer than the last.
+                f.on_acked_beyond(ToClient);
                 f.on_unseen_acked(ToClient);
             }
             out.push(one(&mut f, ToServer, &msg(h, &write_request(h))));
@@ -1878,6 +1931,26 @@ mod tests {
                 out.push(one(&mut f, ToClient, &msg(h, &write_response(h))));
             }
         }
+        assert!(out.iter().all(|p| p.anomalies.is_empty()), "{out:?}");
+        assert_eq!(f.outstanding(), 0);
+    }
+
+    #[test]
+    fn requests_sent_after_a_loss_in_the_answers_wait_for_their_own() {
+        // As the flow layer calls: the answer to Write 1 is lost; Writes 2 and 3 come
+        // in segments that acknowledge it (the first further than before); the
+        // server answers 3 before 2, and the gap is declared only when the answer to
+        // 3, held behind the hole, is acknowledged.
+        let mut f = flow();
+        let mut out = vec![one(&mut f, ToServer, &msg(1, &write_request(1)))];
+        f.on_acked_beyond(ToClient);
+        out.push(one(&mut f, ToServer, &msg(2, &write_request(2))));
+        out.push(one(&mut f, ToServer, &msg(3, &write_request(3))));
+        f.on_gap(ToClient, &mut Vec::new());
+        out.push(one(&mut f, ToClient, &msg(3, &write_response(3))));
+        // Write 1 went with the gap, Write 2 did not.
+        assert_eq!(f.outstanding(), 1);
+        out.push(one(&mut f, ToClient, &msg(2, &write_response(2))));
         assert!(out.iter().all(|p| p.anomalies.is_empty()), "{out:?}");
         assert_eq!(f.outstanding(), 0);
     }

@@ -222,6 +222,17 @@ impl StreamHandler for AppHandler {
         }
     }
 
+    fn on_acked_beyond(&mut self, dir: Direction) {
+        match self {
+            AppHandler::Modbus(m) => m.dissector.on_acked_beyond(m.inward(dir)),
+            AppHandler::S7(s) => s.dissector.on_acked_beyond(s.inward(dir)),
+            AppHandler::Opcua(u) => u.dissector.on_acked_beyond(u.inward(dir)),
+            // A DNP3 master keeps one request outstanding per outstation: its
+            // answer is the one a gap in the responses takes.
+            AppHandler::Dnp3(_) => {}
+        }
+    }
+
     fn on_end(&mut self, out: &mut dyn PduSink) {
         let dir = Direction::ToServer;
         match self {

@@ -72,6 +72,10 @@ struct DirState {
     /// below this: those older than the next one answered wait for nothing. Jobs sent
     /// since keep waiting (a PLC may answer parallel jobs out of order).
     answers_lost_before: Option<u64>,
+    /// The job number at the moment the other side last acknowledged answers (to
+    /// this direction's jobs) that the sensor had not seen: the gap declared for them
+    /// later, once the loss is certain, holds answers to jobs numbered below it only.
+    loss_before: Option<u64>,
     /// The answers being delivered come in a segment that acknowledges bytes of this
     /// direction the sensor did not see: one that finds no job answers one of those.
     answering_unseen: bool,
@@ -233,7 +237,8 @@ impl S7Flow {
         st.plus_fragment = false;
         st.jobs_lost_since = Some(next_seq);
         st.jobs_lost = max_outstanding;
-        self.dir_state(dir.reverse()).answers_lost_before = Some(next_seq);
+        let jobs = self.dir_state(dir.reverse());
+        jobs.answers_lost_before = Some(jobs.loss_before.take().unwrap_or(next_seq));
     }
 
     /// The next bytes of the other direction come in a segment that acknowledges bytes
@@ -244,6 +249,14 @@ impl S7Flow {
     /// state of the flow.
     pub fn on_unseen_acked(&mut self, dir: Direction) {
         self.dir_state(dir).answering_unseen = true;
+    }
+
+    /// The other side has now acknowledged bytes of `dir` beyond any seen: if the
+    /// capture lost them, the gap declared later holds answers to the jobs of the
+    /// other direction sent before now only.
+    pub fn on_acked_beyond(&mut self, dir: Direction) {
+        let next_seq = self.next_seq;
+        self.dir_state(dir.reverse()).loss_before = Some(next_seq);
     }
 
     /// The flow ended: unanswered jobs are forgotten (they were reported when seen).
@@ -259,6 +272,10 @@ impl S7Flow {
     fn take(&mut self, job_dir: Direction, i: usize) -> Option<JobContext> {
         let job = self.pending.remove(i)?;
         let st = self.dir_state(job_dir);
+        // An answer before any gap: what was acknowledged unseen may have been late
+        // rather than lost (a later gap without a fresh acknowledgment counts every
+        // job sent before it).
+        st.loss_before = None;
         if let Some(before) = st.answers_lost_before.take() {
             // Jobs are answered in order: the older ones of this direction (among the
             // first `i` entries, some of the other direction) sent before the gap
@@ -1226,19 +1243,33 @@ mod tests {
     }
 
     #[test]
-    fn jobs_sent_after_a_gap_in_the_answers_wait_for_their_own() {
+    fn jobs_sent_after_a_loss_in_the_answers_wait_for_their_own() {
+        // As the flow layer calls: the answer to job 1 is lost. Jobs 2 and 3 come in
+        // segments that acknowledge it (the first further than before), the PLC
+        // answers them out of order (parallel jobs), and the gap is declared only
+        // when the answer to 3, held behind the hole, is acknowledged.
         let mut f = flow();
-        // The answer to job 1 is lost; jobs 2 and 3 go out after the gap and the PLC
-        // answers them out of order (parallel jobs).
         one(&mut f, ToServer, &read_job(1));
-        f.on_gap(ToClient, &mut Vec::new());
+        f.on_acked_beyond(ToClient);
         one(&mut f, ToServer, &read_job(2));
         one(&mut f, ToServer, &read_job(3));
+        f.on_gap(ToClient, &mut Vec::new());
         assert!(one(&mut f, ToClient, &read_answer(3)).anomalies.is_empty());
         // Job 1 went with the gap, job 2 did not.
         assert_eq!(f.outstanding(), 1);
         let a = one(&mut f, ToClient, &read_answer(2));
         assert!(a.anomalies.is_empty(), "{a:?}");
+        assert_eq!(f.outstanding(), 0);
+
+        // A burst: the answers to 1 and 2 are both lost, acknowledged in turn.
+        let mut f = flow();
+        one(&mut f, ToServer, &read_job(1));
+        f.on_acked_beyond(ToClient);
+        one(&mut f, ToServer, &read_job(2));
+        f.on_acked_beyond(ToClient);
+        one(&mut f, ToServer, &read_job(3));
+        f.on_gap(ToClient, &mut Vec::new());
+        assert!(one(&mut f, ToClient, &read_answer(3)).anomalies.is_empty());
         assert_eq!(f.outstanding(), 0);
     }
 

@@ -17,6 +17,9 @@ pub trait Dissector {
     fn on_gap(&mut self, dir: Direction, out: &mut dyn PduSink);
     /// The next bytes of the other direction acknowledge bytes of `dir` not seen.
     fn on_unseen_acked(&mut self, dir: Direction);
+    /// The other direction has acknowledged bytes of `dir` beyond any seen (only the
+    /// dissectors that bound a loss by it implement this).
+    fn on_acked_beyond(&mut self, _dir: Direction) {}
     /// The flow ended.
     fn on_end(&mut self, out: &mut dyn PduSink);
 }
@@ -24,7 +27,17 @@ pub trait Dissector {
 /// Implements [`Dissector`] for a flow state type by its inherent methods of the same
 /// names (the dissector crates do not depend on the flow crate's `StreamHandler`).
 macro_rules! dissector {
+    ($flow:ty, acked_beyond) => {
+        $crate::common::dissector!($flow, {
+            fn on_acked_beyond(&mut self, dir: ::otwatch_event::Direction) {
+                <$flow>::on_acked_beyond(self, dir)
+            }
+        });
+    };
     ($flow:ty) => {
+        $crate::common::dissector!($flow, {});
+    };
+    ($flow:ty, { $($extra:tt)* }) => {
         impl $crate::common::Dissector for $flow {
             fn on_data(
                 &mut self,
@@ -47,6 +60,7 @@ macro_rules! dissector {
             fn on_end(&mut self, out: &mut dyn ::otwatch_event::PduSink) {
                 <$flow>::on_end(self, out)
             }
+            $($extra)*
         }
     };
 }
@@ -136,6 +150,9 @@ pub fn feed_stream<D: Dissector>(
         }
         buf.extend_from_slice(chunk);
         out.lean = chunk.first().is_some_and(|b| b & 0x02 != 0);
+        if chunk.first().is_some_and(|b| b & 0x08 != 0) {
+            flow.on_acked_beyond(dir.reverse());
+        }
         if chunk.first().is_some_and(|b| b & 0x04 != 0) {
             flow.on_unseen_acked(dir.reverse());
         }
