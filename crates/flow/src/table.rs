@@ -815,10 +815,11 @@ impl<F: HandlerFactory> FlowTable<F> {
 
     fn tcp(&mut self, idx: u32, from_lo: bool, seg: &TcpSegment<'_>, now: i64, o: &mut Out<'_>) {
         let rst = seg.flags.contains(TcpFlags::RST);
-        let forged = self.slot(idx).is_some_and(|f| {
-            let sender = f.tcp.get(f.dir(from_lo).index());
-            rst && !f.ended && sender.is_some_and(|d| !d.accepts_rst(seg.seq))
-        });
+        let forged = rst
+            && self.slot(idx).is_some_and(|f| {
+                let sender = f.tcp.get(f.dir(from_lo).index());
+                !f.ended && sender.is_some_and(|d| !d.accepts_rst(seg.seq))
+            });
         if forged {
             // Not the sender's: the endpoints drop it, data and all, and so does the
             // flow (it neither counts nor keeps the flow from idling out).
