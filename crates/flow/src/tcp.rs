@@ -839,40 +839,30 @@ mod tests {
     #[test]
     fn after_a_gap_held_segments_deliver_at_their_own_time() {
         let t = Timestamp::from_nanos;
-        // Two-byte PDUs. "ab" at t=1; "cd" lost; "ef" at t=2, "g" at t=3 and "h" at
-        // t=4 held; the peer's acknowledgment at t=9 gives the hole up.
-        let mut r = Rig::new(2);
-        r.now = t(1);
-        r.seg(0, b"ab");
-        r.now = t(2);
-        r.seg(4, b"ef");
-        r.now = t(4);
-        r.seg(7, b"h");
-        r.now = t(3);
-        r.seg(6, b"g");
-        r.now = t(9);
-        r.ack(4);
-        assert_eq!(r.app.seen, b"abefgh");
-        // "ef" was whole at t=2; "gh" began at t=3 and ended in a segment of t=4.
+        // Two-byte PDUs: `segments` (time in ns, sequence number, bytes), then the
+        // peer's acknowledgment at t=9 gives up the hole before 4.
+        let gap_after = |segments: &[(i64, u32, &[u8])]| {
+            let mut r = Rig::new(2);
+            for &(at, seq, bytes) in segments {
+                r.now = t(at);
+                r.seg(seq, bytes);
+            }
+            r.now = t(9);
+            r.ack(4);
+            assert_eq!(r.app.seen, b"abefgh");
+            r
+        };
+        // "cd" lost; "ef" at t=2, "h" at t=4 and "g" at t=3 held. "ef" was whole at
+        // t=2; "gh" began at t=3 and ended in a segment of t=4.
+        let mut r = gap_after(&[(1, 0, b"ab"), (2, 4, b"ef"), (4, 7, b"h"), (3, 6, b"g")]);
         assert_eq!(r.app.times, [None, Some(t(2)), Some(t(4))]);
         // What comes next is the current packet's again.
         assert_eq!(r.app.time, None);
         r.seg(8, b"ij");
         assert_eq!(r.app.times.last(), Some(&None));
-
-        // Held out of order among themselves: "e" at t=5, "fg" at t=1, "h" at t=2.
+        // Held out of order among themselves: "fg" at t=1, "h" at t=2, "e" at t=5.
         // "ef" ends in bytes of t=1 but began in bytes of t=5; "gh" is of t=1 and 2.
-        let mut r = Rig::new(2);
-        r.now = t(1);
-        r.seg(0, b"ab");
-        r.seg(5, b"fg");
-        r.now = t(2);
-        r.seg(7, b"h");
-        r.now = t(5);
-        r.seg(4, b"e");
-        r.now = t(9);
-        r.ack(4);
-        assert_eq!(r.app.seen, b"abefgh");
+        let r = gap_after(&[(1, 0, b"ab"), (1, 5, b"fg"), (2, 7, b"h"), (5, 4, b"e")]);
         assert_eq!(r.app.times, [None, Some(t(5)), Some(t(2))]);
 
         // Filled by an in-order segment instead: the segment that filled the hole
