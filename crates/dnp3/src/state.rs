@@ -760,6 +760,7 @@ fn pdu(dir: Direction, info: Dnp3Info, operation: Operation, anomalies: Anomalie
 mod tests {
     use super::*;
     use crate::parser::build_link_frame;
+    use otwatch_event::testing::drive_stream;
     use Direction::{ToClient, ToServer};
 
     const MASTER: u16 = 1;
@@ -1259,21 +1260,9 @@ mod tests {
         r
     }
 
-    /// Drives `f` as the flow layer does: each segment is appended to what is left,
-    /// and the flow is called again while it makes progress.
+    /// Drives `f` as the flow layer does (see `drive_stream`).
     fn drive(f: &mut Dnp3Flow, dir: Direction, segments: &[&[u8]]) -> Vec<Pdu> {
-        let (mut out, mut buf) = (Vec::new(), Vec::new());
-        for s in segments {
-            buf.extend_from_slice(s);
-            loop {
-                let n = f.on_data(dir, &buf, &mut out);
-                buf.drain(..n);
-                if n == 0 || buf.is_empty() {
-                    break;
-                }
-            }
-        }
-        out
+        drive_stream(|b, out| f.on_data(dir, b, out), segments).0
     }
 
     fn flags(out: &[Pdu]) -> Vec<(&'static str, Anomalies)> {

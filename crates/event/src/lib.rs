@@ -20,6 +20,8 @@ pub mod modbus;
 pub mod opcua;
 pub mod s7comm;
 mod skipped;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod time;
 
 pub use dnp3::{Dnp3Attribute, Dnp3Info, Dnp3Object, Dnp3Point};

@@ -424,6 +424,7 @@ mod tests {
     use super::*;
     use crate::parser::parse_modbus_adu;
     use otwatch_event::modbus::{DeviceIdObject, FileRecord, UmasInfo};
+    use otwatch_event::testing::drive_stream;
     use Direction::{ToClient, ToServer};
 
     /// Wraps a PDU in an MBAP header (Modbus Messaging on TCP/IP Implementation Guide
@@ -1709,21 +1710,9 @@ mod tests {
         assert_eq!(garbage_count(&out), 0);
     }
 
-    /// Drives `f` as the flow layer does: each segment is appended to what is left,
-    /// and the flow is called again while it makes progress.
+    /// Drives `f` as the flow layer does (see `drive_stream`).
     fn drive(f: &mut ModbusFlow, dir: Direction, segments: &[&[u8]]) -> Vec<Pdu> {
-        let (mut out, mut buf) = (Vec::new(), Vec::new());
-        for s in segments {
-            buf.extend_from_slice(s);
-            loop {
-                let n = f.on_data(dir, &buf, &mut out);
-                buf.drain(..n);
-                if n == 0 || buf.is_empty() {
-                    break;
-                }
-            }
-        }
-        out
+        drive_stream(|b, out| f.on_data(dir, b, out), segments).0
     }
 
     #[test]

@@ -1076,6 +1076,7 @@ mod tests {
     use crate::decode::tests::{
         request_header_bytes, response_header_bytes, type_id, ua_str, write_request,
     };
+    use otwatch_event::testing::drive_stream;
     use otwatch_event::OpcuaValue;
     use Direction::{ToClient, ToServer};
 
@@ -1548,21 +1549,10 @@ mod tests {
         assert_eq!(info(&out[0]).nodes.as_ref().map(Vec::len), Some(2));
         assert_eq!(info(&out[1]).request_handle, Some(2));
     }
-    /// Drives `f` as the flow layer does: each segment is appended to what is left,
-    /// and the flow is called again while it makes progress.
+    /// Drives `f` as the flow layer does (see `drive_stream`); every byte is consumed.
     fn drive(f: &mut OpcuaFlow, dir: Direction, segments: &[&[u8]]) -> Vec<Pdu> {
-        let (mut out, mut buf) = (Vec::new(), Vec::new());
-        for s in segments {
-            buf.extend_from_slice(s);
-            loop {
-                let n = f.on_data(dir, &buf, &mut out);
-                buf.drain(..n);
-                if n == 0 || buf.is_empty() {
-                    break;
-                }
-            }
-        }
-        assert!(buf.is_empty(), "{} bytes left", buf.len());
+        let (out, left) = drive_stream(|b, out| f.on_data(dir, b, out), segments);
+        assert!(left.is_empty(), "{} bytes left", left.len());
         out
     }
 

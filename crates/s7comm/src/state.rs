@@ -555,6 +555,7 @@ pub(crate) fn check_stream_start(i: &[u8], max_len: u16) -> HeaderCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use otwatch_event::testing::drive_stream;
     use otwatch_event::S7Item;
     use Direction::{ToClient, ToServer};
 
@@ -1022,21 +1023,9 @@ mod tests {
         dt(&s7(3, pdu_ref, &[0x1b, 0x00], &[0x00, 0x00, 0x00, 0xfb]))
     }
 
-    /// Drives `f` as the flow layer does: each segment is appended to what is left,
-    /// and the flow is called again while it makes progress.
+    /// Drives `f` as the flow layer does (see `drive_stream`).
     fn drive(f: &mut S7Flow, dir: Direction, segments: &[&[u8]]) -> Vec<Pdu> {
-        let (mut out, mut buf) = (Vec::new(), Vec::new());
-        for s in segments {
-            buf.extend_from_slice(s);
-            loop {
-                let n = f.on_data(dir, &buf, &mut out);
-                buf.drain(..n);
-                if n == 0 || buf.is_empty() {
-                    break;
-                }
-            }
-        }
-        out
+        drive_stream(|b, out| f.on_data(dir, b, out), segments).0
     }
 
     fn flags(out: &[Pdu]) -> Vec<(&'static str, Anomalies)> {
