@@ -133,11 +133,20 @@ pub(crate) enum HeaderCheck {
     Yes { len: usize },
 }
 
+/// What the payload of a DT TPDU must be for its header to be believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DtPayload {
+    /// The start of a TSDU ([`tsdu_start`]).
+    Starts,
+    /// Any bytes: the rest of a TSDU whose start was checked.
+    Continues,
+}
+
 /// Checks the TPKT and COTP header at the front of `i`: version 3, reserved 0, a
 /// length in `7..=max_len`, a COTP length indicator that fits, and a TPDU type among
-/// CR, CC, DR, DC, DT (class 0 and 2 use only those, plus ER); a DT's first payload
-/// byte, when present, must be an S7 protocol id (or a TLS record type).
-pub(crate) fn check_header(i: &[u8], max_len: u16) -> HeaderCheck {
+/// CR, CC, DR, DC, DT (class 0 and 2 use only those, plus ER); a DT's payload must be
+/// what `dt` says.
+pub(crate) fn check_header(i: &[u8], max_len: u16, dt: DtPayload) -> HeaderCheck {
     match i {
         [v, r, ..] if *v != 3 || *r != 0 => HeaderCheck::No,
         [_, _, hi, lo, rest @ ..] => {
@@ -155,20 +164,18 @@ pub(crate) fn check_header(i: &[u8], max_len: u16) -> HeaderCheck {
                     let ok = match kind & 0xf0 {
                         CotpType::CR | CotpType::CC => li >= 6,
                         CotpType::DR | CotpType::DC | CotpType::ER => li >= 2,
-                        CotpType::DT => {
-                            li >= 2
-                                && match more.get(li - 1) {
-                                    Some(first) => {
-                                        matches!(
-                                            *first,
-                                            S7COMM_PROTOCOL_ID | S7COMM_PLUS_PROTOCOL_ID
-                                        ) || is_tls_record_type(*first)
-                                    }
-                                    // A DT with no payload (S7comm-plus keep-alive)
-                                    // or too few bytes yet to see it.
-                                    None => true,
+                        CotpType::DT if li >= 2 => match dt {
+                            DtPayload::Continues => true,
+                            DtPayload::Starts => {
+                                let eot = more.first().is_some_and(|b| b & DT_EOT != 0);
+                                let seen = more.get(li - 1..).unwrap_or_default();
+                                // `li < payload_len` was checked above.
+                                match tsdu_start(seen, eot, payload_len - 1 - li) {
+                                    Some(ok) => ok,
+                                    None => return HeaderCheck::NeedMore,
                                 }
-                        }
+                            }
+                        },
                         _ => false,
                     };
                     if ok {
@@ -184,6 +191,56 @@ pub(crate) fn check_header(i: &[u8], max_len: u16) -> HeaderCheck {
         }
         _ => HeaderCheck::NeedMore,
     }
+}
+
+/// The EOT bit of a DT TPDU's second header octet (ISO 8073 13.7.3: the TSDU ends
+/// with this TPDU).
+const DT_EOT: u8 = 0x80;
+
+/// Whether `i`, which passed [`check_header`], is a DT TPDU without EOT: the TPKT
+/// after it continues its TSDU.
+pub(crate) fn leaves_tsdu_open(i: &[u8]) -> bool {
+    matches!(i, [_, _, _, _, _, kind, nr, ..] if kind & 0xf0 == CotpType::DT && nr & DT_EOT == 0)
+}
+
+/// Does a DT TPDU's payload plausibly start a TSDU? `seen` is what is buffered of it,
+/// `len` its length; `eot` says the TSDU ends in this TPDU. `None`: too few bytes
+/// buffered to tell.
+///
+/// After a gap the first TPKT found may be the middle or the end of a fragmented
+/// TSDU, whose first octet is any byte of an S7 PDU. An S7comm header is therefore
+/// believed only when it is consistent: a known ROSCTR, redundancy id 0, and
+/// parameter and data lengths that fill the TSDU exactly (EOT) or overrun this
+/// fragment (no EOT). An empty DT (S7comm-plus keep-alive), the S7comm-plus protocol
+/// id and TLS record types are taken as they are: S7comm-plus frames and TLS records
+/// carry their own lengths, which their parsers check.
+fn tsdu_start(seen: &[u8], eot: bool, len: usize) -> Option<bool> {
+    let first = match seen.first() {
+        Some(b) => *b,
+        None => return (len == 0).then_some(true),
+    };
+    if first != S7COMM_PROTOCOL_ID {
+        return Some(first == S7COMM_PLUS_PROTOCOL_ID || is_tls_record_type(first));
+    }
+    let header_len = match seen.get(1).map(|r| Rosctr(*r)) {
+        Some(Rosctr::JOB | Rosctr::USERDATA) => 10,
+        Some(Rosctr::ACK | Rosctr::ACK_DATA) => 12,
+        Some(_) => return Some(false),
+        None => return if len > 1 { None } else { Some(false) },
+    };
+    if len < header_len {
+        return Some(false);
+    }
+    let header = seen.get(..header_len)?;
+    let be = |at: usize| {
+        let b = header.get(at..at + 2)?;
+        <[u8; 2]>::try_from(b)
+            .ok()
+            .map(|b| usize::from(u16::from_be_bytes(b)))
+    };
+    let (redundancy, param, data) = (be(2)?, be(6)?, be(8)?);
+    let total = header_len + param + data;
+    Some(redundancy == 0 && if eot { total == len } else { total > len })
 }
 
 /// TLS record content types (S7-1500 TLS sessions carry TLS inside COTP DT).
@@ -750,15 +807,80 @@ mod tests {
 
     #[test]
     fn header_check() {
+        use DtPayload::{Continues, Starts};
+        let yes = HeaderCheck::Yes { len: 25 };
+        assert_eq!(check_header(&SETUP_JOB, 16384, Starts), yes);
         assert_eq!(
-            check_header(&SETUP_JOB, 16384),
-            HeaderCheck::Yes { len: 25 }
+            check_header(&SETUP_JOB[..5], 16384, Starts),
+            HeaderCheck::NeedMore
         );
-        assert_eq!(check_header(&SETUP_JOB[..5], 16384), HeaderCheck::NeedMore);
+        // The S7 header's lengths are needed to decide.
+        assert_eq!(
+            check_header(&SETUP_JOB[..15], 16384, Starts),
+            HeaderCheck::NeedMore
+        );
         let mut v = SETUP_JOB;
         v[7] = 0x99; // DT payload not S7
-        assert_eq!(check_header(&v, 16384), HeaderCheck::No);
-        assert_eq!(check_header(b"GET / HTTP/1.1", 16384), HeaderCheck::No);
+        assert_eq!(check_header(&v, 16384, Starts), HeaderCheck::No);
+        // Unless it continues a TSDU.
+        assert_eq!(check_header(&v, 16384, Continues), yes);
+        assert_eq!(
+            check_header(b"GET / HTTP/1.1", 16384, Starts),
+            HeaderCheck::No
+        );
+    }
+
+    /// After a gap, the first DT may be the middle or the end of a TSDU whose first
+    /// octet happens to be 0x32: the S7 header must agree with the TPDU.
+    #[test]
+    fn a_dt_starts_a_tsdu_only_with_a_consistent_s7_header() {
+        let check = |v: &[u8]| check_header(v, 16384, DtPayload::Starts);
+        let yes = HeaderCheck::Yes { len: 25 };
+        // SETUP_JOB: TPKT 0..4, COTP LI/type/EOT 4..7, S7 id 7, ROSCTR 8, redundancy
+        // id 9..11, pdu ref 11..13, parameter length 13..15, data length 15..17; the
+        // TSDU is 18 octets, 10 of header and 8 of parameter.
+        let with = |at: usize, b: u8| {
+            let mut v = SETUP_JOB;
+            v[at] = b;
+            v
+        };
+        assert_eq!(check(&with(14, 7)), HeaderCheck::No, "short of the TSDU");
+        assert_eq!(check(&with(14, 9)), HeaderCheck::No, "beyond the TSDU");
+        assert_eq!(check(&with(16, 1)), HeaderCheck::No, "data beyond the TSDU");
+        assert_eq!(check(&with(8, 4)), HeaderCheck::No, "unknown ROSCTR");
+        assert_eq!(check(&with(10, 1)), HeaderCheck::No, "redundancy id");
+        // Userdata has the job's 10-octet header.
+        assert_eq!(check(&with(8, 7)), yes);
+        // Ack_data has 12 octets of header (error class and code): the same
+        // lengths then overrun the TSDU by two.
+        assert_eq!(check(&with(8, 3)), HeaderCheck::No);
+        let mut ack = with(8, 3);
+        ack[14] = 6;
+        assert_eq!(check(&ack), yes);
+        // Without EOT the PDU continues in later TPDUs: its lengths must overrun
+        // this one.
+        let first = with(6, 0x00);
+        assert_eq!(check(&first), HeaderCheck::No, "fits, yet no EOT");
+        let mut first = with(6, 0x00);
+        first[14] = 9;
+        assert_eq!(check(&first), yes);
+        // A TSDU shorter than an S7 header, and an empty DT (keep-alive).
+        let short = [0x03, 0x00, 0x00, 0x0a, 0x02, 0xf0, 0x80, 0x32, 0x01, 0x00];
+        assert_eq!(check(&short), HeaderCheck::No);
+        let empty = [0x03, 0x00, 0x00, 0x07, 0x02, 0xf0, 0x80];
+        assert_eq!(check(&empty), HeaderCheck::Yes { len: 7 });
+    }
+
+    #[test]
+    fn a_dt_without_eot_leaves_its_tsdu_open() {
+        assert!(!leaves_tsdu_open(&SETUP_JOB));
+        let mut v = SETUP_JOB;
+        v[6] = 0x00;
+        assert!(leaves_tsdu_open(&v));
+        // Only a DT: a connection request has no EOT bit there.
+        v[5] = 0xe0;
+        assert!(!leaves_tsdu_open(&v));
+        assert!(!leaves_tsdu_open(&SETUP_JOB[..6]));
     }
 
     // ---- S7comm ----

@@ -14,8 +14,9 @@ use crate::decode::{
     UserdataState,
 };
 use crate::parser::{
-    check_header, is_tls_record_type, parse_cotp, parse_plus_header, parse_s7_pdu, parse_tpkt,
-    CotpConnect, CotpPdu, HeaderCheck, S7COMM_PLUS_PROTOCOL_ID, S7COMM_PROTOCOL_ID,
+    check_header, is_tls_record_type, leaves_tsdu_open, parse_cotp, parse_plus_header,
+    parse_s7_pdu, parse_tpkt, CotpConnect, CotpPdu, DtPayload, HeaderCheck,
+    S7COMM_PLUS_PROTOCOL_ID, S7COMM_PROTOCOL_ID,
 };
 
 /// Bounds of one flow's state. Limits are data, not globals.
@@ -535,14 +536,27 @@ impl S7Flow {
     }
 }
 
+/// What the TPKT after the one at the front of `i` must carry: the rest of the TSDU
+/// when that one leaves it open, else the start of one.
+fn follower(i: &[u8]) -> DtPayload {
+    if leaves_tsdu_open(i) {
+        DtPayload::Continues
+    } else {
+        DtPayload::Starts
+    }
+}
+
 /// Does `i` plausibly start a run of TPKTs (the resynchronisation test): a header whose
-/// TPKT is complete and followed by the end of `i` or by another header.
+/// TPKT is complete and followed by the end of `i` or by another header. A DT must
+/// start its TSDU (a fragment that continues one lost to a gap is skipped), with an
+/// S7comm header whose lengths agree with the TPKT; the fragments after it continue
+/// it.
 pub(crate) fn check_stream_start(i: &[u8], max_len: u16) -> HeaderCheck {
-    match check_header(i, max_len) {
+    match check_header(i, max_len, DtPayload::Starts) {
         HeaderCheck::Yes { len } => match i.get(len..) {
             None => HeaderCheck::NeedMore,
             Some([]) => HeaderCheck::Yes { len },
-            Some(next) => match check_header(next, max_len) {
+            Some(next) => match check_header(next, max_len, follower(i)) {
                 HeaderCheck::No => HeaderCheck::No,
                 HeaderCheck::NeedMore => HeaderCheck::NeedMore,
                 HeaderCheck::Yes { .. } => HeaderCheck::Yes { len },
@@ -1075,6 +1089,43 @@ mod tests {
         // Its answer finds no job, for the loss.
         let w = one(&mut f, ToClient, &dt(&s7(3, 7, &[0x05, 0x01], &[0xff])));
         assert_eq!(w.anomalies, UNMATCHED_LOST);
+    }
+
+    #[test]
+    fn after_a_gap_a_fragment_that_starts_like_a_job_is_not_one() {
+        // A write var job whose 16 data octets read, from the fifth on, like the
+        // header of a job with 2 octets of parameter: sent as two DT fragments cut
+        // there, the first lost.
+        let mut param = vec![0x05, 0x01];
+        param.extend(item(0x02, 16, 0, 0x83, 12, 0));
+        let mut data = vec![0x00, 0x04, 0x00, 0x80];
+        data.extend([0x32, 0x01, 0x00, 0x00, 0x00, 0x07, 0x00, 0x02]);
+        data.extend([0x00, 0x00, 0xf0, 0x00, 0x00, 0x01, 0x00, 0x01]);
+        let tsdu = s7(1, 7, &param, &data);
+        let (_, second) = tsdu.split_at(tsdu.len() - 16);
+        assert_eq!(second.first(), Some(&S7COMM_PROTOCOL_ID));
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&dt(second), &read_job(8)]);
+        assert_eq!(flags(&out), [RESYNC_SKIP, READ]);
+    }
+
+    #[test]
+    fn after_a_gap_a_fragmented_job_is_read_whole() {
+        // The same write var job, both fragments seen, in one segment: the first
+        // starts the run of TPKTs, and the second, whose first octet is data,
+        // continues it.
+        let mut param = vec![0x05, 0x01];
+        param.extend(item(0x02, 4, 0, 0x83, 12, 0));
+        let data = [0x00, 0x04, 0x00, 0x20, 0x3f, 0x8c, 0xcc, 0xcd];
+        let tsdu = s7(1, 7, &param, &data);
+        let (first, second) = tsdu.split_at(24);
+        let mut segment = dt_frag(first, false);
+        segment.extend(dt(second));
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&segment]);
+        assert_eq!(flags(&out), [("write_var", Anomalies::empty())]);
     }
 
     #[test]
