@@ -33,6 +33,18 @@ struct Measured {
     pdus: u64,
 }
 
+/// The replay configurations `cargo xtask bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Config {
+    DecodeOnly1,
+    EndToEnd1,
+    EndToEnd2,
+    Events1,
+    DecodeOnly2,
+    Unclaimed1,
+    Unclaimed2,
+}
+
 pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow::Result<()> {
     say("cargo build --release -p otwatch");
     run(cargo().args(["build", "--release", "--quiet", "-p", "otwatch"]))?;
@@ -56,23 +68,27 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
     // the decode-only pass before any protocol work.
     let unclaimed = bench_capture(&dir, packets, Traffic::Unclaimed)?;
     let unclaimed_s = unclaimed.to_string_lossy().into_owned();
-    let configs: Vec<(&str, &str, Vec<String>)> = vec![
+    let configs: Vec<(Config, &str, &str, Vec<String>)> = vec![
         (
+            Config::DecodeOnly1,
             "decode-only, --threads 1",
             &pcap_s,
             with(&["--threads", "1", "--decode-only"]),
         ),
         (
+            Config::EndToEnd1,
             "end to end, --threads 1",
             &pcap_s,
             with(&["--threads", "1"]),
         ),
         (
+            Config::EndToEnd2,
             "end to end, --threads 2",
             &pcap_s,
             with(&["--threads", "2"]),
         ),
         (
+            Config::Events1,
             "end to end + --events file, --threads 1",
             &pcap_s,
             with(&["--threads", "1", "--events", &events_path]),
@@ -80,16 +96,19 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
         // The ratio like for like: with two workers the source also computes the
         // shard hash.
         (
+            Config::DecodeOnly2,
             "decode-only, --threads 2",
             &pcap_s,
             with(&["--threads", "2", "--decode-only"]),
         ),
         (
+            Config::Unclaimed1,
             "reference: no dissector (unclaimed capture), --threads 1",
             &unclaimed_s,
             with(&["--threads", "1"]),
         ),
         (
+            Config::Unclaimed2,
             "reference: no dissector (unclaimed capture), --threads 2",
             &unclaimed_s,
             with(&["--threads", "2"]),
@@ -100,13 +119,13 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
     // figures that matter, so every configuration samples the same moments.
     let mut runs_of: Vec<Vec<Measured>> = configs.iter().map(|_| Vec::new()).collect();
     for _ in 0..runs.max(1) {
-        for ((_, capture, args), all) in configs.iter().zip(&mut runs_of) {
+        for ((_, _, capture, args), all) in configs.iter().zip(&mut runs_of) {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             all.push(measure(&bin, capture, &args)?);
         }
     }
     let mut results = Vec::new();
-    for ((name, capture, _), mut all) in configs.iter().zip(runs_of) {
+    for ((config, name, capture, _), mut all) in configs.iter().zip(runs_of) {
         all.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
         // On a shared VM the spread is wide: the fastest run is reported beside the
         // median.
@@ -127,7 +146,7 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
             "{name}: {:.3} s (fastest {fastest:.3} s)",
             median.seconds
         ));
-        results.push((*name, median, fastest));
+        results.push((*config, *name, median, fastest));
     }
 
     let mut table = String::new();
@@ -136,7 +155,7 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
         "| configuration | wall time (median of {runs}) | fastest | packets/s | Gbit/s | events/s | peak RssAnon |"
     );
     let _ = writeln!(table, "|---|---|---|---|---|---|---|");
-    for (name, m, fastest) in &results {
+    for (_, name, m, fastest) in &results {
         let _ = writeln!(
             table,
             "| {name} | {:.3} s | {fastest:.3} s | {:.2} M | {:.2} | {} | {:.1} MB |",
@@ -151,16 +170,17 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
             m.rss_anon_kb as f64 / 1024.0
         );
     }
-    let pps = |i: usize| {
+    let pps = |config: Config| {
         results
-            .get(i)
-            .map_or(0.0, |(_, m, _)| m.packets as f64 / m.seconds)
+            .iter()
+            .find(|(c, ..)| *c == config)
+            .map_or(0.0, |(_, _, m, _)| m.packets as f64 / m.seconds)
     };
-    let decode = pps(0);
-    let e2e1 = pps(1);
+    let decode = pps(Config::DecodeOnly1);
+    let e2e1 = pps(Config::EndToEnd1);
     let worst_rss = results
         .iter()
-        .map(|(_, m, _)| m.rss_anon_kb as f64 / 1024.0)
+        .map(|(_, _, m, _)| m.rss_anon_kb as f64 / 1024.0)
         .fold(0.0, f64::max);
     let checks = [
         (
@@ -246,13 +266,13 @@ pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow:
     let _ = writeln!(
         table,
         "- (for information) end to end --threads 2 is {:.0} % of decode-only --threads 2",
-        pps(2) / pps(4).max(1.0) * 100.0
+        pps(Config::EndToEnd2) / pps(Config::DecodeOnly2).max(1.0) * 100.0
     );
     let _ = writeln!(
         table,
         "- (for information) with no dissector, --threads 1 is {:.0} % of decode-only --threads 1 and --threads 2 {:.0} % of decode-only --threads 2",
-        pps(5) / pps(0).max(1.0) * 100.0,
-        pps(6) / pps(4).max(1.0) * 100.0
+        pps(Config::Unclaimed1) / pps(Config::DecodeOnly1).max(1.0) * 100.0,
+        pps(Config::Unclaimed2) / pps(Config::DecodeOnly2).max(1.0) * 100.0
     );
     for (what, ok, got) in &checks {
         let _ = writeln!(
