@@ -613,6 +613,19 @@ mod tests {
         v
     }
 
+    /// The TSDU of a write var job (0x05, 1 item: M12.0 BYTE x n) whose data item is
+    /// return code 0, BYTE/WORD, n x 8 bits, `values`: 10 octets of header, 14 of
+    /// parameter, then the data.
+    fn write_tsdu(pdu_ref: u16, values: &[u8]) -> Vec<u8> {
+        let n = values.len() as u16;
+        let mut param = vec![0x05, 0x01];
+        param.extend(item(0x02, n, 0, 0x83, 12, 0));
+        let mut data = vec![0x00, 0x04];
+        data.extend_from_slice(&(n * 8).to_be_bytes());
+        data.extend_from_slice(values);
+        s7(1, pdu_ref, &param, &data)
+    }
+
     fn flow() -> S7Flow {
         S7Flow::new(&S7Config::default())
     }
@@ -1074,13 +1087,9 @@ mod tests {
 
     #[test]
     fn after_a_gap_a_dt_continuing_a_lost_fragment_is_resync() {
-        // A write var job (0x05, 1 item M12.0 BYTE x4, data rc 0, BYTE/WORD, 32 bits,
-        // 3f 8c cc cd) sent as two DT fragments; the first is lost. The second is a
-        // whole TPKT whose TSDU starts inside the item: it is skipped.
-        let mut param = vec![0x05, 0x01];
-        param.extend(item(0x02, 4, 0, 0x83, 12, 0));
-        let data = [0x00, 0x04, 0x00, 0x20, 0x3f, 0x8c, 0xcc, 0xcd];
-        let tsdu = s7(1, 7, &param, &data);
+        // A write var job sent as two DT fragments; the first is lost. The second is
+        // a whole TPKT whose TSDU starts inside the item: it is skipped.
+        let tsdu = write_tsdu(7, &[0x3f, 0x8c, 0xcc, 0xcd]);
         let (_, second) = tsdu.split_at(24);
         let mut f = flow();
         f.on_gap(ToServer, &mut Vec::new());
@@ -1093,15 +1102,15 @@ mod tests {
 
     #[test]
     fn after_a_gap_a_fragment_that_starts_like_a_job_is_not_one() {
-        // A write var job whose 16 data octets read, from the fifth on, like the
-        // header of a job with 2 octets of parameter: sent as two DT fragments cut
-        // there, the first lost.
-        let mut param = vec![0x05, 0x01];
-        param.extend(item(0x02, 16, 0, 0x83, 12, 0));
-        let mut data = vec![0x00, 0x04, 0x00, 0x80];
-        data.extend([0x32, 0x01, 0x00, 0x00, 0x00, 0x07, 0x00, 0x02]);
-        data.extend([0x00, 0x00, 0xf0, 0x00, 0x00, 0x01, 0x00, 0x01]);
-        let tsdu = s7(1, 7, &param, &data);
+        // A write var job whose 16 values read like the header of a job with 2
+        // octets of parameter: sent as two DT fragments cut there, the first lost.
+        let tsdu = write_tsdu(
+            7,
+            &[
+                0x32, 0x01, 0x00, 0x00, 0x00, 0x07, 0x00, 0x02, 0x00, 0x00, 0xf0, 0x00, 0x00, 0x01,
+                0x00, 0x01,
+            ],
+        );
         let (_, second) = tsdu.split_at(tsdu.len() - 16);
         assert_eq!(second.first(), Some(&S7COMM_PROTOCOL_ID));
         let mut f = flow();
@@ -1112,13 +1121,10 @@ mod tests {
 
     #[test]
     fn after_a_gap_a_fragmented_job_is_read_whole() {
-        // The same write var job, both fragments seen, in one segment: the first
+        // A write var job in two fragments, both seen, in one segment: the first
         // starts the run of TPKTs, and the second, whose first octet is data,
         // continues it.
-        let mut param = vec![0x05, 0x01];
-        param.extend(item(0x02, 4, 0, 0x83, 12, 0));
-        let data = [0x00, 0x04, 0x00, 0x20, 0x3f, 0x8c, 0xcc, 0xcd];
-        let tsdu = s7(1, 7, &param, &data);
+        let tsdu = write_tsdu(7, &[0x3f, 0x8c, 0xcc, 0xcd]);
         let (first, second) = tsdu.split_at(24);
         let mut segment = dt_frag(first, false);
         segment.extend(dt(second));
