@@ -78,7 +78,9 @@ pub struct ModbusFlow {
     answers_lost: bool,
     /// Outstanding requests at that gap (the oldest ones): only their answers can
     /// have been in it. A server may answer pipelined requests out of order, so the
-    /// requests sent since keep waiting.
+    /// requests sent since keep waiting. Those of the front still outstanding after
+    /// the first answer stay counted: the answer of one may have been in the gap, so
+    /// the room it takes in a full table is no flood.
     gap_front: usize,
     /// Outstanding requests when the client last acknowledged responses the sensor
     /// had not seen: the gap declared for them later (once the loss is certain) can
@@ -304,13 +306,16 @@ impl ModbusFlow {
     fn take(&mut self, i: usize) -> Option<RequestContext> {
         let i = if std::mem::take(&mut self.answers_lost) {
             let n = i.min(self.gap_front).min(self.pending.len());
-            self.gap_front = 0;
+            self.gap_front -= n;
             self.pending.drain(..n);
             self.before_gap = self.before_gap.saturating_sub(n);
             i - n
         } else {
             i
         };
+        if i < self.gap_front {
+            self.gap_front -= 1;
+        }
         if i >= self.before_gap {
             self.lost_requests = 0;
             self.before_gap = 0;
@@ -331,9 +336,14 @@ impl ModbusFlow {
                 if self.pending.len() >= self.max_outstanding {
                     self.pending.pop_front();
                     self.before_gap = self.before_gap.saturating_sub(1);
-                    self.gap_front = self.gap_front.saturating_sub(1);
                     self.loss_front = self.loss_front.map(|n| n.saturating_sub(1));
-                    decoded.anomalies.insert(Anomalies::REQUEST_FLOOD);
+                    // The oldest request was outstanding at a gap in the answers:
+                    // its answer may have been in it.
+                    if self.gap_front > 0 {
+                        self.gap_front -= 1;
+                    } else {
+                        decoded.anomalies.insert(Anomalies::REQUEST_FLOOD);
+                    }
                 }
                 self.pending.push_back(ctx);
                 (decoded, None)
@@ -1219,6 +1229,40 @@ mod tests {
         let r = one(&mut f, ToClient, &adu(6, 2, &[0x03, 0x02, 0x00, 0x07]));
         assert_eq!(r.anomalies, Anomalies::RESPONSE_MISMATCH);
         assert_eq!(info(&r).address, Some(1));
+    }
+
+    #[test]
+    fn a_request_whose_answer_a_gap_may_have_taken_leaves_no_flood() {
+        // Requests 1 and 2 are outstanding when a gap in the answers is declared; the
+        // server answers 1 after it (out of order: the gap held the answer to 2).
+        // Request 2 then waits for nothing, and when the table is full it is the one
+        // dropped, without a flood. The next drop, of a request sent after the gap,
+        // is one.
+        let mut f = ModbusFlow::new(&ModbusConfig {
+            max_outstanding: 3,
+            ..ModbusConfig::default()
+        });
+        let read = |t: u16| adu(t, 1, &[0x03, 0x00, t as u8, 0x00, 0x01]);
+        let resp = |t: u16| adu(t, 1, &[0x03, 0x02, 0x00, 0x00]);
+        let request = |f: &mut ModbusFlow, t: u16| one(f, ToServer, &read(t)).anomalies;
+        assert!(request(&mut f, 1).is_empty());
+        assert!(request(&mut f, 2).is_empty());
+        f.on_gap(ToClient, &mut Vec::new());
+        assert!(one(&mut f, ToClient, &resp(1)).anomalies.is_empty());
+        assert!(request(&mut f, 3).is_empty());
+        assert!(request(&mut f, 4).is_empty());
+        assert!(request(&mut f, 5).is_empty(), "request 2 made room");
+        assert_eq!(
+            request(&mut f, 6),
+            Anomalies::REQUEST_FLOOD,
+            "request 3 did"
+        );
+        for t in [4, 5, 6] {
+            let r = one(&mut f, ToClient, &resp(t));
+            assert!(r.anomalies.is_empty(), "{t}: {r:?}");
+            assert_eq!(info(&r).address, Some(t));
+        }
+        assert_eq!(f.outstanding(), 0);
     }
 
     #[test]

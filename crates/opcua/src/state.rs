@@ -34,7 +34,8 @@ pub struct OpcuaConfig {
     /// fields in the kept prefix are still reported).
     pub max_message_bytes: usize,
     /// Outstanding requests kept for pairing; when full, the oldest is dropped and the
-    /// new request is flagged `REQUEST_FLOOD`. Clients keep several Publish requests
+    /// new request is flagged `REQUEST_FLOOD` (not when the answer to the one dropped
+    /// may have been lost by the capture). Clients keep several Publish requests
     /// queued. At least 1.
     pub max_outstanding: usize,
     /// Nodes reported per message (Write, Call, AddNodes, ...).
@@ -165,7 +166,9 @@ pub struct OpcuaFlow {
     answers_lost: bool,
     publishes_lost: bool,
     /// Outstanding requests at that gap (the oldest ones): only their answers can
-    /// have been in it.
+    /// have been in it. Those still outstanding stay counted after the first answer:
+    /// a server that answers out of order may have answered them in the gap, so the
+    /// room they take in a full table is no flood.
     gap_front: usize,
     /// Outstanding requests when the client last acknowledged responses the sensor
     /// had not seen: the gap declared for them later (once the loss is certain) can
@@ -324,6 +327,8 @@ impl OpcuaFlow {
             }
             Direction::ToClient => {
                 let outstanding = self.pending.len();
+                // Requests left from an earlier gap are among these: they were
+                // outstanding when `loss_front` was taken.
                 self.gap_front = self
                     .loss_front
                     .take()
@@ -832,9 +837,9 @@ impl OpcuaFlow {
                 let operation = o.id.operation().unwrap_or(Operation::Other);
                 if let Some(handle) = info.request_handle {
                     if self.pending.len() >= self.config.max_outstanding {
-                        self.evict_oldest();
+                        let answered_in_gap = self.evict_oldest();
                         // Answers the sensor did not see free the table: no flood.
-                        if !self.answered_unseen {
+                        if !self.answered_unseen && !answered_in_gap {
                             anomalies |= Anomalies::REQUEST_FLOOD;
                         }
                     }
@@ -894,21 +899,26 @@ impl OpcuaFlow {
 
     /// Makes room for a request in the full table: the oldest request that is not a
     /// Publish goes (Publish requests wait at the server by design), or the oldest.
-    fn evict_oldest(&mut self) {
+    /// Returns whether it was outstanding at a gap in the answers (its answer may
+    /// have been in it).
+    fn evict_oldest(&mut self) -> bool {
         let k = self
             .pending
             .iter()
             .position(|p| !is_publish(p))
             .unwrap_or(0);
-        if self.pending.remove(k).is_some() {
-            if k < self.before_gap {
-                self.before_gap -= 1;
-            }
-            if k < self.gap_front {
-                self.gap_front -= 1;
-            }
-            self.loss_front = self.loss_front.map(|n| if k < n { n - 1 } else { n });
+        if self.pending.remove(k).is_none() {
+            return false;
         }
+        if k < self.before_gap {
+            self.before_gap -= 1;
+        }
+        self.loss_front = self.loss_front.map(|n| if k < n { n - 1 } else { n });
+        let at_gap = k < self.gap_front;
+        if at_gap {
+            self.gap_front -= 1;
+        }
+        at_gap
     }
 
     /// Takes the outstanding request at `k`, answered. After a gap in the responses
@@ -1899,6 +1909,36 @@ mod tests {
         assert!(w.anomalies.is_empty());
         assert_eq!(w.operation, Operation::Write);
     }
+    #[test]
+    fn a_request_whose_answer_a_gap_may_have_taken_leaves_no_flood() {
+        // Writes 1 and 2 are outstanding when a gap in the answers is declared; the
+        // server answers 1 after it (out of order: the gap held the answer to 2).
+        // Write 2 then waits for nothing, and when the table is full it is the one
+        // evicted, without a flood. The next eviction, of a request sent after the
+        // gap, is one.
+        let mut f = OpcuaFlow::new(&OpcuaConfig {
+            max_outstanding: 3,
+            ..OpcuaConfig::default()
+        });
+        let mut write = |h: u32| one(&mut f, ToServer, &msg(h, &write_request(h))).anomalies;
+        assert!(write(1).is_empty());
+        assert!(write(2).is_empty());
+        f.on_gap(ToClient, &mut Vec::new());
+        let r = one(&mut f, ToClient, &msg(1, &write_response(1)));
+        assert!(r.anomalies.is_empty(), "{r:?}");
+        let mut write = |h: u32| one(&mut f, ToServer, &msg(h, &write_request(h))).anomalies;
+        assert!(write(3).is_empty());
+        assert!(write(4).is_empty());
+        assert!(write(5).is_empty(), "write 2 made room");
+        assert_eq!(write(6), Anomalies::REQUEST_FLOOD, "write 3 did");
+        // Write 2 is gone; 4, 5 and 6 still pair.
+        for h in [4, 5, 6] {
+            let r = one(&mut f, ToClient, &msg(h, &write_response(h)));
+            assert!(r.anomalies.is_empty(), "{h}: {r:?}");
+        }
+        assert_eq!(f.outstanding(), 0);
+    }
+
     #[test]
     fn answers_lost_one_by_one_make_no_flood() {
         // 140 Writes, each answer of the first 135 lost (more than the 128 requests the

@@ -73,6 +73,12 @@ struct DirState {
     /// below this: those older than the next one answered wait for nothing. Jobs sent
     /// since keep waiting (a PLC may answer parallel jobs out of order).
     answers_lost_before: Option<u64>,
+    /// Jobs sent in this direction numbered below this were outstanding at a gap in
+    /// their answers (the last such gap). Unlike `answers_lost_before` it is not
+    /// consumed by the next answer: a PLC that answers out of order may have
+    /// answered any of them in the gap, so the room one takes in a full table is no
+    /// flood.
+    gap_before: u64,
     /// The job number at the moment the other side last acknowledged answers (to
     /// this direction's jobs) that the sensor had not seen: the gap declared for them
     /// later, once the loss is certain, holds answers to jobs numbered below it only.
@@ -239,7 +245,9 @@ impl S7Flow {
         st.jobs_lost_since = Some(next_seq);
         st.jobs_lost = max_outstanding;
         let jobs = self.dir_state(dir.reverse());
-        jobs.answers_lost_before = Some(jobs.loss_before.take().unwrap_or(next_seq));
+        let before = jobs.loss_before.take().unwrap_or(next_seq);
+        jobs.answers_lost_before = Some(before);
+        jobs.gap_before = jobs.gap_before.max(before);
     }
 
     /// The next bytes of the other direction come in a segment that acknowledges bytes
@@ -435,8 +443,12 @@ impl S7Flow {
                 Rosctr::JOB => {
                     let (mut d, ctx) = decode_job(&pdu);
                     if self.pending.len() >= self.config.max_outstanding {
-                        self.pending.pop_front();
-                        d.anomalies |= Anomalies::REQUEST_FLOOD;
+                        let oldest = self.pending.pop_front();
+                        let answered_in_gap =
+                            oldest.is_some_and(|o| o.seq < self.dir_state(o.dir).gap_before);
+                        if !answered_in_gap {
+                            d.anomalies |= Anomalies::REQUEST_FLOOD;
+                        }
                     }
                     let seq = self.next_seq;
                     self.next_seq = seq.wrapping_add(1);
@@ -1316,6 +1328,33 @@ mod tests {
         one(&mut f, ToServer, &read_job(3));
         f.on_gap(ToClient, &mut Vec::new());
         assert!(one(&mut f, ToClient, &read_answer(3)).anomalies.is_empty());
+        assert_eq!(f.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_job_whose_answer_a_gap_may_have_taken_leaves_no_flood() {
+        // Jobs 1 and 2 are outstanding when a gap in the answers is declared; the
+        // PLC answers 1 after it (parallel jobs, out of order: the gap held the
+        // answer to 2). Job 2 then waits for nothing, and when the table is full it
+        // is the one dropped, without a flood. The next drop, of a job sent after the
+        // gap, is one.
+        let mut f = S7Flow::new(&S7Config {
+            max_outstanding: 3,
+            ..S7Config::default()
+        });
+        let job = |f: &mut S7Flow, r: u16| one(f, ToServer, &read_job(r)).anomalies;
+        assert!(job(&mut f, 1).is_empty());
+        assert!(job(&mut f, 2).is_empty());
+        f.on_gap(ToClient, &mut Vec::new());
+        assert!(one(&mut f, ToClient, &read_answer(1)).anomalies.is_empty());
+        assert!(job(&mut f, 3).is_empty());
+        assert!(job(&mut f, 4).is_empty());
+        assert!(job(&mut f, 5).is_empty(), "job 2 made room");
+        assert_eq!(job(&mut f, 6), Anomalies::REQUEST_FLOOD, "job 3 did");
+        for r in [4, 5, 6] {
+            let a = one(&mut f, ToClient, &read_answer(r));
+            assert!(a.anomalies.is_empty(), "{r}: {a:?}");
+        }
         assert_eq!(f.outstanding(), 0);
     }
 
