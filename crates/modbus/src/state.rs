@@ -73,6 +73,10 @@ pub struct ModbusFlow {
     /// The responses being delivered come in a segment that acknowledges request
     /// bytes the sensor did not see: one that finds no request answers one of those.
     answering_unseen: bool,
+    /// The requests being delivered come in a segment that acknowledges response
+    /// bytes the sensor did not see: the requests those answered are not outstanding
+    /// any more, so a full table is no flood.
+    answered_unseen: bool,
     /// A gap lost responses: the requests they answered wait for nothing, and go once
     /// a later request is answered.
     answers_lost: bool,
@@ -99,6 +103,7 @@ impl ModbusFlow {
             lost_requests: 0,
             before_gap: 0,
             answering_unseen: false,
+            answered_unseen: false,
             answers_lost: false,
             gap_front: 0,
             loss_front: None,
@@ -136,8 +141,10 @@ impl ModbusFlow {
     /// followed by the next bytes.
     pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         let n = self.frame(dir, data, out);
-        if dir == Direction::ToClient {
-            self.answering_unseen = false;
+        // The evidence of an unseen acknowledgment is the segment's own.
+        match dir {
+            Direction::ToServer => self.answered_unseen = false,
+            Direction::ToClient => self.answering_unseen = false,
         }
         n
     }
@@ -211,14 +218,21 @@ impl ModbusFlow {
         }
     }
 
-    /// The next responses come in a segment that acknowledges request bytes the
-    /// sensor did not see (`dir` is `ToServer`): lost by the capture, or still on
-    /// their way. A response among them that finds no request is flagged RESYNC:
-    /// it answers one of those bytes. Only these responses: the acknowledgment is the
-    /// segment's own evidence, not a state of the flow.
+    /// The next bytes of the other direction come in a segment that acknowledges
+    /// bytes of `dir` the sensor did not see: lost by the capture, or still on their
+    /// way. Only the data of the next [`ModbusFlow::on_data`] call of the other
+    /// direction is concerned: the acknowledgment is that segment's own evidence, not
+    /// a state of the flow.
+    ///
+    /// * `ToServer` (unseen requests): a response that finds no request is flagged
+    ///   RESYNC: it answers one of those bytes.
+    /// * `ToClient` (unseen responses): the client received answers the sensor did
+    ///   not see, so the table overstates what is outstanding; a request that finds
+    ///   it full takes the place of the oldest without being flagged REQUEST_FLOOD.
     pub fn on_unseen_acked(&mut self, dir: Direction) {
-        if dir == Direction::ToServer {
-            self.answering_unseen = true;
+        match dir {
+            Direction::ToServer => self.answering_unseen = true,
+            Direction::ToClient => self.answered_unseen = true,
         }
     }
 
@@ -238,6 +252,7 @@ impl ModbusFlow {
         self.lost_requests = 0;
         self.before_gap = 0;
         self.answering_unseen = false;
+        self.answered_unseen = false;
         self.answers_lost = false;
         self.gap_front = 0;
         self.loss_front = None;
@@ -337,11 +352,12 @@ impl ModbusFlow {
                     self.pending.pop_front();
                     self.before_gap = self.before_gap.saturating_sub(1);
                     self.loss_front = self.loss_front.map(|n| n.saturating_sub(1));
-                    // The oldest request was outstanding at a gap in the answers:
-                    // its answer may have been in it.
-                    if self.gap_front > 0 {
-                        self.gap_front -= 1;
-                    } else {
+                    // The oldest request was outstanding at a gap in the answers (its
+                    // answer may have been in it), or this request's segment
+                    // acknowledges answers the sensor did not see: no flood.
+                    let answered_in_gap = self.gap_front > 0;
+                    self.gap_front = self.gap_front.saturating_sub(1);
+                    if !answered_in_gap && !self.answered_unseen {
                         decoded.anomalies.insert(Anomalies::REQUEST_FLOOD);
                     }
                 }
@@ -1262,6 +1278,34 @@ mod tests {
             assert!(r.anomalies.is_empty(), "{t}: {r:?}");
             assert_eq!(info(&r).address, Some(t));
         }
+        assert_eq!(f.outstanding(), 0);
+    }
+
+    #[test]
+    fn answers_lost_one_by_one_make_no_flood() {
+        // 70 reads, each answer of the first 66 lost (more than the 64 requests the
+        // table holds). The TCP layer cannot see a hole until an answer arrives: until
+        // then each request comes in a segment acknowledging the unseen answers; the
+        // first answer seen reveals the gap.
+        let mut f = flow();
+        let mut out = Vec::new();
+        let read = |t: u16| adu(t, 1, &[0x03, 0x00, t as u8, 0x00, 0x01]);
+        for t in 0..70u16 {
+            if t > 0 && t <= 66 {
+                // Each acknowledges one more lost answer than the last.
+                f.on_acked_beyond(ToClient);
+                f.on_unseen_acked(ToClient);
+            }
+            out.push(one(&mut f, ToServer, &read(t)));
+            if t == 66 {
+                f.on_gap(ToClient, &mut Vec::new());
+            }
+            if t >= 66 {
+                out.push(one(&mut f, ToClient, &adu(t, 1, &[0x03, 0x02, 0x00, 0x00])));
+            }
+        }
+        let flagged: Vec<_> = out.iter().filter(|p| !p.anomalies.is_empty()).collect();
+        assert!(flagged.is_empty(), "{flagged:?}");
         assert_eq!(f.outstanding(), 0);
     }
 

@@ -83,8 +83,10 @@ struct DirState {
     /// this direction's jobs) that the sensor had not seen: the gap declared for them
     /// later, once the loss is certain, holds answers to jobs numbered below it only.
     loss_before: Option<u64>,
-    /// The answers being delivered come in a segment that acknowledges bytes of this
-    /// direction the sensor did not see: one that finds no job answers one of those.
+    /// The data being delivered (in the other direction) comes in a segment that
+    /// acknowledges bytes of this direction the sensor did not see: an answer that
+    /// finds no job answers one of those, and a job that finds the table full is no
+    /// flood (those bytes may have answered the other side's outstanding jobs).
     answering_unseen: bool,
 }
 
@@ -254,8 +256,10 @@ impl S7Flow {
     /// of `dir` the sensor did not see: lost by the capture, or still on their way. An
     /// answer among them (the data of the next [`S7Flow::on_data`] call for the other
     /// direction) that finds no job is flagged RESYNC: it answers a job of those bytes.
-    /// Only these answers: the acknowledgment is the segment's own evidence, not a
-    /// state of the flow.
+    /// A job among them that finds the table full takes the place of the oldest
+    /// without being flagged REQUEST_FLOOD: the unseen bytes may have answered jobs
+    /// the table still holds. Only this data: the acknowledgment is the segment's own
+    /// evidence, not a state of the flow.
     pub fn on_unseen_acked(&mut self, dir: Direction) {
         self.dir_state(dir).answering_unseen = true;
     }
@@ -446,7 +450,10 @@ impl S7Flow {
                         let oldest = self.pending.pop_front();
                         let answered_in_gap =
                             oldest.is_some_and(|o| o.seq < self.dir_state(o.dir).gap_before);
-                        if !answered_in_gap {
+                        // This job's segment acknowledges answers the sensor did not
+                        // see: the table overstates what is outstanding.
+                        let answered_unseen = self.dir_state(dir.reverse()).answering_unseen;
+                        if !answered_in_gap && !answered_unseen {
                             d.anomalies |= Anomalies::REQUEST_FLOOD;
                         }
                     }
@@ -1328,6 +1335,33 @@ mod tests {
         one(&mut f, ToServer, &read_job(3));
         f.on_gap(ToClient, &mut Vec::new());
         assert!(one(&mut f, ToClient, &read_answer(3)).anomalies.is_empty());
+        assert_eq!(f.outstanding(), 0);
+    }
+
+    #[test]
+    fn answers_lost_one_by_one_make_no_flood() {
+        // 70 read jobs, each answer of the first 66 lost (more than the 64 jobs the
+        // table holds). The TCP layer cannot see a hole until an answer arrives: until
+        // then each job comes in a segment acknowledging the unseen answers; the first
+        // answer seen reveals the gap.
+        let mut f = flow();
+        let mut out = Vec::new();
+        for r in 0..70u16 {
+            if r > 0 && r <= 66 {
+                // Each acknowledges one more lost answer than the last.
+                f.on_acked_beyond(ToClient);
+                f.on_unseen_acked(ToClient);
+            }
+            out.push(one(&mut f, ToServer, &read_job(r)));
+            if r == 66 {
+                f.on_gap(ToClient, &mut Vec::new());
+            }
+            if r >= 66 {
+                out.push(one(&mut f, ToClient, &read_answer(r)));
+            }
+        }
+        let flagged: Vec<_> = out.iter().filter(|p| !p.anomalies.is_empty()).collect();
+        assert!(flagged.is_empty(), "{flagged:?}");
         assert_eq!(f.outstanding(), 0);
     }
 
