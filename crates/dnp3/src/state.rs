@@ -131,6 +131,10 @@ pub struct Dnp3Flow {
     /// request bytes the sensor did not see: a response in it that finds no request
     /// answers one of those bytes.
     answering_unseen: Option<Direction>,
+    /// The direction whose next `on_data` call comes in a segment acknowledging
+    /// response bytes the sensor did not see: the requests those answered are not
+    /// outstanding any more, so a request in it that finds the table full is no flood.
+    answered_unseen: Option<Direction>,
     stamp: u64,
 }
 
@@ -159,6 +163,7 @@ impl Dnp3Flow {
             lost_requests: 0,
             responses_cut: false,
             answering_unseen: None,
+            answered_unseen: None,
             stamp: 0,
         }
     }
@@ -199,6 +204,9 @@ impl Dnp3Flow {
         let n = self.frame(dir, data, out);
         if self.answering_unseen == Some(dir) {
             self.answering_unseen = None;
+        }
+        if self.answered_unseen == Some(dir) {
+            self.answered_unseen = None;
         }
         n
     }
@@ -300,11 +308,18 @@ impl Dnp3Flow {
     /// of `dir` the sensor did not see: lost by the capture, or still on their way.
     /// When `dir` carries the master's frames, a response in them (until the end of
     /// the next `on_data` call for the other direction) that finds no request is
-    /// flagged RESYNC: it answers one of those bytes. Only these responses: the
-    /// acknowledgment is the segment's own evidence, not a state of the flow.
+    /// flagged RESYNC: it answers one of those bytes. When it carries the
+    /// outstation's, a request in them that finds the table full is not flagged
+    /// REQUEST_FLOOD: those bytes may have answered the requests the table holds.
+    /// Only this data: the acknowledgment is the segment's own evidence, not a state
+    /// of the flow.
     pub fn on_unseen_acked(&mut self, dir: Direction) {
-        if self.roles(dir) & MASTER != 0 {
+        let roles = self.roles(dir);
+        if roles & MASTER != 0 {
             self.answering_unseen = Some(dir.reverse());
+        }
+        if roles & OUTSTATION != 0 {
+            self.answered_unseen = Some(dir.reverse());
         }
     }
 
@@ -317,6 +332,7 @@ impl Dnp3Flow {
         self.lost_requests = 0;
         self.responses_cut = false;
         self.answering_unseen = None;
+        self.answered_unseen = None;
     }
 
     /// Whose frames `dir` carries: what its frames showed, else the usual orientation
@@ -604,8 +620,17 @@ impl Dnp3Flow {
                         !(p.master == master && p.outstation == outstation && p.seq == seq)
                     });
                     if self.pending.len() >= self.config.max_outstanding {
-                        self.pending.pop_front();
-                        d.anomalies |= Anomalies::REQUEST_FLOOD;
+                        // Not a flood when the request dropped was outstanding at a
+                        // gap in the responses (its answer may have been in it), or
+                        // when this request's segment acknowledges responses the
+                        // sensor did not see.
+                        let answered_in_gap = self
+                            .pending
+                            .pop_front()
+                            .is_some_and(|p| p.before_answer_gap);
+                        if !answered_in_gap && self.answered_unseen != Some(dir) {
+                            d.anomalies |= Anomalies::REQUEST_FLOOD;
+                        }
                     }
                     self.pending.push_back(Pending {
                         master,
@@ -1173,6 +1198,37 @@ mod tests {
         // The same sequence number again replaces, it does not flood.
         let p = one(&mut f, ToServer, &frames(true, &crob(3, 9), 10));
         assert!(p.anomalies.is_empty());
+    }
+
+    #[test]
+    fn requests_whose_answers_the_capture_may_have_lost_leave_no_flood() {
+        let config = Dnp3Config {
+            max_outstanding: 4,
+            ..Dnp3Config::default()
+        };
+        let request = |f: &mut Dnp3Flow, seq: u8| {
+            one(f, ToServer, &frames(true, &crob(3, seq), seq)).anomalies
+        };
+        // Four requests outstanding at a gap in the responses: dropping each of them
+        // to make room is no flood; dropping one sent after the gap is.
+        let mut f = Dnp3Flow::new(&config, Framing::Stream);
+        for seq in 0..4 {
+            assert!(request(&mut f, seq).is_empty());
+        }
+        f.on_gap(ToClient, &mut Vec::new());
+        for seq in 4..8 {
+            assert!(request(&mut f, seq).is_empty(), "{seq}");
+        }
+        assert_eq!(request(&mut f, 8), Anomalies::REQUEST_FLOOD);
+        // A request whose segment acknowledges responses the sensor did not see.
+        let mut f = Dnp3Flow::new(&config, Framing::Stream);
+        for seq in 0..4 {
+            assert!(request(&mut f, seq).is_empty());
+        }
+        f.on_unseen_acked(ToClient);
+        assert!(request(&mut f, 4).is_empty());
+        // The evidence was that segment's only.
+        assert_eq!(request(&mut f, 5), Anomalies::REQUEST_FLOOD);
     }
 
     #[test]
