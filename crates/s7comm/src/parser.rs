@@ -168,9 +168,12 @@ pub(crate) fn check_header(i: &[u8], max_len: u16, dt: DtPayload) -> HeaderCheck
                             DtPayload::Continues => true,
                             DtPayload::Starts => {
                                 let eot = more.first().is_some_and(|b| b & DT_EOT != 0);
-                                let seen = more.get(li - 1..).unwrap_or_default();
                                 // `li < payload_len` was checked above.
-                                match tsdu_start(seen, eot, payload_len - 1 - li) {
+                                let len = payload_len - 1 - li;
+                                // This TPDU's payload only, not the next TPKT's bytes.
+                                let seen = more.get(li - 1..).unwrap_or_default();
+                                let seen = seen.get(..len).unwrap_or(seen);
+                                match tsdu_start(seen, eot, len) {
                                     Some(ok) => ok,
                                     None => return HeaderCheck::NeedMore,
                                 }
@@ -869,6 +872,10 @@ mod tests {
         assert_eq!(check(&short), HeaderCheck::No);
         let empty = [0x03, 0x00, 0x00, 0x07, 0x02, 0xf0, 0x80];
         assert_eq!(check(&empty), HeaderCheck::Yes { len: 7 });
+        // Followed by another TPKT: its bytes are not the empty DT's payload.
+        let mut two = empty.to_vec();
+        two.extend_from_slice(&SETUP_JOB);
+        assert_eq!(check(&two), HeaderCheck::Yes { len: 7 });
     }
 
     #[test]

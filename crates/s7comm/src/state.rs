@@ -1139,6 +1139,22 @@ mod tests {
     }
 
     #[test]
+    fn after_a_gap_an_empty_dt_is_a_tpkt_like_any_other() {
+        // An S7comm-plus keep-alive (a DT with no payload) before or after a job.
+        let empty = dt(&[]);
+        for segment in [
+            [read_job(1), empty.clone(), read_job(2)].concat(),
+            [empty.clone(), read_job(2)].concat(),
+        ] {
+            let mut f = flow();
+            f.on_gap(ToServer, &mut Vec::new());
+            let out = drive(&mut f, ToServer, &[&segment]);
+            let reads = if segment.starts_with(&empty) { 1 } else { 2 };
+            assert_eq!(flags(&out), vec![READ; reads]);
+        }
+    }
+
+    #[test]
     fn after_a_gap_a_fragmented_job_is_read_whole() {
         // A write var job in two fragments, both seen, in one segment: the first
         // starts the run of TPKTs, and the second, whose first octet is data,
