@@ -217,7 +217,7 @@ pub(crate) fn leaves_tsdu_open(i: &[u8]) -> bool {
 /// fragment (no EOT). An empty DT (S7comm-plus keep-alive), the S7comm-plus protocol
 /// id and TLS record types are taken as they are: S7comm-plus frames and TLS records
 /// carry their own lengths, which their parsers check.
-fn tsdu_start(seen: &[u8], eot: bool, len: usize) -> Option<bool> {
+pub(crate) fn tsdu_start(seen: &[u8], eot: bool, len: usize) -> Option<bool> {
     let first = match seen.first() {
         Some(b) => *b,
         None => return (len == 0).then_some(true),

@@ -15,7 +15,7 @@ use crate::decode::{
 };
 use crate::parser::{
     check_header, is_tls_record_type, leaves_tsdu_open, parse_cotp, parse_plus_header,
-    parse_s7_pdu, parse_tpkt, CotpConnect, CotpPdu, DtPayload, HeaderCheck,
+    parse_s7_pdu, parse_tpkt, tsdu_start, CotpConnect, CotpPdu, DtPayload, HeaderCheck,
     S7COMM_PLUS_PROTOCOL_ID, S7COMM_PROTOCOL_ID,
 };
 
@@ -59,6 +59,11 @@ struct DirState {
     tsdu: Vec<u8>,
     /// The current TSDU overran `max_tsdu_len`: skip up to its EOT.
     tsdu_overflow: bool,
+    /// The flow was joined mid-stream, or bytes were lost, and no TSDU of this
+    /// direction was complete since: the first may be the rest of one whose start was
+    /// not captured, even when the join or the gap fell on a TPKT boundary (on a flow
+    /// of another protocol, resynchronisation does not check DT payloads).
+    unsure_start: bool,
     /// An S7comm-plus message without its trailer was seen: the next frames up to the
     /// one with a trailer continue it.
     plus_fragment: bool,
@@ -123,6 +128,9 @@ pub struct S7Flow {
     /// The TSAPs came from a connection request (a confirm does not override them).
     tsaps_from_cr: bool,
     userdata: UserdataState,
+    /// A TSDU of another protocol (MMS, ICCP: ISO-on-TCP serves several on port 102)
+    /// was seen: resynchronisation accepts a DT whatever its payload.
+    foreign: bool,
     dirs: [DirState; 2],
 }
 
@@ -140,6 +148,7 @@ impl S7Flow {
             called_tsap: None,
             tsaps_from_cr: false,
             userdata: UserdataState::default(),
+            foreign: false,
             dirs: [DirState::default(), DirState::default()],
         }
     }
@@ -151,6 +160,7 @@ impl S7Flow {
     pub fn joined_mid_stream(mut self) -> Self {
         for st in &mut self.dirs {
             st.skipped.joined();
+            st.unsure_start = true;
         }
         self
     }
@@ -244,6 +254,7 @@ impl S7Flow {
         st.tsdu.clear();
         st.tsdu_overflow = false;
         st.plus_fragment = false;
+        st.unsure_start = true;
         st.jobs_lost_since = Some(next_seq);
         st.jobs_lost = max_outstanding;
         let jobs = self.dir_state(dir.reverse());
@@ -275,6 +286,7 @@ impl S7Flow {
     /// The flow ended: unanswered jobs are forgotten (they were reported when seen).
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
+        self.foreign = false;
         self.dirs = [DirState::default(), DirState::default()];
     }
 
@@ -314,7 +326,7 @@ impl S7Flow {
             let Some(candidate) = rest.get(k..) else {
                 break;
             };
-            match check_stream_start(candidate, self.config.max_tpkt_len) {
+            match check_stream_start(candidate, self.config.max_tpkt_len, self.foreign) {
                 HeaderCheck::Yes { .. } => return Scan::Found(k),
                 HeaderCheck::NeedMore => return Scan::NeedMore(k),
                 HeaderCheck::No => {}
@@ -390,6 +402,7 @@ impl S7Flow {
                     st.tsdu.clear();
                     st.tsdu_overflow = false;
                     st.plus_fragment = false;
+                    st.unsure_start = false;
                 }
             }
             CotpPdu::ConnectionConfirm(c) => self.set_tsaps(&c, false),
@@ -432,12 +445,26 @@ impl S7Flow {
     }
 
     fn handle_tsdu(&mut self, dir: Direction, tsdu: &[u8], out: &mut dyn PduSink) {
+        // The first TSDU of a flow joined mid-stream is taken for an S7 PDU only if its
+        // header agrees with it, as after a gap (`check_stream_start`): else it is
+        // the rest of one whose start was not captured.
+        if std::mem::take(&mut self.dir_state(dir).unsure_start)
+            && tsdu.first() == Some(&S7COMM_PROTOCOL_ID)
+            && tsdu_start(tsdu, true, tsdu.len()) == Some(false)
+        {
+            let pdu = self.transport_pdu(dir, "garbage", Anomalies::RESYNC);
+            out.push(pdu);
+            return;
+        }
         match tsdu {
             [] => {}
             [S7COMM_PROTOCOL_ID, ..] => self.handle_s7(dir, tsdu, out),
             [S7COMM_PLUS_PROTOCOL_ID, ..] => self.handle_plus(dir, tsdu, out),
             [t, 3, ..] if is_tls_record_type(*t) => self.handle_plus(dir, tsdu, out),
-            _ => tracing::trace!("s7comm: COTP payload of another protocol"),
+            _ => {
+                tracing::trace!("s7comm: COTP payload of another protocol");
+                self.foreign = true;
+            }
         }
     }
 
@@ -569,13 +596,15 @@ fn follower(i: &[u8]) -> DtPayload {
 /// TPKT is complete and followed by the end of `i` or by another header. A DT must
 /// start its TSDU (a fragment that continues one lost to a gap is skipped), with an
 /// S7comm header whose lengths agree with the TPKT; the fragments after it continue
-/// it.
-pub(crate) fn check_stream_start(i: &[u8], max_len: u16) -> HeaderCheck {
-    match check_header(i, max_len, DtPayload::Starts) {
+/// it. On a flow that carried another protocol (`foreign`), a DT may carry anything.
+pub(crate) fn check_stream_start(i: &[u8], max_len: u16, foreign: bool) -> HeaderCheck {
+    // A flow of another protocol: its payloads are not S7's to check.
+    let any = |dt: DtPayload| if foreign { DtPayload::Continues } else { dt };
+    match check_header(i, max_len, any(DtPayload::Starts)) {
         HeaderCheck::Yes { len } => match i.get(len..) {
             None => HeaderCheck::NeedMore,
             Some([]) => HeaderCheck::Yes { len },
-            Some(next) => match check_header(next, max_len, follower(i)) {
+            Some(next) => match check_header(next, max_len, any(follower(i))) {
                 HeaderCheck::No => HeaderCheck::No,
                 HeaderCheck::NeedMore => HeaderCheck::NeedMore,
                 HeaderCheck::Yes { .. } => HeaderCheck::Yes { len },
@@ -1036,6 +1065,24 @@ mod tests {
         assert!(feed(&mut f, ToServer, &dt(&[])).is_empty());
     }
 
+    #[test]
+    fn after_a_gap_a_flow_of_another_protocol_frames_again() {
+        // MMS over ISO-on-TCP on port 102 (a session-layer SPDU first): 30 DTs of
+        // 1000 octets, more than the longest TPKT, after a gap.
+        let mms = dt(&[[0x01, 0x00, 0x01, 0x00].as_slice(), &[0x61; 996]].concat());
+        let mut f = flow();
+        assert!(feed(&mut f, ToServer, &mms).is_empty());
+        f.on_gap(ToServer, &mut Vec::new());
+        let segments: Vec<&[u8]> = (0..30).map(|_| mms.as_slice()).collect();
+        let out = drive(&mut f, ToServer, &segments);
+        assert!(out.is_empty(), "{:?}", flags(&out));
+        // A flow that carried none takes them for garbage after a gap, as before.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &segments);
+        assert_eq!(flags(&out), [RESYNC_SKIP, GARBAGE]);
+    }
+
     // ---- Capture loss: what a gap explains ----
 
     /// Read var job (0x04), 1 item: DB1.DBB10, BYTE x1.
@@ -1121,21 +1168,43 @@ mod tests {
 
     #[test]
     fn after_a_gap_a_fragment_that_starts_like_a_job_is_not_one() {
-        // A write var job whose 16 values read like the header of a job with 2
-        // octets of parameter: sent as two DT fragments cut there, the first lost.
-        let tsdu = write_tsdu(
-            7,
-            &[
-                0x32, 0x01, 0x00, 0x00, 0x00, 0x07, 0x00, 0x02, 0x00, 0x00, 0xf0, 0x00, 0x00, 0x01,
-                0x00, 0x01,
-            ],
-        );
-        let (_, second) = tsdu.split_at(tsdu.len() - 16);
-        assert_eq!(second.first(), Some(&S7COMM_PROTOCOL_ID));
+        // A write var job whose values read like the header of a job, sent as two DT
+        // fragments cut there, the first lost.
+        let tsdu = write_tsdu(7, &LOOKS_LIKE_A_JOB);
+        let (_, second) = tsdu.split_at(tsdu.len() - LOOKS_LIKE_A_JOB.len());
         let mut f = flow();
         f.on_gap(ToServer, &mut Vec::new());
         let out = drive(&mut f, ToServer, &[&dt(second), &read_job(8)]);
         assert_eq!(flags(&out), [RESYNC_SKIP, READ]);
+    }
+
+    /// 16 values of a write that read like the header of a job with 2 octets of
+    /// parameter (S7 id, ROSCTR 1, redundancy 0, pdu_ref 7, parameter length 2, data
+    /// length 0) and its parameter: 12 octets, not the 16 there are.
+    const LOOKS_LIKE_A_JOB: [u8; 16] = [
+        0x32, 0x01, 0x00, 0x00, 0x00, 0x07, 0x00, 0x02, 0x00, 0x00, 0xf0, 0x00, 0x00, 0x01, 0x00,
+        0x01,
+    ];
+
+    #[test]
+    fn joined_mid_stream_a_fragment_that_starts_like_a_job_is_not_one() {
+        // The join falls on the TPKT of the fragment that ends such a write: a whole
+        // TPKT, framed as usual, whose TSDU is the rest of one not captured.
+        let tsdu = write_tsdu(7, &LOOKS_LIKE_A_JOB);
+        let (_, second) = tsdu.split_at(tsdu.len() - LOOKS_LIKE_A_JOB.len());
+        let mut f = flow().joined_mid_stream();
+        let out = drive(&mut f, ToServer, &[&dt(second), &read_job(8)]);
+        assert_eq!(flags(&out), [RESYNC_SKIP, READ]);
+        // The first TSDU of a direction only: a whole job first is read as such, and
+        // the answers' direction has its own first TSDU.
+        let mut f = flow().joined_mid_stream();
+        assert_eq!(flags(&drive(&mut f, ToServer, &[&read_job(8)])), [READ]);
+        let a = one(&mut f, ToClient, &read_answer(8));
+        assert!(a.anomalies.is_empty(), "{a:?}");
+        // Without the join the same bytes are the device's: decoded, lengths flagged.
+        let out = drive(&mut flow(), ToServer, &[&dt(second)]);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].anomalies.contains(Anomalies::BAD_LENGTH), "{out:?}");
     }
 
     #[test]
