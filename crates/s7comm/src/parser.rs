@@ -211,39 +211,78 @@ pub(crate) fn leaves_tsdu_open(i: &[u8]) -> bool {
 /// buffered to tell.
 ///
 /// After a gap the first TPKT found may be the middle or the end of a fragmented
-/// TSDU, whose first octet is any byte of an S7 PDU. An S7comm header is therefore
-/// believed only when it is consistent: a known ROSCTR, redundancy id 0, and
-/// parameter and data lengths that fill the TSDU exactly (EOT) or overrun this
-/// fragment (no EOT). An empty DT (S7comm-plus keep-alive), the S7comm-plus protocol
-/// id and TLS record types are taken as they are: S7comm-plus frames and TLS records
-/// carry their own lengths, which their parsers check.
+/// TSDU, whose first octet is any byte of an S7 PDU. A header is therefore believed
+/// only when it is consistent with the TSDU:
+/// * S7comm: a known ROSCTR, redundancy id 0, and parameter and data lengths that
+///   fill the TSDU exactly (EOT) or overrun this fragment (no EOT);
+/// * S7comm-plus: a known protocol version (1, 2, 3, 0xfe) and a data length that
+///   fills the TSDU, with or without the trailer (EOT), or overruns the fragment;
+/// * TLS (S7-1500): version 3.0 to 3.4, and a first record within the TSDU (EOT).
+///
+/// An empty DT (S7comm-plus keep-alive) starts one.
 pub(crate) fn tsdu_start(seen: &[u8], eot: bool, len: usize) -> Option<bool> {
     let first = match seen.first() {
         Some(b) => *b,
         None => return (len == 0).then_some(true),
     };
-    if first != S7COMM_PROTOCOL_ID {
-        return Some(first == S7COMM_PLUS_PROTOCOL_ID || is_tls_record_type(first));
-    }
-    let header_len = match seen.get(1).map(|r| Rosctr(*r)) {
-        Some(Rosctr::JOB | Rosctr::USERDATA) => 10,
-        Some(Rosctr::ACK | Rosctr::ACK_DATA) => 12,
-        Some(_) => return Some(false),
-        None => return if len > 1 { None } else { Some(false) },
+    // The first `n` octets, once buffered (`None`: not yet); `Some(None)`: the TSDU is
+    // shorter than that.
+    let head = |n: usize| {
+        if len < n {
+            Some(None)
+        } else {
+            seen.get(..n).map(Some)
+        }
     };
-    if len < header_len {
-        return Some(false);
-    }
-    let header = seen.get(..header_len)?;
-    let be = |at: usize| {
-        let b = header.get(at..at + 2)?;
+    let be = |h: &[u8], at: usize| {
+        let b = h.get(at..at + 2)?;
         <[u8; 2]>::try_from(b)
             .ok()
             .map(|b| usize::from(u16::from_be_bytes(b)))
     };
-    let (redundancy, param, data) = (be(2)?, be(6)?, be(8)?);
-    let total = header_len + param + data;
-    Some(redundancy == 0 && if eot { total == len } else { total > len })
+    match first {
+        S7COMM_PROTOCOL_ID => {
+            let header_len = match seen.get(1).map(|r| Rosctr(*r)) {
+                Some(Rosctr::JOB | Rosctr::USERDATA) => 10,
+                Some(Rosctr::ACK | Rosctr::ACK_DATA) => 12,
+                Some(_) => return Some(false),
+                None => return if len > 1 { None } else { Some(false) },
+            };
+            let Some(h) = head(header_len)? else {
+                return Some(false);
+            };
+            let (redundancy, param, data) = (be(h, 2)?, be(h, 6)?, be(h, 8)?);
+            let total = header_len + param + data;
+            Some(redundancy == 0 && if eot { total == len } else { total > len })
+        }
+        S7COMM_PLUS_PROTOCOL_ID => {
+            // [0x72][version][data length u16], the data, and on a message's last frame
+            // the trailer [0x72][version][00 00].
+            let Some(h) = head(4)? else {
+                return Some(false);
+            };
+            let frame = 4 + be(h, 2)?;
+            let version = matches!(h.get(1), Some(0x01 | 0x02 | 0x03 | 0xfe));
+            Some(
+                version
+                    && if eot {
+                        len == frame || len == frame + 4
+                    } else {
+                        frame + 4 > len
+                    },
+            )
+        }
+        t if is_tls_record_type(t) => {
+            // The first record: [content type][version 3.x][length u16].
+            let Some(h) = head(5)? else {
+                return Some(false);
+            };
+            let record = 5 + be(h, 3)?;
+            let version = h.get(1) == Some(&3) && h.get(2).is_some_and(|minor| *minor <= 4);
+            Some(version && (!eot || record <= len))
+        }
+        _ => Some(false),
+    }
 }
 
 /// TLS record content types (S7-1500 TLS sessions carry TLS inside COTP DT).
@@ -876,6 +915,46 @@ mod tests {
         let mut two = empty.to_vec();
         two.extend_from_slice(&SETUP_JOB);
         assert_eq!(check(&two), HeaderCheck::Yes { len: 7 });
+    }
+
+    #[test]
+    fn a_dt_starts_an_s7comm_plus_or_tls_tsdu_only_with_a_consistent_header() {
+        // A TPKT and class 0 DT around `tsdu`.
+        let dt = |eot: bool, tsdu: &[u8]| {
+            let mut v = vec![0x03, 0x00];
+            v.extend_from_slice(&(tsdu.len() as u16 + 7).to_be_bytes());
+            v.extend_from_slice(&[0x02, 0xf0, if eot { 0x80 } else { 0x00 }]);
+            v.extend_from_slice(tsdu);
+            v
+        };
+        let check = |eot: bool, tsdu: &[u8]| {
+            check_header(&dt(eot, tsdu), 16384, DtPayload::Starts) != HeaderCheck::No
+        };
+        // S7comm-plus V2, 4 octets of data, with and without the trailer.
+        let data = [0x72, 0x02, 0x00, 0x04, 0x31, 0x00, 0x00, 0x04];
+        let whole = [data.as_slice(), &[0x72, 0x02, 0x00, 0x00]].concat();
+        assert!(check(true, &whole));
+        assert!(check(true, &data));
+        assert!(!check(true, &whole[..whole.len() - 1]), "cut trailer");
+        let mut v5 = whole.clone();
+        v5[1] = 0x05;
+        assert!(!check(true, &v5), "unknown version");
+        // The first fragment of a frame: its length runs past the fragment.
+        assert!(check(false, &data[..6]));
+        assert!(!check(false, &whole), "fits, yet no EOT");
+        // TLS 1.2 application data, a record of 2 octets.
+        let tls = [0x17, 0x03, 0x03, 0x00, 0x02, 0xaa, 0xbb];
+        assert!(check(true, &tls));
+        assert!(
+            !check(true, &[0x17, 0x02, 0x03, 0x00, 0x02, 0xaa, 0xbb]),
+            "version 2.x"
+        );
+        assert!(
+            !check(true, &[0x17, 0x03, 0x03, 0x00, 0x10, 0xaa, 0xbb]),
+            "record past the TSDU"
+        );
+        assert!(check(false, &[0x17, 0x03, 0x03, 0x00, 0x10, 0xaa, 0xbb]));
+        assert!(!check(true, &tls[..4]), "shorter than a record header");
     }
 
     #[test]

@@ -445,11 +445,14 @@ impl S7Flow {
     }
 
     fn handle_tsdu(&mut self, dir: Direction, tsdu: &[u8], out: &mut dyn PduSink) {
-        // The first TSDU of a flow joined mid-stream is taken for an S7 PDU only if its
-        // header agrees with it, as after a gap (`check_stream_start`): else it is
-        // the rest of one whose start was not captured.
+        // The first TSDU after a join or a gap is taken for an S7comm, S7comm-plus or
+        // TLS start only if its header agrees with it, as in `check_stream_start`:
+        // else it is the rest of one whose start was not captured.
+        let s7_like = |b: &u8| {
+            matches!(*b, S7COMM_PROTOCOL_ID | S7COMM_PLUS_PROTOCOL_ID) || is_tls_record_type(*b)
+        };
         if std::mem::take(&mut self.dir_state(dir).unsure_start)
-            && tsdu.first() == Some(&S7COMM_PROTOCOL_ID)
+            && tsdu.first().is_some_and(s7_like)
             && tsdu_start(tsdu, true, tsdu.len()) == Some(false)
         {
             let pdu = self.transport_pdu(dir, "garbage", Anomalies::RESYNC);
@@ -1185,6 +1188,23 @@ mod tests {
         0x32, 0x01, 0x00, 0x00, 0x00, 0x07, 0x00, 0x02, 0x00, 0x00, 0xf0, 0x00, 0x00, 0x01, 0x00,
         0x01,
     ];
+
+    #[test]
+    fn after_a_gap_a_fragment_that_starts_like_s7comm_plus_is_not_it() {
+        // A write job whose values begin like an S7comm-plus frame of an unknown
+        // version, cut there into two fragments, the first lost.
+        let values = [0x72, 0x09, 0x00, 0x04, 0x31, 0x00, 0x00, 0x04];
+        let tsdu = write_tsdu(7, &values);
+        let (_, second) = tsdu.split_at(tsdu.len() - values.len());
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&dt(second), &read_job(8)]);
+        assert_eq!(flags(&out), [RESYNC_SKIP, READ]);
+        // Joined mid-stream on that TPKT: the first TSDU is checked the same way.
+        let mut f = flow().joined_mid_stream();
+        let out = drive(&mut f, ToServer, &[&dt(second), &read_job(8)]);
+        assert_eq!(flags(&out), [RESYNC_SKIP, READ]);
+    }
 
     #[test]
     fn joined_mid_stream_a_fragment_that_starts_like_a_job_is_not_one() {
