@@ -18,6 +18,7 @@ use serde::Serialize;
 pub mod dnp3;
 pub mod modbus;
 pub mod opcua;
+mod outstanding;
 pub mod s7comm;
 mod skipped;
 #[cfg(feature = "testing")]
@@ -27,6 +28,7 @@ mod time;
 pub use dnp3::{Dnp3Attribute, Dnp3Info, Dnp3Object, Dnp3Point};
 pub use modbus::{ModbusInfo, ModbusMore};
 pub use opcua::{OpcuaApplication, OpcuaInfo, OpcuaNode, OpcuaValue};
+pub use outstanding::{Outstanding, Request};
 pub use s7comm::{S7Block, S7Identity, S7Item, S7commInfo, S7commPlusInfo};
 pub use skipped::Skipped;
 pub use time::Timestamp;

@@ -1,9 +1,10 @@
 //! Per-flow state: framing per direction, resynchronisation, and request/response
 //! pairing by transaction id with a bounded table of outstanding requests.
 
-use std::collections::VecDeque;
-
-use otwatch_event::{Anomalies, Direction, ModbusInfo, Native, Operation, Pdu, PduSink, Skipped};
+use otwatch_event::{
+    Anomalies, Direction, ModbusInfo, Native, Operation, Outstanding, Pdu, PduSink, Request,
+    Skipped,
+};
 
 use crate::decode::{decode_request, decode_response, Pairing, RequestContext};
 use crate::parser::{
@@ -55,41 +56,15 @@ enum Scan {
     NotFound(usize),
 }
 
+/// A Modbus server answers each request when it has served it: none waits queued.
+impl Request for RequestContext {}
+
 /// Modbus/TCP state of one flow (both directions).
 #[derive(Debug, Clone)]
 pub struct ModbusFlow {
-    max_outstanding: usize,
     max_resync_scan: usize,
-    /// Outstanding requests, oldest first. Linear search: the table is small (the
-    /// flood bound) and usually holds one entry.
-    pending: VecDeque<RequestContext>,
-    /// A gap lost requests: this many more responses that find no request are flagged
-    /// RESYNC (explained by the loss), at most the outstanding bound, and none once a
-    /// request sent after the gap is answered. Bounded so that a gap never silences
-    /// unmatched responses for the rest of a flow.
-    lost_requests: usize,
-    /// Outstanding requests sent before that gap (the oldest ones).
-    before_gap: usize,
-    /// The responses being delivered come in a segment that acknowledges request
-    /// bytes the sensor did not see: one that finds no request answers one of those.
-    answering_unseen: bool,
-    /// The requests being delivered come in a segment that acknowledges response
-    /// bytes the sensor did not see: the requests those answered are not outstanding
-    /// any more, so a full table is no flood.
-    answered_unseen: bool,
-    /// A gap lost responses: the requests they answered wait for nothing, and go once
-    /// a later request is answered.
-    answers_lost: bool,
-    /// Outstanding requests at that gap (the oldest ones): only their answers can
-    /// have been in it. A server may answer pipelined requests out of order, so the
-    /// requests sent since keep waiting. Those of the front still outstanding after
-    /// the first answer stay counted: the answer of one may have been in the gap, so
-    /// the room it takes in a full table is no flood.
-    gap_front: usize,
-    /// Outstanding requests when the client last acknowledged responses the sensor
-    /// had not seen: the gap declared for them later (once the loss is certain) can
-    /// only hold answers to these.
-    loss_front: Option<usize>,
+    /// Outstanding requests, and what the capture's losses say about them.
+    pending: Outstanding<RequestContext>,
     to_server: DirState,
     to_client: DirState,
 }
@@ -97,16 +72,8 @@ pub struct ModbusFlow {
 impl ModbusFlow {
     pub fn new(config: &ModbusConfig) -> Self {
         ModbusFlow {
-            max_outstanding: config.max_outstanding.max(1),
             max_resync_scan: config.max_resync_scan.max(1),
-            pending: VecDeque::new(),
-            lost_requests: 0,
-            before_gap: 0,
-            answering_unseen: false,
-            answered_unseen: false,
-            answers_lost: false,
-            gap_front: 0,
-            loss_front: None,
+            pending: Outstanding::new(config.max_outstanding),
             to_server: DirState::default(),
             to_client: DirState::default(),
         }
@@ -141,11 +108,7 @@ impl ModbusFlow {
     /// followed by the next bytes.
     pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         let n = self.frame(dir, data, out);
-        // The evidence of an unseen acknowledgment is the segment's own.
-        match dir {
-            Direction::ToServer => self.answered_unseen = false,
-            Direction::ToClient => self.answering_unseen = false,
-        }
+        self.pending.delivered(dir);
         n
     }
 
@@ -202,20 +165,7 @@ impl ModbusFlow {
         let st = self.dir_state(dir);
         st.resync = true;
         st.skipped.lost();
-        match dir {
-            Direction::ToServer => {
-                self.lost_requests = self.max_outstanding;
-                self.before_gap = self.pending.len();
-            }
-            Direction::ToClient => {
-                self.answers_lost = true;
-                let outstanding = self.pending.len();
-                self.gap_front = self
-                    .loss_front
-                    .take()
-                    .map_or(outstanding, |n| n.min(outstanding));
-            }
-        }
+        self.pending.on_gap(dir);
     }
 
     /// The next bytes of the other direction come in a segment that acknowledges
@@ -230,32 +180,20 @@ impl ModbusFlow {
     ///   not see, so the table overstates what is outstanding; a request that finds
     ///   it full takes the place of the oldest without being flagged REQUEST_FLOOD.
     pub fn on_unseen_acked(&mut self, dir: Direction) {
-        match dir {
-            Direction::ToServer => self.answering_unseen = true,
-            Direction::ToClient => self.answered_unseen = true,
-        }
+        self.pending.on_unseen_acked(dir);
     }
 
     /// The client has now acknowledged response bytes beyond any seen (`dir` is
     /// `ToClient`): if the capture lost them, the gap declared later holds answers
     /// to the requests outstanding now only, not to those sent after.
     pub fn on_acked_beyond(&mut self, dir: Direction) {
-        if dir == Direction::ToClient {
-            self.loss_front = Some(self.pending.len());
-        }
+        self.pending.on_acked_beyond(dir);
     }
 
     /// The flow ended: unanswered requests are forgotten (they were reported when
     /// seen).
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
-        self.lost_requests = 0;
-        self.before_gap = 0;
-        self.answering_unseen = false;
-        self.answered_unseen = false;
-        self.answers_lost = false;
-        self.gap_front = 0;
-        self.loss_front = None;
         self.to_server = DirState::default();
         self.to_client = DirState::default();
     }
@@ -314,76 +252,25 @@ impl ModbusFlow {
         });
     }
 
-    /// Takes the outstanding request at `i`, answered. After a gap in the responses
-    /// the older ones that were outstanding at the gap go too: their answers were in
-    /// it. Once a request sent after a gap in the requests is answered, pairing has
-    /// resumed.
-    fn take(&mut self, i: usize) -> Option<RequestContext> {
-        let i = if std::mem::take(&mut self.answers_lost) {
-            let n = i.min(self.gap_front).min(self.pending.len());
-            self.gap_front -= n;
-            self.pending.drain(..n);
-            self.before_gap = self.before_gap.saturating_sub(n);
-            i - n
-        } else {
-            i
-        };
-        if i < self.gap_front {
-            self.gap_front -= 1;
-        }
-        if i >= self.before_gap {
-            self.lost_requests = 0;
-            self.before_gap = 0;
-        } else {
-            self.before_gap -= 1;
-        }
-        if i == 0 {
-            self.pending.pop_front()
-        } else {
-            self.pending.remove(i)
-        }
-    }
-
     fn handle(&mut self, dir: Direction, adu: &ModbusAdu<'_>, out: &mut dyn PduSink) {
         let (decoded, packed) = match dir {
             Direction::ToServer => {
                 let (mut decoded, ctx) = decode_request(adu);
-                if self.pending.len() >= self.max_outstanding {
-                    self.pending.pop_front();
-                    self.before_gap = self.before_gap.saturating_sub(1);
-                    self.loss_front = self.loss_front.map(|n| n.saturating_sub(1));
-                    // The oldest request was outstanding at a gap in the answers (its
-                    // answer may have been in it), or this request's segment
-                    // acknowledges answers the sensor did not see: no flood.
-                    let answered_in_gap = self.gap_front > 0;
-                    self.gap_front = self.gap_front.saturating_sub(1);
-                    if !answered_in_gap && !self.answered_unseen {
-                        decoded.anomalies.insert(Anomalies::REQUEST_FLOOD);
-                    }
+                if self.pending.push(ctx) {
+                    decoded.anomalies.insert(Anomalies::REQUEST_FLOOD);
                 }
-                self.pending.push_back(ctx);
                 (decoded, None)
             }
             Direction::ToClient => {
-                // A response before any gap: what was acknowledged unseen may have
-                // been late rather than lost. A later gap without a fresh
-                // acknowledgment counts every outstanding request.
-                self.loss_front = None;
                 let tid = adu.transaction_id;
-                // Usually the oldest request is the one answered: the search looks
-                // there first, and `take` pops it without shifting the rest.
-                let at = self.pending.iter().position(|c| c.transaction_id == tid);
-                match at.and_then(|i| self.take(i)) {
+                match self.pending.answer(|c| c.transaction_id == tid) {
                     Some(ctx) if ctx.function == adu.function.base() => {
                         decode_response(adu, Pairing::Matched(&ctx))
                     }
                     Some(_) => decode_response(adu, Pairing::Mismatched),
                     None => {
                         let (mut decoded, packed) = decode_response(adu, Pairing::Unmatched);
-                        if self.lost_requests > 0 {
-                            self.lost_requests -= 1;
-                            decoded.anomalies.insert(Anomalies::RESYNC);
-                        } else if self.answering_unseen {
+                        if self.pending.unmatched_is_loss() {
                             decoded.anomalies.insert(Anomalies::RESYNC);
                         }
                         (decoded, packed)

@@ -15,8 +15,9 @@
 //!   Call (object and method), AddNodes/DeleteNodes/AddReferences/DeleteReferences
 //!   (node ids), CreateSession (the client's application description),
 //!   ActivateSession (identity token type and user name), OpenSecureChannel (token id).
-//! * [`state`]: [`OpcuaFlow`], the per-flow state the flow layer drives (it implements
-//!   `otwatch_flow::StreamHandler`).
+//! * [`state`]: [`OpcuaFlow`], the per-flow state the flow layer drives through the
+//!   binary's dispatch (`on_data`, `on_gap`, `on_unseen_acked`, `on_acked_beyond`,
+//!   `on_end`).
 //!
 //! # Events
 //!

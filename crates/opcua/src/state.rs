@@ -3,10 +3,9 @@
 //! request handle with a bounded table of outstanding requests. What a capture gap
 //! explains is flagged `RESYNC` (see the crate docs, "Capture loss").
 
-use std::collections::VecDeque;
-
-use otwatch_event::{Anomalies, Direction, Native, OpcuaInfo, Operation, Pdu, PduSink, Skipped};
-use otwatch_flow::StreamHandler;
+use otwatch_event::{
+    Anomalies, Direction, Native, OpcuaInfo, Operation, Outstanding, Pdu, PduSink, Request, Skipped,
+};
 
 use crate::codes::{is_policy_none, symmetric_signature_len, MessageType, ServiceId, ServiceKind};
 use crate::decode::{decode_service, looks_plaintext};
@@ -145,35 +144,8 @@ enum HeaderCheck {
 #[derive(Debug, Clone)]
 pub struct OpcuaFlow {
     config: OpcuaConfig,
-    /// Outstanding requests, oldest first.
-    pending: VecDeque<Pending>,
-    /// A gap lost requests: this many more responses that find no request are flagged
-    /// RESYNC (explained by the loss), at most the outstanding bound, and none once a
-    /// request sent after the gap is answered.
-    lost_requests: usize,
-    /// Outstanding requests sent before that gap (the oldest ones).
-    before_gap: usize,
-    /// The responses being delivered come in a segment that acknowledges request
-    /// bytes the sensor did not see: one that finds no request answers one of those.
-    answering_unseen: bool,
-    /// The requests being delivered come in a segment that acknowledges response
-    /// bytes the sensor did not see: the requests those answered are not outstanding
-    /// any more, so a full table is no flood.
-    answered_unseen: bool,
-    /// A gap lost responses: the requests they answered wait for nothing, and go once
-    /// a later request is answered. Publish requests, which the server queues and
-    /// answers in their own order, are tracked apart (`publishes_lost`).
-    answers_lost: bool,
-    publishes_lost: bool,
-    /// Outstanding requests at that gap (the oldest ones): only their answers can
-    /// have been in it. Those still outstanding stay counted after the first answer:
-    /// a server that answers out of order may have answered them in the gap, so the
-    /// room they take in a full table is no flood.
-    gap_front: usize,
-    /// Outstanding requests when the client last acknowledged responses the sensor
-    /// had not seen: the gap declared for them later (once the loss is certain) can
-    /// only hold answers to these.
-    loss_front: Option<usize>,
+    /// Outstanding requests, and what the capture's losses say about them.
+    pending: Outstanding<Pending>,
     channel: Channel,
     to_server: DirState,
     to_client: DirState,
@@ -187,16 +159,8 @@ impl OpcuaFlow {
         config.max_outstanding = config.max_outstanding.max(1);
         config.max_resync_scan = config.max_resync_scan.max(1);
         OpcuaFlow {
+            pending: Outstanding::new(config.max_outstanding),
             config,
-            pending: VecDeque::new(),
-            lost_requests: 0,
-            before_gap: 0,
-            answering_unseen: false,
-            answered_unseen: false,
-            answers_lost: false,
-            publishes_lost: false,
-            gap_front: 0,
-            loss_front: None,
             channel: Channel::default(),
             to_server: DirState::default(),
             to_client: DirState::default(),
@@ -235,11 +199,7 @@ impl OpcuaFlow {
     /// consumed; the unconsumed tail must be presented again with the next bytes.
     pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         let n = self.frame(dir, data, out);
-        // The evidence of an unseen acknowledgment is the segment's own.
-        match dir {
-            Direction::ToServer => self.answered_unseen = false,
-            Direction::ToClient => self.answering_unseen = false,
-        }
+        self.pending.delivered(dir);
         n
     }
 
@@ -320,24 +280,7 @@ impl OpcuaFlow {
             ..DirState::default()
         };
         st.skipped.lost();
-        match dir {
-            Direction::ToServer => {
-                self.lost_requests = self.config.max_outstanding;
-                self.before_gap = self.pending.len();
-            }
-            Direction::ToClient => {
-                let outstanding = self.pending.len();
-                // Requests left from an earlier gap are among these: they were
-                // outstanding when `loss_front` was taken.
-                self.gap_front = self
-                    .loss_front
-                    .take()
-                    .map_or(outstanding, |n| n.min(outstanding));
-                let at_gap = || self.pending.iter().take(self.gap_front);
-                self.answers_lost = at_gap().any(|p| !is_publish(p));
-                self.publishes_lost = at_gap().any(is_publish);
-            }
-        }
+        self.pending.on_gap(dir);
     }
 
     /// The next bytes of the other direction come in a segment that acknowledges
@@ -353,32 +296,19 @@ impl OpcuaFlow {
     ///   among that data that finds the table full takes the place of the oldest
     ///   without being flagged `REQUEST_FLOOD`.
     pub fn on_unseen_acked(&mut self, dir: Direction) {
-        match dir {
-            Direction::ToServer => self.answering_unseen = true,
-            Direction::ToClient => self.answered_unseen = true,
-        }
+        self.pending.on_unseen_acked(dir);
     }
 
     /// The client has now acknowledged response bytes beyond any seen (`dir` is
     /// `ToClient`): if the capture lost them, the gap declared later holds answers
     /// to the requests outstanding now only, not to those sent after.
     pub fn on_acked_beyond(&mut self, dir: Direction) {
-        if dir == Direction::ToClient {
-            self.loss_front = Some(self.pending.len());
-        }
+        self.pending.on_acked_beyond(dir);
     }
 
     /// The flow ended: partial messages and unanswered requests are forgotten.
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
         self.pending.clear();
-        self.lost_requests = 0;
-        self.before_gap = 0;
-        self.answering_unseen = false;
-        self.answered_unseen = false;
-        self.answers_lost = false;
-        self.publishes_lost = false;
-        self.gap_front = 0;
-        self.loss_front = None;
         self.to_server = DirState::default();
         self.to_client = DirState::default();
     }
@@ -836,31 +766,21 @@ impl OpcuaFlow {
             Some(ServiceKind::Request) => {
                 let operation = o.id.operation().unwrap_or(Operation::Other);
                 if let Some(handle) = info.request_handle {
-                    if self.pending.len() >= self.config.max_outstanding {
-                        let answered_in_gap = self.evict_oldest();
-                        // Answers the sensor did not see free the table: no flood.
-                        if !self.answered_unseen && !answered_in_gap {
-                            anomalies |= Anomalies::REQUEST_FLOOD;
-                        }
-                    }
-                    self.pending.push_back(Pending {
+                    let request = Pending {
                         handle,
                         service: o.id,
                         operation,
-                    });
+                    };
+                    if self.pending.push(request) {
+                        anomalies |= Anomalies::REQUEST_FLOOD;
+                    }
                 }
                 (false, operation)
             }
             Some(kind) => {
-                // An answer before any gap: what was acknowledged unseen may have been
-                // late rather than lost (a later gap without a fresh acknowledgment
-                // counts every outstanding request).
-                self.loss_front = None;
                 let own = o.id.operation().unwrap_or(Operation::Other);
-                let found = info.request_handle.and_then(|handle| {
-                    let k = self.pending.iter().position(|p| p.handle == handle)?;
-                    self.take(k)
-                });
+                let handle = info.request_handle;
+                let found = self.pending.answer(|p| Some(p.handle) == handle);
                 let operation = match found {
                     Some(req) => {
                         let expected = req.service.response_of();
@@ -874,10 +794,7 @@ impl OpcuaFlow {
                         // after a loss of requests, likely the answer to a lost one.
                         if info.request_handle.is_some() {
                             anomalies |= Anomalies::UNMATCHED_RESPONSE;
-                            if self.lost_requests > 0 {
-                                self.lost_requests -= 1;
-                                anomalies |= Anomalies::RESYNC;
-                            } else if self.answering_unseen {
+                            if self.pending.unmatched_is_loss() {
                                 anomalies |= Anomalies::RESYNC;
                             }
                         }
@@ -897,73 +814,6 @@ impl OpcuaFlow {
         );
     }
 
-    /// Makes room for a request in the full table: the oldest request that is not a
-    /// Publish goes (Publish requests wait at the server by design), or the oldest.
-    /// Returns whether it was outstanding at a gap in the answers (its answer may
-    /// have been in it).
-    fn evict_oldest(&mut self) -> bool {
-        let k = self
-            .pending
-            .iter()
-            .position(|p| !is_publish(p))
-            .unwrap_or(0);
-        if self.pending.remove(k).is_none() {
-            return false;
-        }
-        if k < self.before_gap {
-            self.before_gap -= 1;
-        }
-        self.loss_front = self.loss_front.map(|n| if k < n { n - 1 } else { n });
-        let at_gap = k < self.gap_front;
-        if at_gap {
-            self.gap_front -= 1;
-        }
-        at_gap
-    }
-
-    /// Takes the outstanding request at `k`, answered. After a gap in the responses
-    /// the older requests of its kind that were outstanding at the gap go too: their
-    /// answers were in it (Publish requests are answered in their own order, the
-    /// others in theirs). Once a request sent after a gap in the requests is answered,
-    /// pairing has resumed.
-    fn take(&mut self, k: usize) -> Option<Pending> {
-        let publish = is_publish(self.pending.get(k)?);
-        let lost = if publish {
-            &mut self.publishes_lost
-        } else {
-            &mut self.answers_lost
-        };
-        let mut k = k;
-        if std::mem::take(lost) {
-            let (mut at, mut older, mut older_before_gap) = (0, 0, 0);
-            let (before_gap, front) = (self.before_gap, self.gap_front.min(k));
-            self.pending.retain(|p| {
-                let drop = at < front && is_publish(p) == publish;
-                if drop {
-                    older += 1;
-                    if at < before_gap {
-                        older_before_gap += 1;
-                    }
-                }
-                at += 1;
-                !drop
-            });
-            k -= older;
-            self.before_gap -= older_before_gap;
-            self.gap_front -= older;
-        }
-        if k < self.gap_front {
-            self.gap_front -= 1;
-        }
-        if k >= self.before_gap {
-            self.lost_requests = 0;
-            self.before_gap = 0;
-        } else {
-            self.before_gap -= 1;
-        }
-        self.pending.remove(k)
-    }
-
     fn emit(
         &self,
         dir: Direction,
@@ -980,8 +830,13 @@ impl OpcuaFlow {
     }
 }
 
-fn is_publish(p: &Pending) -> bool {
-    p.service == ServiceId::PUBLISH_REQUEST
+/// The server queues Publish requests and answers each when it has a notification
+/// to send: a full table drops a Publish last, and a lost Read answer says nothing
+/// about them.
+impl Request for Pending {
+    fn queued(&self) -> bool {
+        self.service == ServiceId::PUBLISH_REQUEST
+    }
 }
 
 fn append(p: &mut Partial, payload: &[u8], cut: bool, max_bytes: usize) {
@@ -1060,24 +915,6 @@ fn der_element_len(der: &[u8]) -> Option<usize> {
     };
     let total = header + len;
     (total <= der.len()).then_some(total)
-}
-
-impl StreamHandler for OpcuaFlow {
-    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
-        OpcuaFlow::on_data(self, dir, data, out)
-    }
-
-    fn on_gap(&mut self, dir: Direction, out: &mut dyn PduSink) {
-        OpcuaFlow::on_gap(self, dir, out)
-    }
-
-    fn on_unseen_acked(&mut self, dir: Direction) {
-        OpcuaFlow::on_unseen_acked(self, dir)
-    }
-
-    fn on_end(&mut self, out: &mut dyn PduSink) {
-        OpcuaFlow::on_end(self, out)
-    }
 }
 
 #[cfg(test)]

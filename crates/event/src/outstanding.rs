@@ -1,0 +1,492 @@
+//! The requests of one connection that wait for their answers, and what the
+//! capture's losses say about them.
+//!
+//! A passive sensor sees a request and, usually, its answer. When the capture loses
+//! bytes (a gap) or the client acknowledges answers the sensor never saw, the table of
+//! outstanding requests no longer says what the server owes: answers that the sensor
+//! cannot pair, and requests that will never be answered, are the capture's fault,
+//! not the device's. This type keeps that bookkeeping once for every request/response
+//! protocol, so that each dissector only says what a request is and which answer
+//! pairs with it.
+
+use std::collections::VecDeque;
+
+use crate::Direction;
+
+/// A request waiting for its answer.
+pub trait Request {
+    /// The server keeps this request until it has something to say, and answers such
+    /// requests in their own order, not among the others (an OPC UA Publish). A full
+    /// table makes room by dropping another request first, and an answer of the other
+    /// kind never proves such a request lost.
+    fn queued(&self) -> bool {
+        false
+    }
+}
+
+/// The outstanding requests of one connection, oldest first, bounded, with the state
+/// that the capture's losses leave.
+///
+/// Invariants: `before_gap`, `gap_front` and `loss_front` count requests at the
+/// front of `pending` and never exceed its length; `lost_requests` is at most the
+/// bound.
+#[derive(Debug, Clone)]
+pub struct Outstanding<R> {
+    max: usize,
+    /// Linear search: the table is small (the bound) and usually holds one entry.
+    pending: VecDeque<R>,
+    /// A gap lost requests: this many more answers that find no request are
+    /// explained by the loss, at most the bound, and none once a request sent after
+    /// the gap is answered. Bounded so that a gap never excuses unmatched answers
+    /// for the rest of a flow.
+    lost_requests: usize,
+    /// Outstanding requests sent before that gap (the oldest ones).
+    before_gap: usize,
+    /// The answers being delivered come in a segment that acknowledges request bytes
+    /// the sensor did not see: one that finds no request answers one of those.
+    answering_unseen: bool,
+    /// The requests being delivered come in a segment that acknowledges answer bytes
+    /// the sensor did not see: the requests those answered are not outstanding any
+    /// more, so a full table is no flood.
+    answered_unseen: bool,
+    /// A gap lost answers to requests of each kind (not queued, queued): the requests
+    /// they answered wait for nothing, and go once a later request of their kind is
+    /// answered.
+    answers_lost: [bool; 2],
+    /// Outstanding requests at that gap (the oldest ones): only their answers can
+    /// have been in it. A server may answer pipelined requests out of order, so the
+    /// requests sent since keep waiting. Those of the front still outstanding after
+    /// the first answer stay counted: the answer of one may have been in the gap, so
+    /// the room it takes in a full table is no flood.
+    gap_front: usize,
+    /// Outstanding requests when the client last acknowledged answers the sensor had
+    /// not seen: the gap declared for them later (once the loss is certain) can only
+    /// hold answers to these.
+    loss_front: Option<usize>,
+}
+
+impl<R: Request> Outstanding<R> {
+    /// An empty table that holds at most `max` requests (at least one).
+    pub fn new(max: usize) -> Self {
+        Outstanding {
+            max: max.max(1),
+            pending: VecDeque::new(),
+            lost_requests: 0,
+            before_gap: 0,
+            answering_unseen: false,
+            answered_unseen: false,
+            answers_lost: [false; 2],
+            gap_front: 0,
+            loss_front: None,
+        }
+    }
+
+    /// Number of requests waiting for their answer.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// A request was sent. When the table is full, the oldest request that is not
+    /// [queued](Request::queued) (or the oldest) makes room. Returns whether that is
+    /// a request flood: not when the request dropped was outstanding at a gap in the
+    /// answers (its answer may have been in it), nor when the request comes in a
+    /// segment that acknowledges answers the sensor did not see.
+    #[must_use = "a flood is an anomaly of the request"]
+    pub fn push(&mut self, request: R) -> bool {
+        let flood = self.pending.len() >= self.max && {
+            let answered_in_gap = self.evict();
+            !answered_in_gap && !self.answered_unseen
+        };
+        self.pending.push_back(request);
+        flood
+    }
+
+    /// An answer came: the oldest request that `pairs` accepts is taken, answered, or
+    /// `None` when no request pairs. After a gap in the answers the older requests
+    /// of its kind that were outstanding at the gap go too: their answers were in it.
+    pub fn answer(&mut self, pairs: impl Fn(&R) -> bool) -> Option<R> {
+        // An answer before any gap: what was acknowledged unseen may have been late
+        // rather than lost. A later gap without a fresh acknowledgment counts every
+        // outstanding request.
+        self.loss_front = None;
+        let at = self.pending.iter().position(pairs)?;
+        self.take(at)
+    }
+
+    /// An answer found no request: whether the capture explains it (it answers a
+    /// request the sensor lost), so that it is reported as a resynchronisation, not
+    /// as the device's fault alone.
+    pub fn unmatched_is_loss(&mut self) -> bool {
+        if self.lost_requests > 0 {
+            self.lost_requests -= 1;
+            true
+        } else {
+            self.answering_unseen
+        }
+    }
+
+    /// Bytes of `dir` were lost (`ToServer`: requests, `ToClient`: answers).
+    ///
+    /// * Requests lost: answers that find no request are explained by the loss, until
+    ///   a request sent after the gap is answered.
+    /// * Answers lost: the requests outstanding now (or at the client's last
+    ///   acknowledgment of unseen answers, if fewer) may have been answered in the
+    ///   gap. They go once a later request of their kind is answered, so that they
+    ///   neither fill the table nor pair with a later answer once ids wrap.
+    pub fn on_gap(&mut self, dir: Direction) {
+        match dir {
+            Direction::ToServer => {
+                self.lost_requests = self.max;
+                self.before_gap = self.pending.len();
+            }
+            Direction::ToClient => {
+                let outstanding = self.pending.len();
+                // Requests left from an earlier gap are among these: they were
+                // outstanding when `loss_front` was taken.
+                self.gap_front = self
+                    .loss_front
+                    .take()
+                    .map_or(outstanding, |n| n.min(outstanding));
+                self.answers_lost = [false; 2];
+                for r in self.pending.iter().take(self.gap_front) {
+                    self.answers_lost[usize::from(r.queued())] = true;
+                }
+            }
+        }
+    }
+
+    /// The next data of the other direction comes in a segment that acknowledges
+    /// bytes of `dir` the sensor never saw (lost by the capture, or still on their
+    /// way). It holds until [`Outstanding::delivered`] for that direction: the
+    /// acknowledgment is that segment's own evidence, not a state of the flow.
+    ///
+    /// * `ToServer` (unseen requests): an answer that finds no request answers one of
+    ///   those ([`Outstanding::unmatched_is_loss`]).
+    /// * `ToClient` (unseen answers): the client received answers the sensor did not
+    ///   see, so the table overstates what is outstanding; a request that finds it
+    ///   full is no flood.
+    pub fn on_unseen_acked(&mut self, dir: Direction) {
+        match dir {
+            Direction::ToServer => self.answering_unseen = true,
+            Direction::ToClient => self.answered_unseen = true,
+        }
+    }
+
+    /// The client has now acknowledged answer bytes beyond any seen (`dir` is
+    /// `ToClient`): if the capture lost them, the gap declared later holds answers to
+    /// the requests outstanding now only, not to those sent after.
+    pub fn on_acked_beyond(&mut self, dir: Direction) {
+        if dir == Direction::ToClient {
+            self.loss_front = Some(self.pending.len());
+        }
+    }
+
+    /// The data of `dir` delivered with one segment has been read: the evidence of an
+    /// unseen acknowledgment that came with it is spent.
+    pub fn delivered(&mut self, dir: Direction) {
+        match dir {
+            Direction::ToServer => self.answered_unseen = false,
+            Direction::ToClient => self.answering_unseen = false,
+        }
+    }
+
+    /// The flow ended: unanswered requests are forgotten (they were reported when
+    /// seen), and so are its losses.
+    pub fn clear(&mut self) {
+        *self = Outstanding::new(self.max);
+    }
+
+    /// Makes room in the full table. Returns whether the request dropped was
+    /// outstanding at a gap in the answers.
+    fn evict(&mut self) -> bool {
+        let k = self.pending.iter().position(|r| !r.queued()).unwrap_or(0);
+        if self.pending.remove(k).is_none() {
+            return false;
+        }
+        if k < self.before_gap {
+            self.before_gap -= 1;
+        }
+        self.loss_front = self.loss_front.map(|n| if k < n { n - 1 } else { n });
+        let at_gap = k < self.gap_front;
+        if at_gap {
+            self.gap_front -= 1;
+        }
+        at_gap
+    }
+
+    /// Takes the request at `k`, answered (see [`Outstanding::answer`]). Once a
+    /// request sent after a gap in the requests is answered, pairing has resumed.
+    fn take(&mut self, k: usize) -> Option<R> {
+        let queued = self.pending.get(k)?.queued();
+        let mut k = k;
+        if std::mem::take(&mut self.answers_lost[usize::from(queued)]) {
+            let (mut at, mut older, mut older_before_gap) = (0, 0, 0);
+            let (before_gap, front) = (self.before_gap, self.gap_front.min(k));
+            self.pending.retain(|r| {
+                let drop = at < front && r.queued() == queued;
+                if drop {
+                    older += 1;
+                    if at < before_gap {
+                        older_before_gap += 1;
+                    }
+                }
+                at += 1;
+                !drop
+            });
+            k -= older;
+            self.before_gap -= older_before_gap;
+            self.gap_front -= older;
+        }
+        if k < self.gap_front {
+            self.gap_front -= 1;
+        }
+        if k >= self.before_gap {
+            self.lost_requests = 0;
+            self.before_gap = 0;
+        } else {
+            self.before_gap -= 1;
+        }
+        // Usually the oldest request is the one answered: popped without a shift.
+        if k == 0 {
+            self.pending.pop_front()
+        } else {
+            self.pending.remove(k)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Direction::{ToClient, ToServer};
+
+    /// A request with an id; `queued` like an OPC UA Publish.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Req {
+        id: u32,
+        queued: bool,
+    }
+
+    impl Request for Req {
+        fn queued(&self) -> bool {
+            self.queued
+        }
+    }
+
+    fn req(id: u32) -> Req {
+        Req { id, queued: false }
+    }
+
+    fn queued(id: u32) -> Req {
+        Req { id, queued: true }
+    }
+
+    fn ids(t: &Outstanding<Req>) -> Vec<u32> {
+        t.pending.iter().map(|r| r.id).collect()
+    }
+
+    fn answer(t: &mut Outstanding<Req>, id: u32) -> Option<u32> {
+        t.answer(|r| r.id == id).map(|r| r.id)
+    }
+
+    #[test]
+    fn a_full_table_drops_the_oldest_and_flags_a_flood() {
+        let mut t = Outstanding::new(2);
+        assert!(!t.push(req(1)));
+        assert!(!t.push(req(2)));
+        assert!(t.push(req(3)));
+        assert_eq!(ids(&t), [2, 3]);
+        assert_eq!(answer(&mut t, 1), None);
+        assert_eq!(answer(&mut t, 3), Some(3));
+        assert_eq!(ids(&t), [2]);
+    }
+
+    #[test]
+    fn a_queued_request_makes_room_last() {
+        let mut t = Outstanding::new(3);
+        for r in [queued(1), req(2), queued(3)] {
+            assert!(!t.push(r));
+        }
+        assert!(t.push(req(4)));
+        assert_eq!(ids(&t), [1, 3, 4]);
+        assert!(t.push(queued(5)));
+        assert_eq!(ids(&t), [1, 3, 5], "request 4 went before any queued one");
+        assert!(t.push(req(6)));
+        assert_eq!(ids(&t), [3, 5, 6], "only queued ones left: the oldest went");
+    }
+
+    #[test]
+    fn requests_outstanding_at_a_gap_in_the_answers_make_room_without_a_flood() {
+        let mut t = Outstanding::new(3);
+        for id in 1..=3 {
+            assert!(!t.push(req(id)));
+        }
+        t.on_gap(ToClient);
+        // The server answers 3 first: 1 and 2 were older, and outstanding at the
+        // gap, so their answers were in it.
+        assert_eq!(answer(&mut t, 3), Some(3));
+        assert!(t.is_empty());
+
+        for id in 4..=6 {
+            assert!(!t.push(req(id)));
+        }
+        t.on_gap(ToClient);
+        // Answered out of order, the oldest first: 5 and 6 may still be answered.
+        assert_eq!(answer(&mut t, 4), Some(4));
+        assert_eq!(ids(&t), [5, 6]);
+        assert!(!t.push(req(7)));
+        assert!(!t.push(req(8)), "5 was outstanding at the gap");
+        assert!(!t.push(req(9)), "so was 6");
+        assert!(t.push(req(10)), "7 was sent after the gap");
+    }
+
+    #[test]
+    fn a_lost_answer_drops_only_older_requests_of_its_kind() {
+        let mut t = Outstanding::new(8);
+        for r in [queued(1), req(2), queued(3), req(4), req(5)] {
+            assert!(!t.push(r));
+        }
+        t.on_gap(ToClient);
+        assert_eq!(answer(&mut t, 4), Some(4));
+        assert_eq!(ids(&t), [1, 3, 5], "2 was answered in the gap, not 1 or 3");
+        assert_eq!(answer(&mut t, 3), Some(3));
+        assert_eq!(ids(&t), [5], "1 was answered in the gap");
+    }
+
+    #[test]
+    fn only_requests_outstanding_at_the_unseen_acknowledgment_wait_for_lost_answers() {
+        let mut t = Outstanding::new(8);
+        assert!(!t.push(req(1)));
+        assert!(!t.push(req(2)));
+        t.on_acked_beyond(ToClient);
+        assert!(!t.push(req(3)));
+        assert!(!t.push(req(4)));
+        // The gap is declared once the loss is certain: only 1 and 2 can have been
+        // answered in it.
+        t.on_gap(ToClient);
+        assert_eq!(answer(&mut t, 4), Some(4));
+        assert_eq!(ids(&t), [3]);
+
+        // An answer seen before the gap: the acknowledged bytes were late, not lost.
+        let mut t = Outstanding::new(8);
+        assert!(!t.push(req(1)));
+        t.on_acked_beyond(ToClient);
+        assert!(!t.push(req(2)));
+        assert_eq!(answer(&mut t, 1), Some(1));
+        assert!(!t.push(req(3)));
+        t.on_gap(ToClient);
+        assert_eq!(answer(&mut t, 3), Some(3));
+        assert!(t.is_empty(), "every request outstanding at the gap counts");
+    }
+
+    #[test]
+    fn unseen_answers_excuse_a_full_table_for_one_delivery() {
+        let mut t = Outstanding::new(1);
+        assert!(!t.push(req(1)));
+        t.on_unseen_acked(ToClient);
+        assert!(!t.push(req(2)));
+        assert!(!t.push(req(3)));
+        t.delivered(ToServer);
+        assert!(t.push(req(4)));
+        assert_eq!(ids(&t), [4]);
+    }
+
+    #[test]
+    fn a_gap_in_the_requests_explains_unmatched_answers_until_pairing_resumes() {
+        let mut t = Outstanding::new(2);
+        assert!(!t.push(req(1)));
+        t.on_gap(ToServer);
+        assert!(!t.push(req(2)));
+        assert_eq!(answer(&mut t, 9), None);
+        assert!(t.unmatched_is_loss());
+        assert_eq!(answer(&mut t, 1), Some(1), "sent before the gap");
+        assert_eq!(answer(&mut t, 9), None);
+        assert!(t.unmatched_is_loss());
+        assert_eq!(answer(&mut t, 2), Some(2), "sent after the gap");
+        assert_eq!(answer(&mut t, 9), None);
+        assert!(!t.unmatched_is_loss());
+    }
+
+    #[test]
+    fn a_gap_explains_at_most_the_bound_of_unmatched_answers() {
+        let mut t = Outstanding::<Req>::new(2);
+        t.on_gap(ToServer);
+        assert!(t.unmatched_is_loss());
+        assert!(t.unmatched_is_loss());
+        assert!(!t.unmatched_is_loss());
+    }
+
+    #[test]
+    fn unseen_requests_explain_unmatched_answers_for_one_delivery() {
+        let mut t = Outstanding::<Req>::new(2);
+        assert!(!t.unmatched_is_loss());
+        t.on_unseen_acked(ToServer);
+        assert!(t.unmatched_is_loss());
+        assert!(t.unmatched_is_loss());
+        t.delivered(ToClient);
+        assert!(!t.unmatched_is_loss());
+    }
+
+    #[test]
+    fn the_end_of_a_flow_forgets_its_requests_and_losses() {
+        let mut t = Outstanding::new(1);
+        assert!(!t.push(req(1)));
+        t.on_gap(ToServer);
+        t.on_gap(ToClient);
+        t.clear();
+        assert!(t.is_empty());
+        assert!(!t.unmatched_is_loss());
+        assert!(!t.push(req(2)));
+        assert!(t.push(req(3)));
+    }
+
+    /// Random operations keep the counts of the front within the table.
+    #[test]
+    fn the_counts_of_the_front_stay_within_the_table() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            // xorshift64*: a fixed sequence, no dependency for one test.
+            seed ^= seed >> 12;
+            seed ^= seed << 25;
+            seed ^= seed >> 27;
+            seed.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+        };
+        for _ in 0..200 {
+            let mut t = Outstanding::<Req>::new(1 + next(6) as usize);
+            let mut id = 0;
+            for _ in 0..300 {
+                let dir = if next(2) == 0 { ToServer } else { ToClient };
+                match next(8) {
+                    0 => t.on_gap(dir),
+                    1 => t.on_unseen_acked(dir),
+                    2 => t.on_acked_beyond(dir),
+                    3 => t.delivered(dir),
+                    4 => {
+                        let target = next(u64::from(id) + 1);
+                        let _ = t.answer(|r| u64::from(r.id) == target);
+                    }
+                    5 => {
+                        let _ = t.unmatched_is_loss();
+                    }
+                    _ => {
+                        id += 1;
+                        let r = Req {
+                            id,
+                            queued: next(4) == 0,
+                        };
+                        let _ = t.push(r);
+                    }
+                }
+                let len = t.len();
+                assert!(len <= t.max);
+                assert!(t.before_gap <= len && t.gap_front <= len);
+                assert!(t.loss_front.is_none_or(|n| n <= len));
+                assert!(t.lost_requests <= t.max);
+            }
+        }
+    }
+}
