@@ -2,10 +2,9 @@
 //! the TSAPs of the connection, job / ack_data pairing by pdu_ref with a bounded table
 //! of outstanding jobs, what a capture gap explains, and S7comm-plus fragment tracking.
 
-use std::collections::VecDeque;
-
 use otwatch_event::{
-    Anomalies, Direction, Native, Operation, Pdu, PduSink, S7commInfo, S7commPlusInfo, Skipped,
+    Anomalies, Direction, Native, Operation, Outstanding, Pdu, PduSink, Request, S7commInfo,
+    S7commPlusInfo, Skipped,
 };
 
 use crate::codes::Rosctr;
@@ -28,8 +27,9 @@ pub struct S7Config {
     /// Largest TSDU reassembled from COTP DT fragments; a longer one is reported
     /// (`BAD_LENGTH`) and skipped up to its last fragment.
     pub max_tsdu_len: usize,
-    /// Outstanding (unanswered) jobs kept per flow for pairing; when full, the oldest
-    /// is dropped and the new job is flagged `REQUEST_FLOOD`. At least 1.
+    /// Outstanding (unanswered) jobs kept per flow and direction for pairing (the PLC
+    /// sends jobs too, during a download); when full, the oldest of that direction is
+    /// dropped and the new job is flagged `REQUEST_FLOOD`. At least 1.
     pub max_outstanding: usize,
     /// Candidate offsets examined per `on_data` call while resynchronising. At least 1.
     pub max_resync_scan: usize,
@@ -46,8 +46,10 @@ impl Default for S7Config {
     }
 }
 
-/// The state of one direction of travel: its framing, and what a gap did to the jobs
-/// sent in it.
+/// A PLC answers each job when it has served it: none waits queued.
+impl Request for JobContext {}
+
+/// The state of one direction of travel: its framing and TSDU reassembly.
 #[derive(Debug, Clone, Default)]
 struct DirState {
     /// Framing is not trusted (after a gap, or garbage seen).
@@ -67,41 +69,6 @@ struct DirState {
     /// An S7comm-plus message without its trailer was seen: the next frames up to the
     /// one with a trailer continue it.
     plus_fragment: bool,
-    /// A gap in this direction lost jobs sent in it: an answer (in the other direction)
-    /// that finds no job is flagged RESYNC until a job of this direction numbered this
-    /// or later (sent after the gap) is answered, and for no more answers than
-    /// `jobs_lost` (the outstanding bound): a direction that rarely sends jobs (the
-    /// PLC's) must not have its peer's unmatched answers silenced for good.
-    jobs_lost_since: Option<u64>,
-    jobs_lost: usize,
-    /// A gap in the other direction lost answers to jobs sent in this one, numbered
-    /// below this: those older than the next one answered wait for nothing. Jobs sent
-    /// since keep waiting (a PLC may answer parallel jobs out of order).
-    answers_lost_before: Option<u64>,
-    /// Jobs sent in this direction numbered below this were outstanding at a gap in
-    /// their answers (the last such gap). Unlike `answers_lost_before` it is not
-    /// consumed by the next answer: a PLC that answers out of order may have
-    /// answered any of them in the gap, so the room one takes in a full table is no
-    /// flood.
-    gap_before: u64,
-    /// The job number at the moment the other side last acknowledged answers (to
-    /// this direction's jobs) that the sensor had not seen: the gap declared for them
-    /// later, once the loss is certain, holds answers to jobs numbered below it only.
-    loss_before: Option<u64>,
-    /// The data being delivered (in the other direction) comes in a segment that
-    /// acknowledges bytes of this direction the sensor did not see: an answer that
-    /// finds no job answers one of those, and a job that finds the table full is no
-    /// flood (those bytes may have answered the other side's outstanding jobs).
-    answering_unseen: bool,
-}
-
-/// An outstanding job: the direction it travelled, its number in the flow (the order
-/// jobs were seen in), and what its answer needs.
-#[derive(Debug, Clone)]
-struct Outstanding {
-    dir: Direction,
-    seq: u64,
-    ctx: JobContext,
 }
 
 /// What a resynchronisation scan found.
@@ -119,10 +86,9 @@ enum Scan {
 #[derive(Debug, Clone)]
 pub struct S7Flow {
     config: S7Config,
-    /// Outstanding jobs, oldest first, with the direction they travelled.
-    pending: VecDeque<Outstanding>,
-    /// The number the next job gets.
-    next_seq: u64,
+    /// Outstanding jobs by the direction they travelled (the PLC sends jobs too,
+    /// during a download), and what the capture's losses say about them.
+    jobs: [Outstanding<JobContext>; 2],
     calling_tsap: Option<u16>,
     called_tsap: Option<u16>,
     /// The TSAPs came from a connection request (a confirm does not override them).
@@ -141,9 +107,11 @@ impl S7Flow {
         config.max_resync_scan = config.max_resync_scan.max(1);
         config.max_tpkt_len = config.max_tpkt_len.max(crate::parser::MIN_TPKT_LEN);
         S7Flow {
+            jobs: [
+                Outstanding::new(config.max_outstanding),
+                Outstanding::new(config.max_outstanding),
+            ],
             config,
-            pending: VecDeque::new(),
-            next_seq: 0,
             calling_tsap: None,
             called_tsap: None,
             tsaps_from_cr: false,
@@ -167,12 +135,20 @@ impl S7Flow {
 
     /// Number of jobs waiting for their answer.
     pub fn outstanding(&self) -> usize {
-        self.pending.len()
+        self.jobs.iter().map(Outstanding::len).sum()
     }
 
     /// The TSAPs of the connection (calling, called), when two-byte TSAPs were seen.
     pub fn tsaps(&self) -> (Option<u16>, Option<u16>) {
         (self.calling_tsap, self.called_tsap)
+    }
+
+    /// The jobs sent in `dir`.
+    fn jobs(&mut self, dir: Direction) -> &mut Outstanding<JobContext> {
+        match dir {
+            Direction::ToServer => &mut self.jobs[0],
+            Direction::ToClient => &mut self.jobs[1],
+        }
     }
 
     fn dir_state(&mut self, dir: Direction) -> &mut DirState {
@@ -188,8 +164,9 @@ impl S7Flow {
     /// across segments) must be presented again, followed by the next bytes.
     pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         let n = self.frame(dir, data, out);
-        // The evidence of unseen bytes covered this call's data only.
-        self.dir_state(dir.reverse()).answering_unseen = false;
+        // The data of `dir` held jobs of `dir` and answers to the other side's.
+        self.jobs(dir).delivered(Direction::ToServer);
+        self.jobs(dir.reverse()).delivered(Direction::ToClient);
         n
     }
 
@@ -246,8 +223,6 @@ impl S7Flow {
     /// fill the table (a false REQUEST_FLOOD) nor pair with a later answer once pdu_refs
     /// wrap; those whose answers are still to come stay.
     pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
-        let next_seq = self.next_seq;
-        let max_outstanding = self.config.max_outstanding;
         let st = self.dir_state(dir);
         st.resync = true;
         st.skipped.lost();
@@ -255,12 +230,9 @@ impl S7Flow {
         st.tsdu_overflow = false;
         st.plus_fragment = false;
         st.unsure_start = true;
-        st.jobs_lost_since = Some(next_seq);
-        st.jobs_lost = max_outstanding;
-        let jobs = self.dir_state(dir.reverse());
-        let before = jobs.loss_before.take().unwrap_or(next_seq);
-        jobs.answers_lost_before = Some(before);
-        jobs.gap_before = jobs.gap_before.max(before);
+        // Jobs sent in `dir` were lost, and answers to the other side's jobs.
+        self.jobs(dir).on_gap(Direction::ToServer);
+        self.jobs(dir.reverse()).on_gap(Direction::ToClient);
     }
 
     /// The next bytes of the other direction come in a segment that acknowledges bytes
@@ -272,52 +244,26 @@ impl S7Flow {
     /// the table still holds. Only this data: the acknowledgment is the segment's own
     /// evidence, not a state of the flow.
     pub fn on_unseen_acked(&mut self, dir: Direction) {
-        self.dir_state(dir).answering_unseen = true;
+        self.jobs(dir).on_unseen_acked(Direction::ToServer);
+        self.jobs(dir.reverse())
+            .on_unseen_acked(Direction::ToClient);
     }
 
     /// The other side has now acknowledged bytes of `dir` beyond any seen: if the
     /// capture lost them, the gap declared later holds answers to the jobs of the
     /// other direction sent before now only.
     pub fn on_acked_beyond(&mut self, dir: Direction) {
-        let next_seq = self.next_seq;
-        self.dir_state(dir.reverse()).loss_before = Some(next_seq);
+        self.jobs(dir.reverse())
+            .on_acked_beyond(Direction::ToClient);
     }
 
     /// The flow ended: unanswered jobs are forgotten (they were reported when seen).
     pub fn on_end(&mut self, _out: &mut dyn PduSink) {
-        self.pending.clear();
+        for jobs in &mut self.jobs {
+            jobs.clear();
+        }
         self.foreign = false;
         self.dirs = [DirState::default(), DirState::default()];
-    }
-
-    /// Takes the outstanding job at `i` (sent in `job_dir`), answered. After a gap in
-    /// its answers the older jobs of its direction go too: their answers were in the
-    /// gap. Once a job sent after a gap in its direction is answered, pairing has
-    /// resumed.
-    fn take(&mut self, job_dir: Direction, i: usize) -> Option<JobContext> {
-        let job = self.pending.remove(i)?;
-        let st = self.dir_state(job_dir);
-        // An answer before any gap: what was acknowledged unseen may have been late
-        // rather than lost (a later gap without a fresh acknowledgment counts every
-        // job sent before it).
-        st.loss_before = None;
-        if let Some(before) = st.answers_lost_before.take() {
-            // Jobs are answered in order: the older ones of this direction (among the
-            // first `i` entries, some of the other direction) sent before the gap
-            // will not be.
-            let mut k = 0;
-            self.pending.retain(|o| {
-                let keep = k >= i || o.dir != job_dir || o.seq >= before;
-                k += 1;
-                keep
-            });
-        }
-        let st = self.dir_state(job_dir);
-        if st.jobs_lost_since.is_some_and(|since| job.seq >= since) {
-            st.jobs_lost_since = None;
-            st.jobs_lost = 0;
-        }
-        Some(job.ctx)
     }
 
     fn scan(&self, rest: &[u8]) -> Scan {
@@ -476,32 +422,16 @@ impl S7Flow {
             Ok(pdu) => match pdu.header.rosctr {
                 Rosctr::JOB => {
                     let (mut d, ctx) = decode_job(&pdu);
-                    if self.pending.len() >= self.config.max_outstanding {
-                        let oldest = self.pending.pop_front();
-                        let answered_in_gap =
-                            oldest.is_some_and(|o| o.seq < self.dir_state(o.dir).gap_before);
-                        // This job's segment acknowledges answers the sensor did not
-                        // see: the table overstates what is outstanding.
-                        let answered_unseen = self.dir_state(dir.reverse()).answering_unseen;
-                        if !answered_in_gap && !answered_unseen {
-                            d.anomalies |= Anomalies::REQUEST_FLOOD;
-                        }
+                    if self.jobs(dir).push(ctx) {
+                        d.anomalies |= Anomalies::REQUEST_FLOOD;
                     }
-                    let seq = self.next_seq;
-                    self.next_seq = seq.wrapping_add(1);
-                    self.pending.push_back(Outstanding { dir, seq, ctx });
                     d
                 }
                 Rosctr::ACK | Rosctr::ACK_DATA => {
-                    let job_dir = dir.reverse();
+                    let jobs = self.jobs(dir.reverse());
                     let pdu_ref = pdu.header.pdu_ref;
                     let own = pdu.param.first().copied();
-                    match self
-                        .pending
-                        .iter()
-                        .position(|o| o.dir == job_dir && o.ctx.pdu_ref == pdu_ref)
-                        .and_then(|i| self.take(job_dir, i))
-                    {
+                    match jobs.answer(|ctx| ctx.pdu_ref == pdu_ref) {
                         Some(ctx) if own.is_none_or(|f| f == ctx.function.0) => {
                             decode_ack(&pdu, Pairing::Matched(&ctx))
                         }
@@ -509,11 +439,7 @@ impl S7Flow {
                         None => {
                             let mut d = decode_ack(&pdu, Pairing::Unmatched);
                             // Its job was likely lost by the capture.
-                            let st = self.dir_state(job_dir);
-                            if st.jobs_lost_since.is_some() && st.jobs_lost > 0 {
-                                st.jobs_lost -= 1;
-                                d.anomalies |= Anomalies::RESYNC;
-                            } else if st.answering_unseen {
+                            if jobs.unmatched_is_loss() {
                                 d.anomalies |= Anomalies::RESYNC;
                             }
                             d
@@ -1495,6 +1421,30 @@ mod tests {
             assert!(a.anomalies.is_empty(), "{r}: {a:?}");
         }
         assert_eq!(f.outstanding(), 0);
+    }
+
+    #[test]
+    fn the_bound_on_outstanding_jobs_holds_for_each_direction() {
+        // During a download the PLC sends jobs too: they neither take the room of
+        // its client's jobs nor pair with the client's answers.
+        let mut f = S7Flow::new(&S7Config {
+            max_outstanding: 2,
+            ..S7Config::default()
+        });
+        let job = |f: &mut S7Flow, dir, r: u16| one(f, dir, &read_job(r)).anomalies;
+        assert!(job(&mut f, ToServer, 1).is_empty());
+        assert!(job(&mut f, ToClient, 2).is_empty());
+        assert!(job(&mut f, ToClient, 3).is_empty());
+        assert!(job(&mut f, ToServer, 4).is_empty());
+        assert_eq!(f.outstanding(), 4);
+        assert_eq!(job(&mut f, ToClient, 5), Anomalies::REQUEST_FLOOD);
+        // The PLC's answer 1 pairs with the client's job 1; the client's answer 1
+        // would find none, since the PLC's job 1 was never sent.
+        assert!(one(&mut f, ToClient, &read_answer(1)).anomalies.is_empty());
+        let a = one(&mut f, ToServer, &read_answer(1));
+        assert_eq!(a.anomalies, Anomalies::UNMATCHED_RESPONSE);
+        assert!(one(&mut f, ToServer, &read_answer(3)).anomalies.is_empty());
+        assert_eq!(f.outstanding(), 2);
     }
 
     #[test]
