@@ -694,6 +694,27 @@ pub fn parse_plus_header(i: &[u8]) -> Result<PlusHeader<'_>, DissectError> {
     })
 }
 
+/// Can an S7comm-plus frame of `version` with this data part start a message, or does
+/// it continue one (a later frame of a message in several frames carries the next
+/// bytes of the data, whatever they are)? A message starts with its opcode: a request,
+/// response or response2 with the reserved word 0 after it, or a notification; a V3
+/// message with its integrity digest (length 0x20). Keep-alives (no data), system
+/// events (0xfe) and unknown versions are single frames: they start one.
+///
+/// In the public captures every frame that starts a message passes (opcodes 0x31,
+/// 0x32 and 0x02 with a reserved word of 0, 0x33, V3 digests), and the later frames
+/// of multi-frame messages begin with 0x00, 0x03 or 0xbe.
+pub fn plus_message_start(version: u8, data: &[u8]) -> bool {
+    match (version, data) {
+        (_, []) => true,
+        (1 | 2, [0x31 | 0x32 | 0x02, 0, 0, ..]) => true,
+        (1 | 2, [0x33, ..]) => true,
+        (1 | 2, _) => false,
+        (3, [first, ..]) => *first == 0x20,
+        _ => true,
+    }
+}
+
 /// The readable start of an S7comm-plus data part: `[opcode][reserved u16]
 /// [function u16][reserved u16][sequence u16]` and, in requests, `[session id u32]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -915,6 +936,36 @@ mod tests {
         let mut two = empty.to_vec();
         two.extend_from_slice(&SETUP_JOB);
         assert_eq!(check(&two), HeaderCheck::Yes { len: 7 });
+    }
+
+    #[test]
+    fn an_s7comm_plus_message_starts_with_its_opcode() {
+        // Data parts of frames that start messages, as in the public captures: a
+        // request (opcode 0x31, reserved 0, function 0x04ca), a response, a
+        // response2, a notification (its own layout), a V3 digest, a keep-alive.
+        for (version, data) in [
+            (1, &[0x31, 0x00, 0x00, 0x04, 0xca][..]),
+            (2, &[0x32, 0x00, 0x00, 0x05, 0x42][..]),
+            (2, &[0x02, 0x00, 0x00, 0x04, 0xf2][..]),
+            (2, &[0x33, 0x10, 0x00, 0x00, 0x04][..]),
+            (3, &[0x20, 0x8b, 0x01][..]),
+            (2, &[][..]),
+            (0xfe, &[0x00, 0x01][..]),
+        ] {
+            assert!(plus_message_start(version, data), "{version} {data:02x?}");
+        }
+        // Later frames of multi-frame messages in the same captures begin with the
+        // next bytes of the data; an opcode without its reserved word is one too.
+        for (version, data) in [
+            (2, &[0x00, 0x04, 0xc0, 0x00, 0x02][..]),
+            (2, &[0x03, 0xa0, 0x68, 0x00, 0x00][..]),
+            (2, &[0xbe, 0x52, 0x27][..]),
+            (2, &[0x32, 0x01, 0x00, 0x05, 0x42][..]),
+            (1, &[0x31][..]),
+            (3, &[0x00, 0x20][..]),
+        ] {
+            assert!(!plus_message_start(version, data), "{version} {data:02x?}");
+        }
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::decode::{
 };
 use crate::parser::{
     check_header, is_tls_record_type, leaves_tsdu_open, parse_cotp, parse_plus_header,
-    parse_s7_pdu, parse_tpkt, tsdu_start, CotpConnect, CotpPdu, DtPayload, HeaderCheck,
-    S7COMM_PLUS_PROTOCOL_ID, S7COMM_PROTOCOL_ID,
+    parse_s7_pdu, parse_tpkt, plus_message_start, tsdu_start, CotpConnect, CotpPdu, DtPayload,
+    HeaderCheck, S7COMM_PLUS_PROTOCOL_ID, S7COMM_PROTOCOL_ID,
 };
 
 /// Bounds of one flow's state. Limits are data, not globals.
@@ -397,7 +397,8 @@ impl S7Flow {
         let s7_like = |b: &u8| {
             matches!(*b, S7COMM_PROTOCOL_ID | S7COMM_PLUS_PROTOCOL_ID) || is_tls_record_type(*b)
         };
-        if std::mem::take(&mut self.dir_state(dir).unsure_start)
+        let unsure = std::mem::take(&mut self.dir_state(dir).unsure_start);
+        if unsure
             && tsdu.first().is_some_and(s7_like)
             && tsdu_start(tsdu, true, tsdu.len()) == Some(false)
         {
@@ -408,8 +409,8 @@ impl S7Flow {
         match tsdu {
             [] => {}
             [S7COMM_PROTOCOL_ID, ..] => self.handle_s7(dir, tsdu, out),
-            [S7COMM_PLUS_PROTOCOL_ID, ..] => self.handle_plus(dir, tsdu, out),
-            [t, 3, ..] if is_tls_record_type(*t) => self.handle_plus(dir, tsdu, out),
+            [S7COMM_PLUS_PROTOCOL_ID, ..] => self.handle_plus(dir, tsdu, unsure, out),
+            [t, 3, ..] if is_tls_record_type(*t) => self.handle_plus(dir, tsdu, unsure, out),
             _ => {
                 tracing::trace!("s7comm: COTP payload of another protocol");
                 self.foreign = true;
@@ -484,10 +485,20 @@ impl S7Flow {
         });
     }
 
-    fn handle_plus(&mut self, dir: Direction, tsdu: &[u8], out: &mut dyn PduSink) {
+    /// `unsure`: the first TSDU of the direction after a join or a gap (see
+    /// [`DirState::unsure_start`]).
+    fn handle_plus(&mut self, dir: Direction, tsdu: &[u8], unsure: bool, out: &mut dyn PduSink) {
         if tsdu.first() == Some(&S7COMM_PLUS_PROTOCOL_ID) {
             let header = parse_plus_header(tsdu).ok();
             let st = self.dir_state(dir);
+            if let Some(h) = header.filter(|h| unsure && !plus_message_start(h.version, h.data)) {
+                // A later frame of a message whose first frame was not captured: the
+                // frames up to its trailer are the rest of it.
+                st.plus_fragment = !h.has_trailer && h.anomalies.is_empty();
+                let pdu = self.transport_pdu(dir, "garbage", Anomalies::RESYNC);
+                out.push(pdu);
+                return;
+            }
             if st.plus_fragment {
                 // A continuation of the message already reported.
                 if header.is_none_or(|h| h.has_trailer || !h.anomalies.is_empty()) {
@@ -1130,6 +1141,58 @@ mod tests {
         let mut f = flow().joined_mid_stream();
         let out = drive(&mut f, ToServer, &[&dt(second), &read_job(8)]);
         assert_eq!(flags(&out), [RESYNC_SKIP, READ]);
+    }
+
+    #[test]
+    fn after_a_gap_the_later_frames_of_an_s7comm_plus_message_are_not_one() {
+        // A SetVariable request in three frames: the gap took the first (opcode,
+        // function); the second has no trailer, the third has it. Then a whole
+        // CreateObject request.
+        let middle = [0x72, 0x02, 0x00, 0x04, 0x00, 0x04, 0xc0, 0x00];
+        let last = [0x72, 0x02, 0x00, 0x02, 0x03, 0xa0, 0x72, 0x02, 0x00, 0x00];
+        let body = [
+            0x31, 0x00, 0x00, 0x04, 0xca, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x20, 0x36,
+        ];
+        let mut whole = vec![0x72, 0x02, 0x00, body.len() as u8];
+        whole.extend_from_slice(&body);
+        whole.extend_from_slice(&[0x72, 0x02, 0x00, 0x00]);
+        let create = ("create_object", Anomalies::empty());
+        let functions = |out: &[Pdu]| -> Vec<(&str, Anomalies)> {
+            out.iter()
+                .map(|p| match &p.native {
+                    Native::S7commPlus(i) => (i.function, p.anomalies),
+                    Native::S7comm(i) => (i.function, p.anomalies),
+                    _ => ("?", p.anomalies),
+                })
+                .collect()
+        };
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&dt(&middle), &dt(&last), &dt(&whole)]);
+        assert_eq!(functions(&out), [RESYNC_SKIP, create]);
+        // The last frame alone after the gap: the same.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&dt(&last), &dt(&whole)]);
+        assert_eq!(functions(&out), [RESYNC_SKIP, create]);
+        // Joined mid-stream there.
+        let mut f = flow().joined_mid_stream();
+        let out = drive(&mut f, ToServer, &[&dt(&middle), &dt(&last), &dt(&whole)]);
+        assert_eq!(functions(&out), [RESYNC_SKIP, create]);
+        // A whole message first after a gap is read as usual.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        assert_eq!(
+            functions(&drive(&mut f, ToServer, &[&dt(&whole)])),
+            [create]
+        );
+        // Without a loss the same bytes are the device's: an unknown opcode.
+        let out = drive(&mut flow(), ToServer, &[&dt(&middle)]);
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0].anomalies.contains(Anomalies::UNKNOWN_FUNCTION),
+            "{out:?}"
+        );
     }
 
     #[test]
