@@ -5,9 +5,15 @@
 //! bytes (a gap) or the client acknowledges answers the sensor never saw, the table of
 //! outstanding requests no longer says what the server owes: answers that the sensor
 //! cannot pair, and requests that will never be answered, are the capture's fault,
-//! not the device's. This type keeps that bookkeeping once for every request/response
-//! protocol, so that each dissector only says what a request is and which answer
-//! pairs with it.
+//! not the device's. This type keeps that bookkeeping once for the request/response
+//! protocols whose servers may answer pipelined requests out of order (Modbus/TCP,
+//! OPC UA, S7comm with one table per direction of the jobs), so that each dissector
+//! only says what a request is and which answer pairs with it.
+//!
+//! DNP3 keeps its own: a master awaits one answer per association at a time, so
+//! every answer there drops the older requests of its association that were
+//! outstanding at a gap, where this type drops them at the first answer of their kind
+//! after the gap only (the others may still be answered).
 
 use std::collections::VecDeque;
 
