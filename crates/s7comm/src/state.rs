@@ -1487,6 +1487,36 @@ mod tests {
     }
 
     #[test]
+    fn any_answer_after_an_unseen_acknowledgment_makes_the_next_gap_count_every_job() {
+        // The PG acknowledges PLC bytes the sensor has not seen; then an answer comes
+        // (one that pairs with nothing): the acknowledged bytes were late, not lost.
+        // A gap in the answers declared after job 1 was sent may have taken its
+        // answer, so the room job 1 takes is no flood. As for Modbus and OPC UA; the
+        // S7 code before the shared table only took an answer that paired for proof.
+        let mut f = S7Flow::new(&S7Config {
+            max_outstanding: 1,
+            ..S7Config::default()
+        });
+        f.on_acked_beyond(ToClient);
+        let a = one(&mut f, ToClient, &read_answer(4));
+        assert_eq!(a.anomalies, Anomalies::UNMATCHED_RESPONSE);
+        assert!(one(&mut f, ToServer, &read_job(1)).anomalies.is_empty());
+        f.on_gap(ToClient, &mut Vec::new());
+        assert!(one(&mut f, ToServer, &read_job(7)).anomalies.is_empty());
+        // Without that answer, the gap holds answers to the jobs outstanding at the
+        // acknowledgment only: none, so dropping job 1 is a flood.
+        let mut f = S7Flow::new(&S7Config {
+            max_outstanding: 1,
+            ..S7Config::default()
+        });
+        f.on_acked_beyond(ToClient);
+        assert!(one(&mut f, ToServer, &read_job(1)).anomalies.is_empty());
+        f.on_gap(ToClient, &mut Vec::new());
+        let j = one(&mut f, ToServer, &read_job(7));
+        assert_eq!(j.anomalies, Anomalies::REQUEST_FLOOD);
+    }
+
+    #[test]
     fn the_bound_on_outstanding_jobs_holds_for_each_direction() {
         // During a download the PLC sends jobs too: they neither take the room of
         // its client's jobs nor pair with the client's answers.
