@@ -128,8 +128,12 @@ impl FlowKey {
 /// The application layer of a flow.
 #[derive(Debug)]
 enum App<H> {
-    /// No payload seen yet.
-    Unclassified,
+    /// No payload seen yet. `lost`: per direction (`Direction::index`), whether a gap
+    /// lost bytes before (the data after a lost first segment); the handler the flow
+    /// gets hears of it before its first bytes.
+    Unclassified {
+        lost: [bool; 2],
+    },
     /// No dissector (or the flow ended): payload is skipped.
     Skip,
     Active(H),
@@ -305,6 +309,18 @@ struct Sink<'a, 'o, F: HandlerFactory> {
     factory: &'a mut F,
     emit: &'a mut Emit,
     out: &'a mut Out<'o>,
+    /// What the packet being handled acknowledged, for a handler its own data creates.
+    acked: Acked,
+}
+
+/// The acknowledgment signals of one packet (see [`StreamHandler::on_acked_beyond`]
+/// and [`StreamHandler::on_unseen_acked`]), kept while the flow has no handler yet: a
+/// flow's first data often comes in the very segment that acknowledges bytes the
+/// capture lost (a lost first request, and its answer).
+#[derive(Debug, Default, Clone, Copy)]
+struct Acked {
+    beyond: Option<Direction>,
+    unseen: Option<Direction>,
 }
 
 impl<'o, F: HandlerFactory> Sink<'_, 'o, F> {
@@ -318,18 +334,33 @@ impl<'o, F: HandlerFactory> Sink<'_, 'o, F> {
                     out: self.out,
                 },
             )),
-            App::Unclassified | App::Skip => None,
+            App::Unclassified { .. } | App::Skip => None,
         }
     }
 }
 
 impl<F: HandlerFactory> AppSink for Sink<'_, '_, F> {
     fn data(&mut self, dir: Direction, data: &[u8]) -> usize {
-        if let App::Unclassified = self.app {
+        if let App::Unclassified { lost } = *self.app {
             *self.app = match self.factory.classify(&self.emit.meta, dir, data) {
                 Some(h) => App::Active(h),
                 None => App::Skip,
             };
+            // The new handler hears what the capture lost before its first bytes.
+            let acked = std::mem::take(&mut self.acked);
+            if let Some((h, mut pdus)) = self.handler() {
+                for lost_dir in [Direction::ToServer, Direction::ToClient] {
+                    if lost.get(lost_dir.index()).copied().unwrap_or(false) {
+                        h.on_gap(lost_dir, &mut pdus);
+                    }
+                }
+                if let Some(d) = acked.beyond {
+                    h.on_acked_beyond(d);
+                }
+                if let Some(d) = acked.unseen {
+                    h.on_unseen_acked(d);
+                }
+            }
         }
         match self.handler() {
             Some((h, mut pdus)) => h.on_data(dir, data, &mut pdus).min(data.len()),
@@ -338,6 +369,11 @@ impl<F: HandlerFactory> AppSink for Sink<'_, '_, F> {
     }
 
     fn gap(&mut self, dir: Direction) {
+        if let App::Unclassified { lost } = self.app {
+            if let Some(l) = lost.get_mut(dir.index()) {
+                *l = true;
+            }
+        }
         if let Some((h, mut pdus)) = self.handler() {
             h.on_gap(dir, &mut pdus);
         }
@@ -351,15 +387,17 @@ impl<F: HandlerFactory> AppSink for Sink<'_, '_, F> {
 impl<F: HandlerFactory> Sink<'_, '_, F> {
     /// See [`StreamHandler::on_unseen_acked`].
     fn unseen_acked(&mut self, dir: Direction) {
-        if let Some((h, _)) = self.handler() {
-            h.on_unseen_acked(dir);
+        match self.handler() {
+            Some((h, _)) => h.on_unseen_acked(dir),
+            None => self.acked.unseen = Some(dir),
         }
     }
 
     /// See [`StreamHandler::on_acked_beyond`].
     fn acked_beyond(&mut self, dir: Direction) {
-        if let Some((h, _)) = self.handler() {
-            h.on_acked_beyond(dir);
+        match self.handler() {
+            Some((h, _)) => h.on_acked_beyond(dir),
+            None => self.acked.beyond = Some(dir),
         }
     }
 }
@@ -638,6 +676,7 @@ impl<F: HandlerFactory> FlowTable<F> {
                     factory: &mut self.env.factory,
                     emit: &mut flow.emit,
                     out: o,
+                    acked: Acked::default(),
                 };
                 sink.data(dir, udp.payload);
             }
@@ -750,7 +789,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             client_is_lo: sender_is_client == from_lo,
             last_seen: o.ts.as_nanos(),
             ended: false,
-            app: App::Unclassified,
+            app: App::Unclassified { lost: [false; 2] },
             emit: Emit {
                 meta,
                 flow_id: o.index,
@@ -855,6 +894,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             factory: &mut self.env.factory,
             emit: &mut flow.emit,
             out: o,
+            acked: Acked::default(),
         };
         if matches!(sink.app, App::Skip) {
             // No dissector: no reassembly, only where the stream is and when it ends.
@@ -917,6 +957,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             factory,
             emit: &mut flow.emit,
             out: o,
+            acked: Acked::default(),
         };
         if !matches!(sink.app, App::Skip) {
             d0.flush(Direction::ToServer, &mut b, &mut sink);

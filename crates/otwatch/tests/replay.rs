@@ -454,11 +454,25 @@ fn an_answer_whose_request_the_capture_lost_raises_no_anomaly() {
     }
     reordered.extend_from_slice(&bytes[offs[10]..]);
     for lossy in [dropped, reordered] {
-        answer_to_a_lost_request_is_quiet(&lossy);
+        answer_to_a_lost_request_is_quiet(&lossy, 2);
+    }
+    // The flow's first request (record 3, transaction 1) is lost: its answer is the
+    // first data of the flow, and it comes in a segment that acknowledges the lost
+    // bytes, before any dissector was chosen for the flow. Reordered, the second
+    // request comes first and is held until that answer declares the hole a gap.
+    let mut first_dropped = bytes[..offs[3]].to_vec();
+    first_dropped.extend_from_slice(&bytes[offs[4]..]);
+    let mut first_reordered = bytes[..offs[3]].to_vec();
+    for i in [6, 4, 5] {
+        first_reordered.extend_from_slice(record(i));
+    }
+    first_reordered.extend_from_slice(&bytes[offs[7]..]);
+    for lossy in [first_dropped, first_reordered] {
+        answer_to_a_lost_request_is_quiet(&lossy, 1);
     }
 }
 
-fn answer_to_a_lost_request_is_quiet(lossy: &[u8]) {
+fn answer_to_a_lost_request_is_quiet(lossy: &[u8], transaction_id: u16) {
     let dir = tmp();
     let f = dir.path().join("lossy.pcap");
     fs::write(&f, lossy).unwrap();
@@ -468,7 +482,7 @@ fn answer_to_a_lost_request_is_quiet(lossy: &[u8]) {
     assert_eq!(events.len(), whole.len() - 1);
     let answer = events
         .iter()
-        .find(|e| e["modbus"]["transaction_id"] == 2)
+        .find(|e| e["modbus"]["transaction_id"] == transaction_id && e["direction"] == "to_client")
         .expect("the answer to the lost request");
     assert_eq!(answer["direction"], "to_client");
     assert_eq!(
