@@ -111,6 +111,29 @@ impl<R: Request> Outstanding<R> {
         flood
     }
 
+    /// A request was sent with the id of one still outstanding (`same` accepts it).
+    /// Both wait, answered in order, unless the capture may have lost the older one's
+    /// answer: this request comes in a segment that acknowledges answers the sensor
+    /// did not see, or the older one was outstanding at a gap in the answers. Then the
+    /// client has had that answer (it reuses the id), and the older request goes,
+    /// making no flood. Otherwise the answer to each later request would pair with the
+    /// one before it, for good, with clients that use one id for every request (some
+    /// Modbus masters use 0, some OPC UA clients 1): every later answer a mismatch, or
+    /// its values put on the wrong address. `request` is then pushed as by
+    /// [`Outstanding::push`].
+    #[must_use = "a flood is an anomaly of the request"]
+    pub fn push_reusing(&mut self, request: R, same: impl Fn(&R) -> bool) -> bool {
+        let answered = self
+            .pending
+            .iter()
+            .position(same)
+            .filter(|&k| self.answered_unseen || k < self.gap_front);
+        if let Some(k) = answered {
+            self.remove_at(k);
+        }
+        self.push(request)
+    }
+
     /// An answer came: the oldest request that `pairs` accepts is taken, answered, or
     /// `None` when no request pairs. After a gap in the answers the older requests
     /// of its kind that were outstanding at the gap go too: their answers were in it.
@@ -210,6 +233,12 @@ impl<R: Request> Outstanding<R> {
     /// outstanding at a gap in the answers.
     fn evict(&mut self) -> bool {
         let k = self.pending.iter().position(|r| !r.queued()).unwrap_or(0);
+        self.remove_at(k)
+    }
+
+    /// Drops the request at `k`, answered or not. Returns whether it was outstanding
+    /// at a gap in the answers.
+    fn remove_at(&mut self, k: usize) -> bool {
         if self.pending.remove(k).is_none() {
             return false;
         }
@@ -435,6 +464,37 @@ mod tests {
         assert!(t.unmatched_is_loss());
         t.delivered(ToClient);
         assert!(!t.unmatched_is_loss());
+    }
+
+    #[test]
+    fn a_reused_id_replaces_a_request_whose_answer_the_capture_may_have_lost() {
+        // Ids 0, 10, 20... are one id on the wire.
+        let same = |r: &Req| r.id % 10 == 0;
+        // No loss: a client that pipelines with one id has both answered in order.
+        let mut t = Outstanding::new(4);
+        assert!(!t.push_reusing(req(0), same));
+        assert!(!t.push_reusing(req(10), same));
+        assert_eq!(ids(&t), [0, 10]);
+        // This request's segment acknowledges answers the sensor did not see: the
+        // client had the answer to 0 (the oldest with that id).
+        t.on_unseen_acked(ToClient);
+        assert!(!t.push_reusing(req(20), same));
+        assert_eq!(ids(&t), [10, 20]);
+        t.delivered(ToServer);
+        assert!(!t.push_reusing(req(30), same));
+        assert_eq!(ids(&t), [10, 20, 30]);
+        // 10 was outstanding at a gap in the answers; 31 was not.
+        let mut t = Outstanding::new(2);
+        assert!(!t.push(req(10)));
+        t.on_gap(ToClient);
+        assert!(!t.push(req(31)));
+        assert!(
+            !t.push_reusing(req(20), same),
+            "replaced 10, so no room was made"
+        );
+        assert_eq!(ids(&t), [31, 20]);
+        assert!(t.push_reusing(req(30), same), "20 stays, 31 makes room");
+        assert_eq!(ids(&t), [20, 30]);
     }
 
     #[test]

@@ -256,7 +256,8 @@ impl ModbusFlow {
         let (decoded, packed) = match dir {
             Direction::ToServer => {
                 let (mut decoded, ctx) = decode_request(adu);
-                if self.pending.push(ctx) {
+                let tid = ctx.transaction_id;
+                if self.pending.push_reusing(ctx, |c| c.transaction_id == tid) {
                     decoded.anomalies.insert(Anomalies::REQUEST_FLOOD);
                 }
                 (decoded, None)
@@ -1109,6 +1110,31 @@ mod tests {
         assert_eq!(info(&r).address, Some(1));
         let r = one(&mut f, ToClient, &adu(0, 1, &[0x03, 0x02, 0x00, 0x07]));
         assert_eq!(info(&r).address, Some(2));
+    }
+
+    #[test]
+    fn a_reused_transaction_id_after_a_lost_answer_pairs_with_the_new_request() {
+        // A master that uses transaction id 0 for every request, and waits for each
+        // answer. The answer to the read of register 1 is lost; the next request's
+        // segment acknowledges it. The answer that follows is the new request's: it
+        // carries register 2, not a mismatch with the read of register 1.
+        let mut f = flow();
+        let read = |reg: u8| adu(0, 1, &[0x03, 0x00, reg, 0x00, 0x01]);
+        assert!(one(&mut f, ToServer, &read(1)).anomalies.is_empty());
+        f.on_unseen_acked(ToClient);
+        assert!(one(&mut f, ToServer, &read(2)).anomalies.is_empty());
+        let r = one(&mut f, ToClient, &adu(0, 1, &[0x03, 0x02, 0x00, 0x07]));
+        assert!(r.anomalies.is_empty(), "{r:?}");
+        assert_eq!(info(&r).address, Some(2));
+        assert_eq!(f.outstanding(), 0);
+        // The same after a gap in the answers.
+        let mut f = flow();
+        assert!(one(&mut f, ToServer, &read(1)).anomalies.is_empty());
+        f.on_gap(ToClient, &mut Vec::new());
+        assert!(one(&mut f, ToServer, &read(3)).anomalies.is_empty());
+        let r = one(&mut f, ToClient, &adu(0, 1, &[0x03, 0x02, 0x00, 0x07]));
+        assert_eq!(info(&r).address, Some(3));
+        assert_eq!(f.outstanding(), 0);
     }
 
     #[test]

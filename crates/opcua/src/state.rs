@@ -771,7 +771,7 @@ impl OpcuaFlow {
                         service: o.id,
                         operation,
                     };
-                    if self.pending.push(request) {
+                    if self.pending.push_reusing(request, |p| p.handle == handle) {
                         anomalies |= Anomalies::REQUEST_FLOOD;
                     }
                 }

@@ -423,7 +423,8 @@ impl S7Flow {
             Ok(pdu) => match pdu.header.rosctr {
                 Rosctr::JOB => {
                     let (mut d, ctx) = decode_job(&pdu);
-                    if self.jobs(dir).push(ctx) {
+                    let pdu_ref = ctx.pdu_ref;
+                    if self.jobs(dir).push_reusing(ctx, |c| c.pdu_ref == pdu_ref) {
                         d.anomalies |= Anomalies::REQUEST_FLOOD;
                     }
                     d
