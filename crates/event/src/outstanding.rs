@@ -33,21 +33,24 @@ pub trait Request {
 /// The outstanding requests of one connection, oldest first, bounded, with the state
 /// that the capture's losses leave.
 ///
-/// Invariants: `before_gap`, `gap_front` and `loss_front` count requests at the
-/// front of `pending` and never exceed its length; `lost_requests` is at most the
-/// bound.
+/// Invariants: `gap_front` and `loss_front` count requests at the front of `pending`
+/// and never exceed its length; `before_gap[lane]` counts the oldest requests of that
+/// lane (`Request::queued` as an index) and never exceeds their number;
+/// `lost_requests` is at most the bound in each lane.
 #[derive(Debug, Clone)]
 pub struct Outstanding<R> {
     max: usize,
     /// Linear search: the table is small (the bound) and usually holds one entry.
     pending: VecDeque<R>,
-    /// A gap lost requests: this many more answers that find no request are
-    /// explained by the loss, at most the bound, and none once a request sent after
-    /// the gap is answered. Bounded so that a gap never excuses unmatched answers
-    /// for the rest of a flow.
-    lost_requests: usize,
-    /// Outstanding requests sent before that gap (the oldest ones).
-    before_gap: usize,
+    /// A gap lost requests: this many more answers of each kind (not queued,
+    /// queued) that find no request are explained by the loss, at most the bound,
+    /// and none once a request of that kind sent after the gap is answered (queued
+    /// requests are answered late, so a prompt answer to another kind does not show
+    /// that none of them was lost). Bounded so that a gap never excuses unmatched
+    /// answers for the rest of a flow.
+    lost_requests: [usize; 2],
+    /// Outstanding requests of each kind sent before that gap (the oldest of it).
+    before_gap: [usize; 2],
     /// The answers being delivered come in a segment that acknowledges request bytes
     /// the sensor did not see: one that finds no request answers one of those.
     answering_unseen: bool,
@@ -77,8 +80,8 @@ impl<R: Request> Outstanding<R> {
         Outstanding {
             max: max.max(1),
             pending: VecDeque::new(),
-            lost_requests: 0,
-            before_gap: 0,
+            lost_requests: [0; 2],
+            before_gap: [0; 2],
             answering_unseen: false,
             answered_unseen: false,
             answers_lost: [false; 2],
@@ -148,13 +151,15 @@ impl<R: Request> Outstanding<R> {
 
     /// An answer found no request: whether the capture explains it (it answers a
     /// request the sensor lost), so that it is reported as a resynchronisation, not
-    /// as the device's fault alone.
-    pub fn unmatched_is_loss(&mut self) -> bool {
-        if self.lost_requests > 0 {
-            self.lost_requests -= 1;
-            true
-        } else {
-            self.answering_unseen
+    /// as the device's fault alone. `queued`: the answer is to a
+    /// [queued](Request::queued) kind of request.
+    pub fn unmatched_is_loss(&mut self, queued: bool) -> bool {
+        match self.lost_requests.get_mut(usize::from(queued)) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => self.answering_unseen,
         }
     }
 
@@ -169,8 +174,9 @@ impl<R: Request> Outstanding<R> {
     pub fn on_gap(&mut self, dir: Direction) {
         match dir {
             Direction::ToServer => {
-                self.lost_requests = self.max;
-                self.before_gap = self.pending.len();
+                self.lost_requests = [self.max; 2];
+                let queued = self.pending.iter().filter(|r| r.queued()).count();
+                self.before_gap = [self.pending.len() - queued, queued];
             }
             Direction::ToClient => {
                 let outstanding = self.pending.len();
@@ -236,14 +242,25 @@ impl<R: Request> Outstanding<R> {
         self.remove_at(k)
     }
 
+    /// How many requests of `lane` come before the one at `k`.
+    fn rank(&self, k: usize, lane: usize) -> usize {
+        self.pending
+            .iter()
+            .take(k)
+            .filter(|r| usize::from(r.queued()) == lane)
+            .count()
+    }
+
     /// Drops the request at `k`, answered or not. Returns whether it was outstanding
     /// at a gap in the answers.
     fn remove_at(&mut self, k: usize) -> bool {
-        if self.pending.remove(k).is_none() {
+        let Some(lane) = self.pending.get(k).map(|r| usize::from(r.queued())) else {
             return false;
-        }
-        if k < self.before_gap {
-            self.before_gap -= 1;
+        };
+        let rank = self.rank(k, lane);
+        self.pending.remove(k);
+        if let Some(b) = self.before_gap.get_mut(lane).filter(|b| rank < **b) {
+            *b -= 1;
         }
         self.loss_front = self.loss_front.map(|n| if k < n { n - 1 } else { n });
         let at_gap = k < self.gap_front;
@@ -257,33 +274,37 @@ impl<R: Request> Outstanding<R> {
     /// request sent after a gap in the requests is answered, pairing has resumed.
     fn take(&mut self, k: usize) -> Option<R> {
         let queued = self.pending.get(k)?.queued();
+        let lane = usize::from(queued);
         let mut k = k;
-        if std::mem::take(&mut self.answers_lost[usize::from(queued)]) {
-            let (mut at, mut older, mut older_before_gap) = (0, 0, 0);
-            let (before_gap, front) = (self.before_gap, self.gap_front.min(k));
+        if std::mem::take(&mut self.answers_lost[lane]) {
+            let before_gap = self.before_gap[lane];
+            let front = self.gap_front.min(k);
+            let (mut at, mut rank, mut older, mut older_before_gap) = (0, 0, 0, 0);
             self.pending.retain(|r| {
-                let drop = at < front && r.queued() == queued;
+                let same = r.queued() == queued;
+                let drop = at < front && same;
                 if drop {
                     older += 1;
-                    if at < before_gap {
+                    if rank < before_gap {
                         older_before_gap += 1;
                     }
                 }
+                rank += usize::from(same);
                 at += 1;
                 !drop
             });
             k -= older;
-            self.before_gap -= older_before_gap;
+            self.before_gap[lane] -= older_before_gap;
             self.gap_front -= older;
         }
         if k < self.gap_front {
             self.gap_front -= 1;
         }
-        if k >= self.before_gap {
-            self.lost_requests = 0;
-            self.before_gap = 0;
+        if self.rank(k, lane) >= self.before_gap[lane] {
+            self.lost_requests[lane] = 0;
+            self.before_gap[lane] = 0;
         } else {
-            self.before_gap -= 1;
+            self.before_gap[lane] -= 1;
         }
         // Usually the oldest request is the one answered: popped without a shift.
         if k == 0 {
@@ -437,33 +458,33 @@ mod tests {
         t.on_gap(ToServer);
         assert!(!t.push(req(2)));
         assert_eq!(answer(&mut t, 9), None);
-        assert!(t.unmatched_is_loss());
+        assert!(t.unmatched_is_loss(false));
         assert_eq!(answer(&mut t, 1), Some(1), "sent before the gap");
         assert_eq!(answer(&mut t, 9), None);
-        assert!(t.unmatched_is_loss());
+        assert!(t.unmatched_is_loss(false));
         assert_eq!(answer(&mut t, 2), Some(2), "sent after the gap");
         assert_eq!(answer(&mut t, 9), None);
-        assert!(!t.unmatched_is_loss());
+        assert!(!t.unmatched_is_loss(false));
     }
 
     #[test]
     fn a_gap_explains_at_most_the_bound_of_unmatched_answers() {
         let mut t = Outstanding::<Req>::new(2);
         t.on_gap(ToServer);
-        assert!(t.unmatched_is_loss());
-        assert!(t.unmatched_is_loss());
-        assert!(!t.unmatched_is_loss());
+        assert!(t.unmatched_is_loss(false));
+        assert!(t.unmatched_is_loss(false));
+        assert!(!t.unmatched_is_loss(false));
     }
 
     #[test]
     fn unseen_requests_explain_unmatched_answers_for_one_delivery() {
         let mut t = Outstanding::<Req>::new(2);
-        assert!(!t.unmatched_is_loss());
+        assert!(!t.unmatched_is_loss(false));
         t.on_unseen_acked(ToServer);
-        assert!(t.unmatched_is_loss());
-        assert!(t.unmatched_is_loss());
+        assert!(t.unmatched_is_loss(false));
+        assert!(t.unmatched_is_loss(false));
         t.delivered(ToClient);
-        assert!(!t.unmatched_is_loss());
+        assert!(!t.unmatched_is_loss(false));
     }
 
     #[test]
@@ -505,7 +526,7 @@ mod tests {
         t.on_gap(ToClient);
         t.clear();
         assert!(t.is_empty());
-        assert!(!t.unmatched_is_loss());
+        assert!(!t.unmatched_is_loss(false));
         assert!(!t.push(req(2)));
         assert!(t.push(req(3)));
     }
@@ -536,7 +557,7 @@ mod tests {
                         let _ = t.answer(|r| u64::from(r.id) == target);
                     }
                     5 => {
-                        let _ = t.unmatched_is_loss();
+                        let _ = t.unmatched_is_loss(next(2) == 0);
                     }
                     _ => {
                         id += 1;
@@ -549,9 +570,11 @@ mod tests {
                 }
                 let len = t.len();
                 assert!(len <= t.max);
-                assert!(t.before_gap <= len && t.gap_front <= len);
+                let queued = t.pending.iter().filter(|r| r.queued()).count();
+                assert!(t.before_gap[0] <= len - queued && t.before_gap[1] <= queued);
+                assert!(t.gap_front <= len);
                 assert!(t.loss_front.is_none_or(|n| n <= len));
-                assert!(t.lost_requests <= t.max);
+                assert!(t.lost_requests.iter().all(|&n| n <= t.max));
             }
         }
     }

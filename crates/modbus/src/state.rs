@@ -271,7 +271,7 @@ impl ModbusFlow {
                     Some(_) => decode_response(adu, Pairing::Mismatched),
                     None => {
                         let (mut decoded, packed) = decode_response(adu, Pairing::Unmatched);
-                        if self.pending.unmatched_is_loss() {
+                        if self.pending.unmatched_is_loss(false) {
                             decoded.anomalies.insert(Anomalies::RESYNC);
                         }
                         (decoded, packed)

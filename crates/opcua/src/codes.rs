@@ -251,6 +251,7 @@ impl ServiceId {
     /// Publish requests are queued by the server and answered as notifications are
     /// due (Part 4, 5.13.5), in their own order, not in the order of the others.
     pub const PUBLISH_REQUEST: ServiceId = ServiceId(826);
+    pub const PUBLISH_RESPONSE: ServiceId = ServiceId(829);
 
     /// The encoding's name (`WriteRequest`), `None` for an id no standard service uses.
     pub fn name(self) -> Option<&'static str> {

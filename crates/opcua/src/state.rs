@@ -794,7 +794,16 @@ impl OpcuaFlow {
                         // after a loss of requests, likely the answer to a lost one.
                         if info.request_handle.is_some() {
                             anomalies |= Anomalies::UNMATCHED_RESPONSE;
-                            if self.pending.unmatched_is_loss() {
+                            // A lost Publish request is answered late: its lane.
+                            let lost = match o.id {
+                                ServiceId::PUBLISH_RESPONSE => self.pending.unmatched_is_loss(true),
+                                ServiceId::SERVICE_FAULT => {
+                                    self.pending.unmatched_is_loss(false)
+                                        || self.pending.unmatched_is_loss(true)
+                                }
+                                _ => self.pending.unmatched_is_loss(false),
+                            };
+                            if lost {
                                 anomalies |= Anomalies::RESYNC;
                             }
                         }
@@ -1632,6 +1641,38 @@ mod tests {
         // Request 3 was sent after the gap: its answer ends the loss.
         assert!(answer(&mut f, 3).is_empty());
         assert_eq!(answer(&mut f, 9), Anomalies::UNMATCHED_RESPONSE);
+    }
+
+    #[test]
+    fn a_prompt_answer_does_not_end_the_loss_of_a_publish_request() {
+        // Publish 2 is lost in a gap in the requests, with Publish 1 waiting at the
+        // server. A Write sent after the gap is answered at once: pairing of Writes
+        // has resumed, but the server still owes Publish answers, so the unmatched
+        // answer to Publish 2 that comes later is still the capture's loss.
+        let mut f = flow();
+        one(&mut f, ToServer, &msg(1, &publish_request(1)));
+        f.on_gap(ToServer, &mut Vec::new());
+        one(&mut f, ToServer, &msg(3, &write_request(3)));
+        assert!(one(&mut f, ToClient, &msg(3, &write_response(3)))
+            .anomalies
+            .is_empty());
+        let r = one(&mut f, ToClient, &msg(1, &publish_response(1)));
+        assert!(r.anomalies.is_empty(), "{r:?}");
+        let r = one(&mut f, ToClient, &msg(2, &publish_response(2)));
+        assert_eq!(
+            r.anomalies,
+            Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC
+        );
+        // An unmatched Write answer has no loss left to explain it.
+        let r = one(&mut f, ToClient, &msg(9, &write_response(9)));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
+        // Once a Publish sent after the gap is answered, Publish pairing has resumed.
+        one(&mut f, ToServer, &msg(4, &publish_request(4)));
+        assert!(one(&mut f, ToClient, &msg(4, &publish_response(4)))
+            .anomalies
+            .is_empty());
+        let r = one(&mut f, ToClient, &msg(5, &publish_response(5)));
+        assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
     }
 
     #[test]

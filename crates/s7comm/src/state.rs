@@ -441,7 +441,7 @@ impl S7Flow {
                         None => {
                             let mut d = decode_ack(&pdu, Pairing::Unmatched);
                             // Its job was likely lost by the capture.
-                            if jobs.unmatched_is_loss() {
+                            if jobs.unmatched_is_loss(false) {
                                 d.anomalies |= Anomalies::RESYNC;
                             }
                             d
