@@ -134,12 +134,18 @@ pub fn manifest_captures(protocol: &str) -> Vec<String> {
 /// Can the tshark cross-checks run (../shared/pcaps and tshark present)? Under CI
 /// they must; elsewhere a skip says why.
 pub fn cross_check_possible() -> bool {
-    if !shared_pcaps().is_dir() {
+    have_shared_pcaps() && have_tshark()
+}
+
+/// Are the public captures (`../shared/pcaps`) beside the checkout? Under CI they
+/// must be; elsewhere a skip says why.
+pub fn have_shared_pcaps() -> bool {
+    let ok = shared_pcaps().is_dir();
+    if !ok {
         assert!(!in_ci(), "../shared/pcaps is missing");
         eprintln!("../shared/pcaps missing: skipped");
-        return false;
     }
-    have_tshark()
+    ok
 }
 
 /// Of tshark's two views of a capture (with and without out-of-order reassembly),
