@@ -126,12 +126,14 @@ impl<R: Request> Outstanding<R> {
     /// [`Outstanding::push`].
     #[must_use = "a flood is an anomaly of the request"]
     pub fn push_reusing(&mut self, request: R, same: impl Fn(&R) -> bool) -> bool {
-        let answered = self
-            .pending
-            .iter()
-            .position(same)
-            .filter(|&k| self.answered_unseen || k < self.gap_front);
-        if let Some(k) = answered {
+        // The requests whose answers the capture may have lost: usually none, and
+        // then nothing is searched.
+        let lost = if self.answered_unseen {
+            self.pending.len()
+        } else {
+            self.gap_front
+        };
+        if let Some(k) = self.pending.iter().take(lost).position(same) {
             self.remove_at(k);
         }
         self.push(request)

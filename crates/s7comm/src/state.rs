@@ -151,6 +151,19 @@ impl S7Flow {
         }
     }
 
+    /// Bytes of `dir` carry the jobs sent in `dir` and the answers to the other side's
+    /// jobs: `event` (a loss hook of [`Outstanding`]) reaches the table of the first as
+    /// about requests (`ToServer`), the table of the second as about answers
+    /// (`ToClient`).
+    fn both_tables(
+        &mut self,
+        dir: Direction,
+        event: impl Fn(&mut Outstanding<JobContext>, Direction),
+    ) {
+        event(self.jobs(dir), Direction::ToServer);
+        event(self.jobs(dir.reverse()), Direction::ToClient);
+    }
+
     fn dir_state(&mut self, dir: Direction) -> &mut DirState {
         match dir {
             Direction::ToServer => &mut self.dirs[0],
@@ -164,9 +177,7 @@ impl S7Flow {
     /// across segments) must be presented again, followed by the next bytes.
     pub fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut dyn PduSink) -> usize {
         let n = self.frame(dir, data, out);
-        // The data of `dir` held jobs of `dir` and answers to the other side's.
-        self.jobs(dir).delivered(Direction::ToServer);
-        self.jobs(dir.reverse()).delivered(Direction::ToClient);
+        self.both_tables(dir, Outstanding::delivered);
         n
     }
 
@@ -230,9 +241,7 @@ impl S7Flow {
         st.tsdu_overflow = false;
         st.plus_fragment = false;
         st.unsure_start = true;
-        // Jobs sent in `dir` were lost, and answers to the other side's jobs.
-        self.jobs(dir).on_gap(Direction::ToServer);
-        self.jobs(dir.reverse()).on_gap(Direction::ToClient);
+        self.both_tables(dir, Outstanding::on_gap);
     }
 
     /// The next bytes of the other direction come in a segment that acknowledges bytes
@@ -244,17 +253,14 @@ impl S7Flow {
     /// the table still holds. Only this data: the acknowledgment is the segment's own
     /// evidence, not a state of the flow.
     pub fn on_unseen_acked(&mut self, dir: Direction) {
-        self.jobs(dir).on_unseen_acked(Direction::ToServer);
-        self.jobs(dir.reverse())
-            .on_unseen_acked(Direction::ToClient);
+        self.both_tables(dir, Outstanding::on_unseen_acked);
     }
 
     /// The other side has now acknowledged bytes of `dir` beyond any seen: if the
     /// capture lost them, the gap declared later holds answers to the jobs of the
     /// other direction sent before now only.
     pub fn on_acked_beyond(&mut self, dir: Direction) {
-        self.jobs(dir.reverse())
-            .on_acked_beyond(Direction::ToClient);
+        self.both_tables(dir, Outstanding::on_acked_beyond);
     }
 
     /// The flow ended: unanswered jobs are forgotten (they were reported when seen).
