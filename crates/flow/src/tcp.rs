@@ -18,6 +18,9 @@
 //!   more than the largest possible window (2^30, RFC 7323) beyond it is dropped,
 //!   unless the peer acknowledged bytes that far (the capture lost more than a
 //!   window: the bytes up to the acknowledgment are a gap).
+//! * Before a direction's first data is seen, an acknowledgment of it further than
+//!   the first one seen says the sensor missed bytes sent since (reported as any
+//!   acknowledgment of unseen bytes is, not as a gap: where they start is unknown).
 //! * A hole that will never fill is a *gap*: `on_gap(dir)`, the unconsumed tail is
 //!   dropped, and delivery goes on after the hole. A hole never fills when the peer
 //!   acknowledges bytes past it (the sender will not retransmit them), when the flow
@@ -124,6 +127,10 @@ pub(crate) struct TcpDir {
     fin_seq: Option<u32>,
     /// Highest acknowledgment the peer sent for this direction.
     peer_acked: Option<u32>,
+    /// The first acknowledgment the peer sent for this direction before any of its
+    /// data was seen: where it stood then. One further says it has sent bytes since
+    /// that the sensor did not see.
+    first_peer_ack: Option<u32>,
     /// The furthest acknowledgment reported as [`Unseen::AckedFurther`], until a gap
     /// or the bytes themselves pass it.
     unseen_acked: Option<u32>,
@@ -271,7 +278,10 @@ impl TcpDir {
         if self.peer_acked.is_none_or(|a| seq_lt(a, ack)) {
             self.peer_acked = Some(ack);
         }
-        if !self.synced || self.closed || seq_le(ack, self.next_seq) {
+        if !self.synced {
+            return self.ack_before_data(ack);
+        }
+        if self.closed || seq_le(ack, self.next_seq) {
             return Unseen::No;
         }
         // Where the hole ends: the first byte held, or the FIN.
@@ -299,6 +309,24 @@ impl TcpDir {
         self.check_fin();
         self.reaccount(b.total);
         Unseen::No
+    }
+
+    /// An acknowledgment of this direction before any of its data was seen (a flow
+    /// joined mid-stream, or a SYN not seen): one further than the first says the
+    /// sensor missed bytes sent since, such as a PLC's first answer.
+    fn ack_before_data(&mut self, ack: u32) -> Unseen {
+        let Some(first) = self.first_peer_ack else {
+            self.first_peer_ack = Some(ack);
+            return Unseen::No;
+        };
+        if !seq_lt(first, ack) || ack.wrapping_sub(first) > MAX_WINDOW {
+            return Unseen::No;
+        }
+        if self.unseen_acked.is_some_and(|u| seq_le(ack, u)) {
+            return Unseen::Acked;
+        }
+        self.unseen_acked = Some(ack);
+        Unseen::AckedFurther
     }
 
     /// The flow ends: every hole becomes a gap and what was held is delivered.
@@ -907,6 +935,27 @@ mod tests {
         assert_eq!(r.ack(11), Unseen::No);
         assert_eq!(r.app.gaps, 1);
         assert_eq!(r.ack(12), Unseen::AckedFurther);
+    }
+
+    #[test]
+    fn acknowledgments_before_any_data_say_when_bytes_went_unseen() {
+        // A flow joined mid-stream: the client's acknowledgment moves on while the
+        // capture shows none of the PLC's bytes (its answer was lost).
+        let mut r = Rig::new(1);
+        assert_eq!(r.ack(100), Unseen::No, "where the PLC stands");
+        assert_eq!(r.ack(100), Unseen::No);
+        assert_eq!(r.ack(125), Unseen::AckedFurther);
+        assert_eq!(r.ack(125), Unseen::Acked);
+        assert_eq!(r.ack(90), Unseen::No, "older");
+        assert_eq!(r.ack(130), Unseen::AckedFurther);
+        // Its data then starts where it comes, as before.
+        r.seg(130, b"z");
+        assert_eq!((r.app.seen.as_slice(), r.app.gaps), (&b"z"[..], 0));
+        assert_eq!(r.ack(131), Unseen::No);
+        // Further than a window from the first: not trusted.
+        let mut r = Rig::new(1);
+        r.ack(10);
+        assert_eq!(r.ack(10 + MAX_WINDOW + 1), Unseen::No);
     }
 
     #[test]
