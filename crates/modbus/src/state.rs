@@ -57,7 +57,14 @@ enum Scan {
 }
 
 /// A Modbus server answers each request when it has served it: none waits queued.
-impl Request for RequestContext {}
+/// Most masters count their transaction ids.
+impl Request for RequestContext {
+    const NUMBER_BITS: u32 = 16;
+
+    fn number(&self) -> Option<u32> {
+        Some(u32::from(self.transaction_id))
+    }
+}
 
 /// Modbus/TCP state of one flow (both directions).
 #[derive(Debug, Clone)]
@@ -160,7 +167,8 @@ impl ModbusFlow {
     /// requests, responses that find no request are flagged RESYNC too, until one
     /// pairs again. After a gap in the responses, the requests they answered are
     /// dropped once a later request is answered, so that they neither fill the table
-    /// (a false REQUEST_FLOOD) nor pair with a later response once transaction ids wrap.
+    /// (a false REQUEST_FLOOD) nor pair with a later response once transaction ids
+    /// wrap; a late answer to one of them still pairs, for a while.
     pub fn on_gap(&mut self, dir: Direction, _out: &mut dyn PduSink) {
         let st = self.dir_state(dir);
         st.resync = true;
@@ -271,7 +279,7 @@ impl ModbusFlow {
                     Some(_) => decode_response(adu, Pairing::Mismatched),
                     None => {
                         let (mut decoded, packed) = decode_response(adu, Pairing::Unmatched);
-                        if self.pending.unmatched_is_loss(false) {
+                        if self.pending.unmatched_is_loss(false, Some(u32::from(tid))) {
                             decoded.anomalies.insert(Anomalies::RESYNC);
                         }
                         (decoded, packed)
@@ -1121,6 +1129,9 @@ mod tests {
         let mut f = flow();
         let read = |reg: u8| adu(0, 1, &[0x03, 0x00, reg, 0x00, 0x01]);
         assert!(one(&mut f, ToServer, &read(1)).anomalies.is_empty());
+        // Further than any acknowledgment before: both signals, as the flow table
+        // gives them.
+        f.on_acked_beyond(ToClient);
         f.on_unseen_acked(ToClient);
         assert!(one(&mut f, ToServer, &read(2)).anomalies.is_empty());
         let r = one(&mut f, ToClient, &adu(0, 1, &[0x03, 0x02, 0x00, 0x07]));

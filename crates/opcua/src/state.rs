@@ -796,12 +796,14 @@ impl OpcuaFlow {
                             anomalies |= Anomalies::UNMATCHED_RESPONSE;
                             // A lost Publish request is answered late: its lane.
                             let lost = match o.id {
-                                ServiceId::PUBLISH_RESPONSE => self.pending.unmatched_is_loss(true),
-                                ServiceId::SERVICE_FAULT => {
-                                    self.pending.unmatched_is_loss(false)
-                                        || self.pending.unmatched_is_loss(true)
+                                ServiceId::PUBLISH_RESPONSE => {
+                                    self.pending.unmatched_is_loss(true, handle)
                                 }
-                                _ => self.pending.unmatched_is_loss(false),
+                                ServiceId::SERVICE_FAULT => {
+                                    self.pending.unmatched_is_loss(false, handle)
+                                        || self.pending.unmatched_is_loss(true, handle)
+                                }
+                                _ => self.pending.unmatched_is_loss(false, handle),
                             };
                             if lost {
                                 anomalies |= Anomalies::RESYNC;
@@ -842,9 +844,14 @@ impl OpcuaFlow {
 /// The server queues Publish requests and answers each when it has a notification
 /// to send: a full table drops a Publish last, and a lost Read answer says nothing
 /// about them.
+/// Clients count their request handles, over every kind of request.
 impl Request for Pending {
     fn queued(&self) -> bool {
         self.service == ServiceId::PUBLISH_REQUEST
+    }
+
+    fn number(&self) -> Option<u32> {
+        Some(self.handle)
     }
 }
 

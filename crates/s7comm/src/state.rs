@@ -46,8 +46,15 @@ impl Default for S7Config {
     }
 }
 
-/// A PLC answers each job when it has served it: none waits queued.
-impl Request for JobContext {}
+/// A PLC answers each job when it has served it: none waits queued. Clients count
+/// their PDU references.
+impl Request for JobContext {
+    const NUMBER_BITS: u32 = 16;
+
+    fn number(&self) -> Option<u32> {
+        Some(u32::from(self.pdu_ref))
+    }
+}
 
 /// The state of one direction of travel: its framing and TSDU reassembly.
 #[derive(Debug, Clone, Default)]
@@ -447,7 +454,7 @@ impl S7Flow {
                         None => {
                             let mut d = decode_ack(&pdu, Pairing::Unmatched);
                             // Its job was likely lost by the capture.
-                            if jobs.unmatched_is_loss(false) {
+                            if jobs.unmatched_is_loss(false, Some(u32::from(pdu_ref))) {
                                 d.anomalies |= Anomalies::RESYNC;
                             }
                             d
@@ -1403,7 +1410,10 @@ mod tests {
         let a = one(&mut f, ToServer, &download_block_answer(0x0100));
         assert!(a.anomalies.is_empty(), "{a:?}");
         assert_eq!(info(&a).block.as_ref().unwrap().number, "00001");
-        // A late answer to job 1 has nothing to pair with.
+        // Job 1 may still be answered, late (parallel jobs answered out of order):
+        // once.
+        let r = one(&mut f, ToClient, &read_answer(1));
+        assert!(r.anomalies.is_empty(), "{r:?}");
         let r = one(&mut f, ToClient, &read_answer(1));
         assert_eq!(r.anomalies, Anomalies::UNMATCHED_RESPONSE);
     }
