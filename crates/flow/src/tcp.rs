@@ -20,7 +20,8 @@
 //!   window: the bytes up to the acknowledgment are a gap).
 //! * Before a direction's first data is seen, an acknowledgment of it further than
 //!   the first one seen says the sensor missed bytes sent since (reported as any
-//!   acknowledgment of unseen bytes is, not as a gap: where they start is unknown).
+//!   acknowledgment of unseen bytes is). When its first data then starts at or before
+//!   what the peer acknowledged, the bytes since that first acknowledgment are a gap.
 //! * A hole that will never fill is a *gap*: `on_gap(dir)`, the unconsumed tail is
 //!   dropped, and delivery goes on after the hole. A hole never fills when the peer
 //!   acknowledges bytes past it (the sender will not retransmit them), when the flow
@@ -231,6 +232,7 @@ impl TcpDir {
             self.syn_seq.get_or_insert(seq);
         }
         if !self.synced {
+            let mut lost_before = false;
             if syn {
                 self.next_seq = seq.wrapping_add(1);
             } else if !payload.is_empty() || fin {
@@ -242,10 +244,24 @@ impl TcpDir {
                     Some(a) if seq_lt(seq, a) && a.wrapping_sub(seq) <= MAX_ACKED_BACKLOG => a,
                     _ => seq,
                 };
+                // The peer acknowledged, since it was first seen, every byte up to where
+                // this direction's data now starts: the capture lost those bytes (a
+                // client's first request, say), a gap before the first data.
+                lost_before = match (self.first_peer_ack, self.peer_acked) {
+                    (Some(first), Some(acked)) => {
+                        seq_lt(first, self.next_seq)
+                            && seq_le(self.next_seq, acked)
+                            && self.next_seq.wrapping_sub(first) <= MAX_WINDOW
+                    }
+                    _ => false,
+                };
             } else {
                 return;
             }
             self.synced = true;
+            if lost_before {
+                self.skip_to(dir, self.next_seq, b, app);
+            }
         }
         let seq = if syn { seq.wrapping_add(1) } else { seq };
         if self.closed {
@@ -948,10 +964,24 @@ mod tests {
         assert_eq!(r.ack(125), Unseen::Acked);
         assert_eq!(r.ack(90), Unseen::No, "older");
         assert_eq!(r.ack(130), Unseen::AckedFurther);
-        // Its data then starts where it comes, as before.
+        // Its data starts where the peer's acknowledgment is: the bytes before, since
+        // the first acknowledgment, are a gap.
         r.seg(130, b"z");
-        assert_eq!((r.app.seen.as_slice(), r.app.gaps), (&b"z"[..], 0));
+        assert_eq!((r.app.seen.as_slice(), r.app.gaps), (&b"z"[..], 1));
+        assert_eq!(r.stats.tcp_gaps, 1);
         assert_eq!(r.ack(131), Unseen::No);
+        // Data beyond what the peer acknowledged: the bytes before may be on their
+        // way (or were never sent), so it starts where it comes, as before.
+        let mut r = Rig::new(1);
+        r.ack(100);
+        r.ack(105);
+        r.seg(110, b"y");
+        assert_eq!((r.app.seen.as_slice(), r.app.gaps), (&b"y"[..], 0));
+        // No acknowledgment moved: nothing lost.
+        let mut r = Rig::new(1);
+        r.ack(100);
+        r.seg(100, b"x");
+        assert_eq!((r.app.seen.as_slice(), r.app.gaps), (&b"x"[..], 0));
         // Further than a window from the first: not trusted.
         let mut r = Rig::new(1);
         r.ack(10);
