@@ -6,6 +6,7 @@
 //! * `cargo xtask gen-pcaps` — regenerate the project's own captures under `pcaps/`
 //! * `cargo xtask bench`     — end-to-end and decode-only throughput, criterion benches
 //! * `cargo xtask fuzz`      — run the cargo-fuzz targets (seeded from captures)
+//! * `cargo xtask loss-sweep` — drop each TCP segment of captures in turn: no false alert
 //!
 //! Every step says what it runs; installs are idempotent.
 
@@ -14,6 +15,7 @@ mod fuzz;
 mod gen;
 mod kafka;
 mod live;
+mod loss;
 mod sys;
 
 use std::path::PathBuf;
@@ -75,6 +77,15 @@ enum Command {
         #[arg(long, default_value_t = 200_000)]
         soak_pps: u64,
     },
+    /// Drop each data-carrying TCP segment of captures in turn and report the losses
+    /// that raise a protocol anomaly the whole capture does not (exit 1 if any).
+    LossSweep {
+        /// At most this many losses per capture, spread evenly (default: every one).
+        #[arg(long)]
+        max: Option<usize>,
+        /// Capture files or directories (default: ../shared/pcaps).
+        paths: Vec<PathBuf>,
+    },
     /// Run cargo-fuzz targets with a corpus seeded from captures.
     Fuzz {
         /// Seconds per target.
@@ -122,6 +133,7 @@ fn main() -> anyhow::Result<()> {
             ..
         } => bench::bench(&root, packets, runs, !no_criterion),
         Command::Fuzz { seconds, targets } => fuzz::fuzz(&root, seconds, &targets),
+        Command::LossSweep { max, paths } => loss::loss_sweep(&root, &paths, max),
     }
 }
 
