@@ -200,6 +200,8 @@ impl<R: Request> Outstanding<R> {
 
     /// An answer that no outstanding request pairs with: one of the requests
     /// dropped after a gap in the answers may, answered out of order.
+    #[cold]
+    #[inline(never)]
     fn answer_late(&mut self, pairs: impl Fn(&R) -> bool) -> Option<R> {
         let (pushes, max) = (self.pushes, self.max as u64);
         self.late.retain(|(_, at)| pushes - at <= max);
@@ -209,6 +211,7 @@ impl<R: Request> Outstanding<R> {
 
     /// `r` is dropped: a later request was answered after a gap in the answers. Its
     /// own answer may still come.
+    #[cold]
     fn keep_late(&mut self, r: R) {
         if self.late.len() >= self.max {
             self.late.pop_front();
@@ -307,9 +310,22 @@ impl<R: Request> Outstanding<R> {
         *self = Outstanding::new(self.max);
     }
 
-    /// A request numbered `number` (if it is) was pushed: after a gap in the
-    /// requests, the first one says which numbers the gap took.
+    /// A request numbered `number` (if it is) was pushed.
+    #[inline]
     fn count_number(&mut self, number: Option<u32>) {
+        if self.lost_numbers.is_some() || self.number_before_gap.is_some() {
+            self.count_number_after_gap(number);
+        }
+        if let Some(number) = number {
+            self.last_number = Some(modulo::<R>(number));
+        }
+    }
+
+    /// After a gap in the requests, the first request says which numbers the gap
+    /// took; the numbers are kept for the next `max` requests.
+    #[cold]
+    #[inline(never)]
+    fn count_number_after_gap(&mut self, number: Option<u32>) {
         if let Some(lost) = &mut self.lost_numbers {
             lost.requests_left = lost.requests_left.saturating_sub(1);
             if lost.requests_left == 0 {
@@ -331,7 +347,6 @@ impl<R: Request> Outstanding<R> {
                 requests_left: self.max,
             });
         }
-        self.last_number = Some(modulo::<R>(number));
     }
 
     /// An unpaired answer carries `number`: whether it is one the gap took, not
