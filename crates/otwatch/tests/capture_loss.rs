@@ -37,22 +37,14 @@ fn losing_any_one_segment_raises_no_protocol_anomaly() {
     let mut failures = Vec::new();
     let mut dropped = 0;
     for name in CAPTURES {
-        let path = shared_pcaps().join(name);
-        let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let pcap = Pcap::parse(&bytes).unwrap_or_else(|| panic!("{name}: not a classic pcap"));
+        let (path, bytes, pcap) = read(name);
         let whole = anomalous_events(&path);
         let data = pcap.data_records(&bytes);
         assert!(data.len() >= 10, "{name}: {} data segments", data.len());
-        for &(start, end) in &data {
-            let mut cut = bytes[..start].to_vec();
-            cut.extend_from_slice(&bytes[end..]);
-            fs::write(&lossy, &cut).expect("write the lossy capture");
-            let new: Vec<_> = anomalous_events(&lossy)
-                .difference(&whole)
-                .cloned()
-                .collect();
+        for &record in &data {
+            let new = new_anomalies(&whole, &bytes, record, &lossy);
             if !new.is_empty() {
-                failures.push(format!("{name}, record at {start} dropped: {new:?}"));
+                failures.push(format!("{name}, record at {} dropped: {new:?}", record.0));
             }
             dropped += 1;
         }
@@ -110,9 +102,7 @@ fn single_losses_in_long_captures_raise_no_protocol_anomaly() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let lossy = dir.path().join("lossy.pcap");
     for &(name, frame, what) in SINGLE_LOSSES {
-        let path = shared_pcaps().join(name);
-        let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let pcap = Pcap::parse(&bytes).unwrap_or_else(|| panic!("{name}: not a classic pcap"));
+        let (path, bytes, pcap) = read(name);
         let (start, end) = pcap
             .records(&bytes)
             .into_iter()
@@ -122,19 +112,34 @@ fn single_losses_in_long_captures_raise_no_protocol_anomaly() {
             pcap.carries_data(&bytes[start + 16..end]),
             "{name}: frame {frame} carries no TCP payload"
         );
-        let mut cut = bytes[..start].to_vec();
-        cut.extend_from_slice(&bytes[end..]);
-        fs::write(&lossy, &cut).expect("write the lossy capture");
-        let whole = anomalous_events(&path);
-        let new: Vec<_> = anomalous_events(&lossy)
-            .difference(&whole)
-            .cloned()
-            .collect();
+        let new = new_anomalies(&anomalous_events(&path), &bytes, (start, end), &lossy);
         assert!(
             new.is_empty(),
             "{name}, frame {frame} ({what}) lost: {new:?}"
         );
     }
+}
+
+/// A public capture: its path, its bytes, its header.
+fn read(name: &str) -> (std::path::PathBuf, Vec<u8>, Pcap) {
+    let path = shared_pcaps().join(name);
+    let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let pcap = Pcap::parse(&bytes).unwrap_or_else(|| panic!("{name}: not a classic pcap"));
+    (path, bytes, pcap)
+}
+
+/// Writes `bytes` without the record at `start..end` to `lossy`, replays it, and
+/// returns the anomalous events that `whole` (the whole capture's) does not hold.
+fn new_anomalies(
+    whole: &BTreeSet<String>,
+    bytes: &[u8],
+    (start, end): (usize, usize),
+    lossy: &std::path::Path,
+) -> Vec<String> {
+    let mut cut = bytes[..start].to_vec();
+    cut.extend_from_slice(&bytes[end..]);
+    fs::write(lossy, &cut).expect("write the lossy capture");
+    anomalous_events(lossy).difference(whole).cloned().collect()
 }
 
 /// The events of a replay whose anomalies raise a `protocol_anomaly` alert: without
