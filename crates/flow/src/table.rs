@@ -382,9 +382,7 @@ impl<F: HandlerFactory> AppSink for Sink<'_, '_, F> {
     fn set_time(&mut self, ts: Option<Timestamp>) {
         self.out.pdu_ts = ts;
     }
-}
 
-impl<F: HandlerFactory> Sink<'_, '_, F> {
     /// See [`StreamHandler::on_unseen_acked`].
     fn unseen_acked(&mut self, dir: Direction) {
         match self.handler() {
@@ -392,7 +390,9 @@ impl<F: HandlerFactory> Sink<'_, '_, F> {
             None => self.acked.unseen = Some(dir),
         }
     }
+}
 
+impl<F: HandlerFactory> Sink<'_, '_, F> {
     /// See [`StreamHandler::on_acked_beyond`].
     fn acked_beyond(&mut self, dir: Direction) {
         match self.handler() {
@@ -883,6 +883,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             now: o.ts,
             total: &mut self.env.buffered_total,
             stats: &mut self.env.stats,
+            acks_unseen: false,
         };
         let [d0, d1] = &mut flow.tcp;
         let (this, other) = match dir {
@@ -910,6 +911,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             }
             if unseen != Unseen::No && !seg.payload.is_empty() {
                 sink.unseen_acked(dir.reverse());
+                b.acks_unseen = true;
             }
             this.segment(dir, seg.seq, seg.flags, seg.payload, &mut b, &mut sink);
         }
@@ -950,6 +952,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             now: o.ts,
             total,
             stats,
+            acks_unseen: false,
         };
         let [d0, d1] = &mut flow.tcp;
         let mut sink = Sink::<F> {

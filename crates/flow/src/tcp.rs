@@ -47,6 +47,10 @@ pub(crate) trait AppSink {
     /// The time of the packets that carried the bytes delivered next, when it is not
     /// the current packet's (`None`: the current packet's again).
     fn set_time(&mut self, ts: Option<Timestamp>);
+    /// The bytes delivered next came in a segment that acknowledged bytes of `dir`
+    /// (the other direction) the sensor had not seen. The flow table says so for the
+    /// current segment; this is for a held one, delivered later.
+    fn unseen_acked(&mut self, dir: Direction);
 }
 
 /// What a direction's operations need besides its own state.
@@ -57,6 +61,9 @@ pub(crate) struct Budget<'a> {
     /// Bytes buffered by all flows (see [`TcpDir::reaccount`]).
     pub total: &'a mut usize,
     pub stats: &'a mut FlowStats,
+    /// The current segment acknowledges bytes of the other direction the sensor has
+    /// not seen: what is held of it keeps that evidence for when it is delivered.
+    pub acks_unseen: bool,
 }
 
 /// How far before the peer's acknowledgment a mid-stream join may start (a TCP
@@ -103,6 +110,9 @@ struct Held {
     seq: u32,
     /// When the segment was seen.
     ts: Timestamp,
+    /// Its acknowledgment covered bytes of the other direction the sensor had not
+    /// seen (see [`AppSink::unseen_acked`]).
+    acks_unseen: bool,
     data: Vec<u8>,
 }
 
@@ -534,6 +544,7 @@ impl TcpDir {
                 Held {
                     seq,
                     ts: b.now,
+                    acks_unseen: b.acks_unseen,
                     data,
                 },
             );
@@ -584,6 +595,9 @@ impl TcpDir {
             let skip = self.next_seq.wrapping_sub(h.seq) as usize;
             let fresh = h.data.get(skip..).unwrap_or_default();
             self.next_seq = self.next_seq.wrapping_add(len32(fresh));
+            if h.acks_unseen && !fresh.is_empty() {
+                app.unseen_acked(dir.reverse());
+            }
             if times == Times::Current {
                 self.deliver(dir, fresh, b, app);
                 continue;
@@ -697,6 +711,9 @@ mod tests {
         time: Option<Timestamp>,
         /// Each PDU's time.
         times: Vec<Option<Timestamp>>,
+        /// The directions told of unseen acknowledgments, with how many bytes had
+        /// been seen then.
+        unseen_acked: Vec<(Direction, usize)>,
     }
 
     impl AppSink for Rec {
@@ -715,6 +732,9 @@ mod tests {
         fn set_time(&mut self, ts: Option<Timestamp>) {
             self.time = ts;
         }
+        fn unseen_acked(&mut self, dir: Direction) {
+            self.unseen_acked.push((dir, self.seen.len()));
+        }
     }
 
     struct Rig {
@@ -725,6 +745,8 @@ mod tests {
         total: usize,
         stats: FlowStats,
         app: Rec,
+        /// The segments sent acknowledge unseen bytes of the other direction.
+        acks_unseen: bool,
     }
 
     impl Rig {
@@ -739,6 +761,7 @@ mod tests {
                     pdu,
                     ..Rec::default()
                 },
+                acks_unseen: false,
             }
         }
         fn seg(&mut self, seq: u32, payload: &[u8]) {
@@ -750,6 +773,7 @@ mod tests {
                 now: self.now,
                 total: &mut self.total,
                 stats: &mut self.stats,
+                acks_unseen: self.acks_unseen,
             };
             let mut flags = TcpFlags::ACK;
             if syn {
@@ -767,6 +791,7 @@ mod tests {
                 now: self.now,
                 total: &mut self.total,
                 stats: &mut self.stats,
+                acks_unseen: false,
             };
             self.d.peer_ack(S, ack, &mut b, &mut self.app)
         }
@@ -776,6 +801,7 @@ mod tests {
                 now: self.now,
                 total: &mut self.total,
                 stats: &mut self.stats,
+                acks_unseen: false,
             };
             self.d.flush(S, &mut b, &mut self.app);
         }
@@ -986,6 +1012,37 @@ mod tests {
         let mut r = Rig::new(1);
         r.ack(10);
         assert_eq!(r.ack(10 + MAX_WINDOW + 1), Unseen::No);
+    }
+
+    #[test]
+    fn a_held_segment_brings_its_own_unseen_acknowledgment_when_delivered() {
+        // Byte 1 is lost. The segment after it acknowledged bytes of the other
+        // direction the sensor had not seen (it answers a lost request, say); it is
+        // held, and delivered only once the peer acknowledges past the hole, after
+        // the flow table has told the application of later segments' evidence.
+        let mut r = Rig::new(1);
+        r.seg(0, b"a");
+        r.acks_unseen = true;
+        r.seg(2, b"b");
+        r.acks_unseen = false;
+        r.seg(3, b"c");
+        assert!(r.app.unseen_acked.is_empty());
+        r.ack(4);
+        assert_eq!((r.app.seen.as_slice(), r.app.gaps), (&b"abc"[..], 1));
+        assert_eq!(
+            r.app.unseen_acked,
+            [(Direction::ToClient, 1)],
+            "before b, only"
+        );
+        // Filled in order, too.
+        let mut r = Rig::new(1);
+        r.acks_unseen = true;
+        r.seg(0, b"a");
+        r.seg(2, b"c");
+        r.acks_unseen = false;
+        r.seg(1, b"b");
+        assert_eq!(r.app.seen, b"abc");
+        assert_eq!(r.app.unseen_acked, [(Direction::ToClient, 2)], "before c");
     }
 
     #[test]
