@@ -1,7 +1,8 @@
 //! `cargo xtask loss-sweep`: what a mirror port's loss does to the alerts.
 //!
-//! Each data-carrying TCP segment of a capture is dropped in turn, and what is left
-//! is replayed. A loss is reported when the replay raises a `protocol_anomaly` alert
+//! Each data-carrying TCP segment of a capture is dropped in turn (with `--burst K`,
+//! it and the K - 1 packets after it, whatever they carry), and what is left is
+//! replayed. A loss is reported when the replay raises a `protocol_anomaly` alert
 //! for a PDU (its flow, direction and evidence) that the whole capture does not: the
 //! sensor's own loss read as a device's fault. Both replays use a policy whose
 //! `repeat_interval` is 0, so that every anomalous PDU has its alert, whenever a loss
@@ -30,7 +31,12 @@ struct Sweep {
     raised: Vec<(usize, String)>,
 }
 
-pub fn loss_sweep(root: &Path, paths: &[PathBuf], max: Option<usize>) -> anyhow::Result<()> {
+pub fn loss_sweep(
+    root: &Path,
+    paths: &[PathBuf],
+    max: Option<usize>,
+    burst: usize,
+) -> anyhow::Result<()> {
     say("cargo build --release -p otwatch");
     run(cargo().args(["build", "--release", "--quiet", "-p", "otwatch"]))?;
     let bin = root.join("target/release/otwatch");
@@ -46,19 +52,31 @@ pub fn loss_sweep(root: &Path, paths: &[PathBuf], max: Option<usize>) -> anyhow:
     anyhow::ensure!(!captures.is_empty(), "no capture found in {paths:?}");
     let scratch = root.join("target/loss-sweep");
     fs::create_dir_all(&scratch)?;
+    let burst = burst.max(1);
+    let lost = match burst {
+        1 => "one data segment lost at a time".to_owned(),
+        n => format!(
+            "a data segment and the {} packets after it lost at a time",
+            n - 1
+        ),
+    };
     let (mut dropped, mut raised, mut skipped) = (0, 0, 0);
     for capture in &captures {
-        match sweep(&bin, capture, &scratch, max)? {
+        match sweep(&bin, capture, &scratch, max, burst)? {
             Some(s) => {
                 say(&format!(
-                    "{}: {} data segments, {} dropped one at a time, {} raised a protocol anomaly",
+                    "{}: {} data segments, {} losses ({lost}), {} raised a protocol anomaly",
                     capture.display(),
                     s.data_segments,
                     s.dropped,
                     s.raised.len()
                 ));
                 for (frame, pdu) in &s.raised {
-                    say(&format!("  frame {frame} lost: {pdu}"));
+                    let frames = match burst {
+                        1 => format!("frame {frame}"),
+                        n => format!("frames {frame}-{}", frame + n - 1),
+                    };
+                    say(&format!("  {frames} lost: {pdu}"));
                 }
                 dropped += s.dropped;
                 raised += s.raised.len();
@@ -105,6 +123,7 @@ fn sweep(
     capture: &Path,
     scratch: &Path,
     max: Option<usize>,
+    burst: usize,
 ) -> anyhow::Result<Option<Sweep>> {
     let Ok(file) = CaptureFile::open(capture) else {
         say(&format!("{}: not a capture, skipped", capture.display()));
@@ -145,7 +164,7 @@ fn sweep(
         let left = packets
             .iter()
             .enumerate()
-            .filter(|&(j, _)| j != i)
+            .filter(|&(j, _)| !(i..i + burst).contains(&j))
             .map(|(_, p)| p);
         write_pcap(&lossy, linktype, left)?;
         if let Some(first) = anomalous(bin, &lossy)?.difference(&base).next() {

@@ -83,6 +83,9 @@ enum Command {
         /// At most this many losses per capture, spread evenly (default: every one).
         #[arg(long)]
         max: Option<usize>,
+        /// Packets lost at once: the data segment and the packets after it.
+        #[arg(long, default_value_t = 1)]
+        burst: usize,
         /// Capture files or directories (default: ../shared/pcaps).
         paths: Vec<PathBuf>,
     },
@@ -133,7 +136,7 @@ fn main() -> anyhow::Result<()> {
             ..
         } => bench::bench(&root, packets, runs, !no_criterion),
         Command::Fuzz { seconds, targets } => fuzz::fuzz(&root, seconds, &targets),
-        Command::LossSweep { max, paths } => loss::loss_sweep(&root, &paths, max),
+        Command::LossSweep { max, burst, paths } => loss::loss_sweep(&root, &paths, max, burst),
     }
 }
 
