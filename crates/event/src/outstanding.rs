@@ -162,14 +162,13 @@ impl<R: Request> Outstanding<R> {
     /// A request was sent with the id of one still outstanding (`same` accepts it).
     /// Both wait, answered in order, unless the capture may have lost the older one's
     /// answer: the older one was outstanding when the client acknowledged answers the
-    /// sensor did not see, further than before (no answer seen since), or at a gap
-    /// in the answers. Then the
-    /// client has had that answer (it reuses the id), and the older request goes,
-    /// making no flood. Otherwise the answer to each later request would pair with the
-    /// one before it, for good, with clients that use one id for every request (some
-    /// Modbus masters use 0, some OPC UA clients 1): every later answer a mismatch, or
-    /// its values put on the wrong address. `request` is then pushed as by
-    /// [`Outstanding::push`].
+    /// sensor did not see, further than before (no answer seen since), or at a gap in
+    /// the answers. Then the client has had that answer (it reuses the id), and the
+    /// older request goes, making no flood. Otherwise the answer to each later request
+    /// would pair with the one before it, for good, with clients that use one id for
+    /// every request (some Modbus masters use 0, some OPC UA clients 1): every later
+    /// answer a mismatch, or its values put on the wrong address. `request` is then
+    /// pushed as by [`Outstanding::push`].
     #[must_use = "a flood is an anomaly of the request"]
     pub fn push_reusing(&mut self, request: R, same: impl Fn(&R) -> bool) -> bool {
         // The requests whose answers the capture may have lost: usually none, and
