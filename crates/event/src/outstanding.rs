@@ -43,12 +43,13 @@ pub trait Request {
 
 /// The numbers of the requests a gap took that have not been answered yet: bit `i`
 /// of `unanswered` stands for number `first + i`. Kept for as many requests as the
-/// table holds, at most: no server answers later than that.
+/// table holds after the one that told them (pushed when the count of pushes was
+/// `since`), at most: no server answers later than that.
 #[derive(Debug, Clone, Copy)]
 struct LostNumbers {
     first: u32,
     unanswered: u64,
-    requests_left: usize,
+    since: u64,
 }
 
 /// The outstanding requests of one connection, oldest first, bounded, with the state
@@ -202,8 +203,8 @@ impl<R: Request> Outstanding<R> {
     #[cold]
     #[inline(never)]
     fn answer_late(&mut self, pairs: impl Fn(&R) -> bool) -> Option<R> {
-        let (pushes, max) = (self.pushes, self.max as u64);
-        self.late.retain(|(_, at)| pushes - at <= max);
+        let (pushes, max) = (self.pushes, self.max);
+        self.late.retain(|&(_, at)| within(pushes, at, max));
         let at = self.late.iter().position(|(r, _)| pairs(r))?;
         self.late.remove(at).map(|(r, _)| r)
     }
@@ -312,7 +313,7 @@ impl<R: Request> Outstanding<R> {
     /// A request numbered `number` (if it is) was pushed.
     #[inline]
     fn count_number(&mut self, number: Option<u32>) {
-        if self.lost_numbers.is_some() || self.number_before_gap.is_some() {
+        if self.number_before_gap.is_some() {
             self.count_number_after_gap(number);
         }
         if let Some(number) = number {
@@ -321,16 +322,10 @@ impl<R: Request> Outstanding<R> {
     }
 
     /// After a gap in the requests, the first request says which numbers the gap
-    /// took; the numbers are kept for the next `max` requests.
+    /// took.
     #[cold]
     #[inline(never)]
     fn count_number_after_gap(&mut self, number: Option<u32>) {
-        if let Some(lost) = &mut self.lost_numbers {
-            lost.requests_left = lost.requests_left.saturating_sub(1);
-            if lost.requests_left == 0 {
-                self.lost_numbers = None;
-            }
-        }
         let Some(number) = number else {
             return;
         };
@@ -343,7 +338,7 @@ impl<R: Request> Outstanding<R> {
             self.lost_numbers = fits.then(|| LostNumbers {
                 first: modulo::<R>(before.wrapping_add(1)),
                 unanswered: u64::MAX >> (64 - lost),
-                requests_left: self.max,
+                since: self.pushes,
             });
         }
     }
@@ -354,6 +349,10 @@ impl<R: Request> Outstanding<R> {
         let Some(lost) = &mut self.lost_numbers else {
             return false;
         };
+        if !within(self.pushes, lost.since, self.max) {
+            self.lost_numbers = None;
+            return false;
+        }
         let bit = modulo::<R>(number.wrapping_sub(lost.first));
         let Some(mask) = 1u64.checked_shl(bit) else {
             return false;
@@ -446,6 +445,12 @@ impl<R: Request> Outstanding<R> {
             self.pending.remove(k)
         }
     }
+}
+
+/// Whether what was kept when the count of pushes was `since` is still kept at
+/// `pushes`: for as many requests as the table holds (`max`).
+fn within(pushes: u64, since: u64, max: usize) -> bool {
+    pushes - since <= max as u64
 }
 
 /// `n` modulo `2^R::NUMBER_BITS`.
