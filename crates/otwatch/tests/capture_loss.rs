@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use std::fs;
 
 use common::*;
-use otwatch_flow::{decode, LinkType, L4};
+use otwatch_capture::{CaptureFile, Format};
+use otwatch_flow::{decode, L4};
 
 /// Classic pcap captures, chosen for what a loss does to them: one request per
 /// connection (`zeek_modbusSmall`), one transaction id or request handle for every
@@ -37,14 +38,14 @@ fn losing_any_one_segment_raises_no_protocol_anomaly() {
     let mut failures = Vec::new();
     let mut dropped = 0;
     for name in CAPTURES {
-        let (path, bytes, pcap) = read(name);
-        let whole = anomalous_events(&path);
-        let data = pcap.data_records(&bytes);
+        let capture = read(name);
+        let whole = anomalous_events(&capture.path);
+        let data: Vec<_> = capture.records.iter().filter(|r| r.data).collect();
         assert!(data.len() >= 10, "{name}: {} data segments", data.len());
-        for &record in &data {
-            let new = new_anomalies(&whole, &bytes, record, &lossy);
+        for r in data {
+            let new = new_anomalies(&whole, &capture.bytes, (r.start, r.end), &lossy);
             if !new.is_empty() {
-                failures.push(format!("{name}, record at {} dropped: {new:?}", record.0));
+                failures.push(format!("{name}, record at {} dropped: {new:?}", r.start));
             }
             dropped += 1;
         }
@@ -114,17 +115,16 @@ fn single_losses_in_long_captures_raise_no_protocol_anomaly() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let lossy = dir.path().join("lossy.pcap");
     for &(name, (first, last), what) in SINGLE_LOSSES {
-        let (path, bytes, pcap) = read(name);
-        let records = pcap.records(&bytes);
-        let (Some(&(start, _)), Some(&(_, end))) = (records.get(first - 1), records.get(last - 1))
-        else {
+        let capture = read(name);
+        let (Some(from), Some(to)) = (
+            capture.records.get(first - 1),
+            capture.records.get(last - 1),
+        ) else {
             panic!("{name}: no frames {first}-{last}");
         };
-        assert!(
-            pcap.carries_data(&bytes[start + 16..records[first - 1].1]),
-            "{name}: frame {first} carries no TCP payload"
-        );
-        let new = new_anomalies(&anomalous_events(&path), &bytes, (start, end), &lossy);
+        assert!(from.data, "{name}: frame {first} carries no TCP payload");
+        let (path, bytes) = (&capture.path, &capture.bytes);
+        let new = new_anomalies(&anomalous_events(path), bytes, (from.start, to.end), &lossy);
         assert!(
             new.is_empty(),
             "{name}, frames {first}-{last} ({what}) lost: {new:?}"
@@ -132,12 +132,46 @@ fn single_losses_in_long_captures_raise_no_protocol_anomaly() {
     }
 }
 
-/// A public capture: its path, its bytes, its header.
-fn read(name: &str) -> (std::path::PathBuf, Vec<u8>, Pcap) {
+/// A public classic pcap capture, read by the capture crate.
+struct Capture {
+    path: std::path::PathBuf,
+    bytes: Vec<u8>,
+    records: Vec<Record>,
+}
+
+/// A record of a classic pcap file.
+struct Record {
+    /// Its byte range in the file, header included.
+    start: usize,
+    end: usize,
+    /// It carries TCP payload.
+    data: bool,
+}
+
+fn read(name: &str) -> Capture {
     let path = shared_pcaps().join(name);
-    let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let pcap = Pcap::parse(&bytes).unwrap_or_else(|| panic!("{name}: not a classic pcap"));
-    (path, bytes, pcap)
+    let file = CaptureFile::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(file.format(), Format::Pcap, "{name}: not a classic pcap");
+    let records = file
+        .packets()
+        .map(|p| {
+            let p = p.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let start = usize::try_from(p.offset).expect("offset");
+            Record {
+                start,
+                // The 16-byte record header, then the captured bytes.
+                end: start + 16 + p.data.len(),
+                data: decode(p.linktype, p.data)
+                    .is_ok_and(|d| matches!(d.l4, L4::Tcp(t) if !t.payload.is_empty())),
+            }
+        })
+        .collect();
+    let bytes = file.bytes().to_vec();
+    Capture {
+        path,
+        bytes,
+        records,
+    }
 }
 
 /// Writes `bytes` without the record at `start..end` to `lossy`, replays it, and
@@ -181,67 +215,4 @@ fn anomalous_events(pcap: &std::path::Path) -> BTreeSet<String> {
             ))
         })
         .collect()
-}
-
-/// The records of a classic pcap file (either byte order).
-struct Pcap {
-    little_endian: bool,
-    linktype: LinkType,
-}
-
-impl Pcap {
-    fn parse(bytes: &[u8]) -> Option<Pcap> {
-        let magic = bytes.get(..4)?;
-        let little_endian = match magic {
-            [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
-            [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
-            _ => return None,
-        };
-        let pcap = Pcap {
-            little_endian,
-            linktype: LinkType::Ethernet,
-        };
-        let dlt = pcap.u32_at(bytes, 20)?;
-        Some(Pcap {
-            linktype: LinkType::from_dlt(dlt)?,
-            ..pcap
-        })
-    }
-
-    fn u32_at(&self, bytes: &[u8], at: usize) -> Option<u32> {
-        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-        Some(if self.little_endian {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    }
-
-    /// The byte ranges of the records that carry TCP payload.
-    fn data_records(&self, bytes: &[u8]) -> Vec<(usize, usize)> {
-        self.records(bytes)
-            .into_iter()
-            .filter(|&(start, end)| self.carries_data(&bytes[start + 16..end]))
-            .collect()
-    }
-
-    /// The byte ranges of all whole records, headers included.
-    fn records(&self, bytes: &[u8]) -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
-        let mut at = 24;
-        while let Some(caplen) = self.u32_at(bytes, at + 8) {
-            let end = at + 16 + caplen as usize;
-            if bytes.len() < end {
-                break;
-            }
-            out.push((at, end));
-            at = end;
-        }
-        out
-    }
-
-    fn carries_data(&self, frame: &[u8]) -> bool {
-        decode(self.linktype, frame)
-            .is_ok_and(|d| matches!(d.l4, L4::Tcp(t) if !t.payload.is_empty()))
-    }
 }

@@ -442,32 +442,30 @@ fn an_answer_whose_request_the_capture_lost_raises_no_anomaly() {
     let bytes = polling();
     let offs = record_offsets(&bytes);
     let record = |i: usize| &bytes[offs[i]..offs.get(i + 1).copied().unwrap_or(bytes.len())];
+    // The capture without record `lost`; and reordered: `order` instead of the
+    // records from `lost` up to `rest`.
+    let lose = |lost: usize, order: [usize; 3], rest: usize| {
+        let mut dropped = bytes[..offs[lost]].to_vec();
+        dropped.extend_from_slice(&bytes[offs[lost + 1]..]);
+        let mut reordered = bytes[..offs[lost]].to_vec();
+        for i in order {
+            reordered.extend_from_slice(record(i));
+        }
+        reordered.extend_from_slice(&bytes[offs[rest]..]);
+        [dropped, reordered]
+    };
     // Record 6 carries the second request (transaction 2, stream bytes 13..25): it is
     // lost. Its answer (record 7) acknowledges those bytes; or, reordered, the third
     // request (record 9) comes first and the answer's acknowledgment declares the
     // hole before it lost: a gap.
-    let mut dropped = bytes[..offs[6]].to_vec();
-    dropped.extend_from_slice(&bytes[offs[7]..]);
-    let mut reordered = bytes[..offs[6]].to_vec();
-    for i in [9, 7, 8] {
-        reordered.extend_from_slice(record(i));
-    }
-    reordered.extend_from_slice(&bytes[offs[10]..]);
-    for lossy in [dropped, reordered] {
+    for lossy in lose(6, [9, 7, 8], 10) {
         answer_to_a_lost_request_is_quiet(&lossy, 2);
     }
     // The flow's first request (record 3, transaction 1) is lost: its answer is the
     // first data of the flow, and it comes in a segment that acknowledges the lost
     // bytes, before any dissector was chosen for the flow. Reordered, the second
     // request comes first and is held until that answer declares the hole a gap.
-    let mut first_dropped = bytes[..offs[3]].to_vec();
-    first_dropped.extend_from_slice(&bytes[offs[4]..]);
-    let mut first_reordered = bytes[..offs[3]].to_vec();
-    for i in [6, 4, 5] {
-        first_reordered.extend_from_slice(record(i));
-    }
-    first_reordered.extend_from_slice(&bytes[offs[7]..]);
-    for lossy in [first_dropped, first_reordered] {
+    for lossy in lose(3, [6, 4, 5], 7) {
         answer_to_a_lost_request_is_quiet(&lossy, 1);
     }
 }
