@@ -52,6 +52,7 @@ pub fn loss_sweep(
     anyhow::ensure!(!captures.is_empty(), "no capture found in {paths:?}");
     let scratch = root.join("target/loss-sweep");
     fs::create_dir_all(&scratch)?;
+    fs::write(scratch.join(POLICY_FILE), POLICY)?;
     let burst = burst.max(1);
     let lost = match burst {
         1 => "one data segment lost at a time".to_owned(),
@@ -157,7 +158,8 @@ fn sweep(
     };
     let whole = scratch.join("whole.pcap");
     write_pcap(&whole, linktype, packets.iter())?;
-    let base = anomalous(bin, &whole)?;
+    let policy = scratch.join(POLICY_FILE);
+    let base = anomalous(bin, &policy, &whole)?;
     let lossy = scratch.join("lossy.pcap");
     let mut raised = Vec::new();
     for &i in &picked {
@@ -167,7 +169,7 @@ fn sweep(
             .filter(|&(j, _)| !(i..i + burst).contains(&j))
             .map(|(_, p)| p);
         write_pcap(&lossy, linktype, left)?;
-        if let Some(first) = anomalous(bin, &lossy)?.difference(&base).next() {
+        if let Some(first) = anomalous(bin, &policy, &lossy)?.difference(&base).next() {
             raised.push((i + 1, first.clone()));
         }
     }
@@ -208,17 +210,17 @@ fn write_pcap<'a>(
     fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// A policy with no repeat folding: an alert for every anomalous PDU.
+/// A policy with no repeat folding: an alert for every anomalous PDU. Written once
+/// per sweep, as `POLICY_FILE` beside the scratch captures.
 const POLICY: &str = "[sensor]\nname = \"loss-sweep\"\nrepeat_interval = 0\n";
+const POLICY_FILE: &str = "policy.toml";
 
 /// The `protocol_anomaly` alerts of a replay, keyed by flow, direction and evidence
 /// (the anomalies and the protocol block), not by time: a loss may delay a PDU.
-fn anomalous(bin: &Path, pcap: &Path) -> anyhow::Result<BTreeSet<String>> {
-    let policy = pcap.with_extension("toml");
-    fs::write(&policy, POLICY)?;
+fn anomalous(bin: &Path, policy: &Path, pcap: &Path) -> anyhow::Result<BTreeSet<String>> {
     let out = Command::new(bin)
         .args(["replay", "--format", "json", "--policy"])
-        .arg(&policy)
+        .arg(policy)
         .arg(pcap)
         .output()
         .with_context(|| format!("cannot run {}", bin.display()))?;
