@@ -70,6 +70,7 @@ enum Config {
 }
 
 pub fn bench(root: &Path, packets: u64, runs: usize, criterion: bool) -> anyhow::Result<()> {
+    crate::sys::install_deps(crate::sys::DEMO_PACKAGES)?;
     say("cargo build --release -p otwatch");
     run(cargo().args(["build", "--release", "--quiet", "-p", "otwatch"]))?;
     let bin = root.join("target/release/otwatch");

@@ -37,6 +37,7 @@ pub fn loss_sweep(
     max: Option<usize>,
     burst: usize,
 ) -> anyhow::Result<()> {
+    crate::sys::install_deps(crate::sys::DEMO_PACKAGES)?;
     say("cargo build --release -p otwatch");
     run(cargo().args(["build", "--release", "--quiet", "-p", "otwatch"]))?;
     let bin = root.join("target/release/otwatch");
