@@ -111,6 +111,8 @@ pub struct Outstanding<R> {
     late: VecDeque<(R, u64)>,
     /// Requests pushed so far.
     pushes: u64,
+    /// The request the last answer took was outstanding at a gap in the answers.
+    answered_at_gap: bool,
 }
 
 impl<R: Request> Outstanding<R> {
@@ -131,6 +133,7 @@ impl<R: Request> Outstanding<R> {
             lost_numbers: None,
             late: VecDeque::new(),
             pushes: 0,
+            answered_at_gap: false,
         }
     }
 
@@ -192,6 +195,7 @@ impl<R: Request> Outstanding<R> {
         // rather than lost. A later gap without a fresh acknowledgment counts every
         // outstanding request.
         self.loss_front = None;
+        self.answered_at_gap = false;
         match self.pending.iter().position(&pairs) {
             Some(at) => self.take(at),
             None => self.answer_late(pairs),
@@ -235,6 +239,18 @@ impl<R: Request> Outstanding<R> {
             }
             _ => self.answering_unseen,
         }
+    }
+
+    /// The answer just paired by [`Outstanding::answer`] contradicts its request (a
+    /// response mismatch): whether the capture explains it. It does when that request
+    /// was outstanding at a gap in the answers (its own answer may have been lost
+    /// there) and the answer comes in a segment that acknowledges requests the sensor
+    /// never saw: it answers one of those, which reused the id. Clients that use one
+    /// id for every request (some Modbus masters use 0) pair that way whenever a
+    /// request and the answer before it are lost together. The request taken is not
+    /// put back: its answer was in the gap.
+    pub fn mismatch_is_loss(&self) -> bool {
+        self.answered_at_gap && self.answering_unseen
     }
 
     /// Bytes of `dir` were lost (`ToServer`: requests, `ToClient`: answers).
@@ -402,6 +418,7 @@ impl<R: Request> Outstanding<R> {
     fn take(&mut self, k: usize) -> Option<R> {
         let queued = self.pending.get(k)?.queued();
         let lane = usize::from(queued);
+        self.answered_at_gap = k < self.gap_front;
         let mut k = k;
         if std::mem::take(&mut self.answers_lost[lane]) {
             let before_gap = self.before_gap[lane];
@@ -509,6 +526,52 @@ mod tests {
 
     fn answer(t: &mut Outstanding<Req>, id: u32) -> Option<u32> {
         t.answer(|r| r.id == id).map(|r| r.id)
+    }
+
+    #[test]
+    fn a_mismatch_is_loss_only_with_a_gap_in_the_answers_and_unseen_requests() {
+        // A client with one id: its answer and the next request lost together, the
+        // next answer pairs with the request before.
+        let mut t = Outstanding::new(4);
+        assert!(!t.push(req(1)));
+        t.on_gap(ToClient);
+        t.on_unseen_acked(ToServer);
+        assert_eq!(answer(&mut t, 1), Some(1));
+        assert!(t.mismatch_is_loss());
+        assert!(
+            t.is_empty(),
+            "the request answered in the gap is not put back"
+        );
+
+        // Either fact alone leaves the mismatch the device's.
+        let mut t = Outstanding::new(4);
+        assert!(!t.push(req(1)));
+        t.on_gap(ToClient);
+        assert_eq!(answer(&mut t, 1), Some(1));
+        assert!(!t.mismatch_is_loss(), "no unseen request to answer");
+        let mut t = Outstanding::new(4);
+        assert!(!t.push(req(1)));
+        t.on_unseen_acked(ToServer);
+        assert_eq!(answer(&mut t, 1), Some(1));
+        assert!(!t.mismatch_is_loss(), "the request's answer was not lost");
+
+        // A request sent after the gap was not answered in it.
+        let mut t = Outstanding::new(4);
+        assert!(!t.push(req(1)));
+        t.on_gap(ToClient);
+        assert!(!t.push(req(2)));
+        t.on_unseen_acked(ToServer);
+        assert_eq!(answer(&mut t, 2), Some(2));
+        assert!(!t.mismatch_is_loss());
+
+        // The unseen acknowledgment is the evidence of one delivery only.
+        let mut t = Outstanding::new(4);
+        assert!(!t.push(req(1)));
+        t.on_gap(ToClient);
+        t.on_unseen_acked(ToServer);
+        t.delivered(ToClient);
+        assert_eq!(answer(&mut t, 1), Some(1));
+        assert!(!t.mismatch_is_loss());
     }
 
     #[test]

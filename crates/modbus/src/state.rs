@@ -6,7 +6,7 @@ use otwatch_event::{
     Skipped,
 };
 
-use crate::decode::{decode_request, decode_response, Pairing, RequestContext};
+use crate::decode::{decode_request, decode_response, Decoded, Packed, Pairing, RequestContext};
 use crate::parser::{
     check_header, parse_modbus_adu, FunctionCheck, HeaderCheck, ModbusAdu, MAX_MBAP_LENGTH,
     MBAP_PREFIX_LEN,
@@ -273,10 +273,21 @@ impl ModbusFlow {
             Direction::ToClient => {
                 let tid = adu.transaction_id;
                 match self.pending.answer(|c| c.transaction_id == tid) {
-                    Some(ctx) if ctx.function == adu.function.base() => {
-                        decode_response(adu, Pairing::Matched(&ctx))
+                    Some(ctx) => {
+                        let pairing = if ctx.function == adu.function.base() {
+                            Pairing::Matched(&ctx)
+                        } else {
+                            Pairing::Mismatched
+                        };
+                        let paired = decode_response(adu, pairing);
+                        if paired.0.anomalies.contains(Anomalies::RESPONSE_MISMATCH)
+                            && self.pending.mismatch_is_loss()
+                        {
+                            answer_to_lost_request(adu)
+                        } else {
+                            paired
+                        }
                     }
-                    Some(_) => decode_response(adu, Pairing::Mismatched),
                     None => {
                         let (mut decoded, packed) = decode_response(adu, Pairing::Unmatched);
                         if self.pending.unmatched_is_loss(false, Some(u32::from(tid))) {
@@ -302,6 +313,17 @@ impl ModbusFlow {
         }
         out.push(pdu);
     }
+}
+
+/// An answer that contradicts the request it paired with, when the capture explains
+/// it ([`Outstanding::mismatch_is_loss`]): it answers a request the sensor never saw,
+/// so it is decoded unpaired and marked as a resynchronisation.
+#[cold]
+#[inline(never)]
+fn answer_to_lost_request<'a>(adu: &ModbusAdu<'a>) -> (Decoded, Option<Packed<'a>>) {
+    let (mut decoded, packed) = decode_response(adu, Pairing::Unmatched);
+    decoded.anomalies.insert(Anomalies::RESYNC);
+    (decoded, packed)
 }
 
 /// Anomalies that no well-formed PDU has: a resynchronisation candidate with any of

@@ -784,10 +784,17 @@ impl OpcuaFlow {
                 let operation = match found {
                     Some(req) => {
                         let expected = req.service.response_of();
-                        if kind == ServiceKind::Response && expected != Some(o.id) {
+                        if kind != ServiceKind::Response || expected == Some(o.id) {
+                            req.operation
+                        } else if self.pending.mismatch_is_loss() {
+                            // It answers a request the capture lost, which reused the
+                            // handle.
+                            anomalies |= Anomalies::UNMATCHED_RESPONSE | Anomalies::RESYNC;
+                            own
+                        } else {
                             anomalies |= Anomalies::RESPONSE_MISMATCH;
+                            req.operation
                         }
-                        req.operation
                     }
                     None => {
                         // A ServiceFault or a response with a request handle never seen:

@@ -105,6 +105,20 @@ const SINGLE_LOSSES: &[(&str, (usize, usize), &str)] = &[
         "the end of a response and the next request: the answer to that request, held \
          behind the hole, acknowledged it, and spans two segments",
     ),
+    (
+        "modbus/sv_modbus.pcap",
+        (55, 57),
+        "an answer, its acknowledgment and the next request of a master that uses \
+         transaction id 1 for every request: the next answer (FC 3) paired with the \
+         request before (FC 1)",
+    ),
+    (
+        "opcua/iti_opc-ua-ap-method-wireshark-freeze.pcap",
+        (20, 22),
+        "the last segment of an answer, its acknowledgment and the next request of a \
+         client that uses request handle 1 for every request: the next answer \
+         (CreateSession) paired with the request before (GetEndpoints)",
+    ),
 ];
 
 #[test]

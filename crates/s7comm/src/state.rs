@@ -447,10 +447,25 @@ impl S7Flow {
                     let pdu_ref = pdu.header.pdu_ref;
                     let own = pdu.param.first().copied();
                     match jobs.answer(|ctx| ctx.pdu_ref == pdu_ref) {
-                        Some(ctx) if own.is_none_or(|f| f == ctx.function.0) => {
-                            decode_ack(&pdu, Pairing::Matched(&ctx))
+                        Some(ctx) => {
+                            let pairing = if own.is_none_or(|f| f == ctx.function.0) {
+                                Pairing::Matched(&ctx)
+                            } else {
+                                Pairing::Mismatched
+                            };
+                            let d = decode_ack(&pdu, pairing);
+                            if d.anomalies.contains(Anomalies::RESPONSE_MISMATCH)
+                                && jobs.mismatch_is_loss()
+                            {
+                                // It answers a job the capture lost, which reused the
+                                // reference.
+                                let mut d = decode_ack(&pdu, Pairing::Unmatched);
+                                d.anomalies |= Anomalies::RESYNC;
+                                d
+                            } else {
+                                d
+                            }
                         }
-                        Some(_) => decode_ack(&pdu, Pairing::Mismatched),
                         None => {
                             let mut d = decode_ack(&pdu, Pairing::Unmatched);
                             // Its job was likely lost by the capture.
