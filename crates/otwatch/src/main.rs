@@ -408,7 +408,7 @@ fn open_outputs(
     let alerts_to = Some(open_stream(&alerts)?);
     let events_to = match events {
         None => None,
-        Some(d) if d == alerts => alerts_to,
+        Some(d) if d.same_stream(&alerts) => alerts_to,
         Some(d) => Some(open_stream(&d)?),
     };
     Ok(Detect::new(

@@ -41,6 +41,33 @@ impl Destination {
         }
     }
 
+    /// Whether `self` and `other` are one stream: the same destination, or two
+    /// spellings of one file (`out.jsonl` and `./out.jsonl`, a path and the file
+    /// stdout is redirected to). Called once `other` is open, so that its file exists.
+    /// Two writers on one file would overwrite each other's lines.
+    pub fn same_stream(&self, other: &Destination) -> bool {
+        self == other
+            || match (self.identity(), other.identity()) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            }
+    }
+
+    /// The device and inode behind a stream destination, if it can be told.
+    fn identity(&self) -> Option<(u64, u64)> {
+        use std::os::fd::AsFd as _;
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = match self {
+            Destination::Kafka => return None,
+            Destination::Stdout => {
+                let fd = io::stdout().as_fd().try_clone_to_owned().ok()?;
+                File::from(fd).metadata().ok()?
+            }
+            Destination::File(path) => std::fs::metadata(path).ok()?,
+        };
+        Some((meta.dev(), meta.ino()))
+    }
+
     /// The format of this destination when `--format` is not given: text only for
     /// stdout on a terminal, JSON lines everywhere else (a file, a pipe), even when
     /// the other output of the run goes to a terminal.

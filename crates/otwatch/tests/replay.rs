@@ -270,6 +270,47 @@ fn unwritable_events_path_exits_2() {
     assert!(stderr_of(&out).contains("/nonexistent-dir/events.jsonl"));
 }
 
+/// `--events` and `--alerts` naming one file in two spellings share one stream, as the
+/// same spelling does: two writers on one file would overwrite each other's lines.
+#[test]
+fn one_file_under_two_spellings_is_one_stream() {
+    let demo = repo().join("pcaps/demo-plant.pcap");
+    let dir = tmp();
+    let run = |alerts: &str, events: &str| {
+        let out = otwatch()
+            .current_dir(dir.path())
+            .args([
+                "replay", "--format", "json", "--alerts", alerts, "--events", events,
+            ])
+            .arg(&demo)
+            .output()
+            .expect("run otwatch");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        std::fs::read_to_string(dir.path().join("out.jsonl")).expect("output file")
+    };
+    let same = run("out.jsonl", "out.jsonl");
+    let lines: Vec<serde_json::Value> = same
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let alerts = lines.iter().filter(|v| v["event_type"] == "alert").count();
+    assert!(
+        alerts > 0 && alerts < lines.len(),
+        "events and alerts both written"
+    );
+    let absolute = dir.path().join("out.jsonl");
+    for (alerts, events) in [
+        ("out.jsonl", "./out.jsonl"),
+        (absolute.to_str().unwrap(), "out.jsonl"),
+    ] {
+        assert_eq!(
+            run(alerts, events),
+            same,
+            "--alerts {alerts} --events {events}"
+        );
+    }
+}
+
 #[test]
 fn capture_ending_mid_record_processes_every_whole_packet_and_exits_0() {
     let bytes = polling();
