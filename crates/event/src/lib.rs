@@ -319,6 +319,19 @@ impl Pdu {
     pub fn protocol(&self) -> Protocol {
         self.native.protocol()
     }
+
+    /// The event of a stretch of bytes that formed no PDU (garbage, or what a capture
+    /// gap left of one): the dissector skipped them, it recognised nothing.
+    pub fn is_skipped_bytes(&self) -> bool {
+        const SKIPPED: &str = "garbage";
+        match &self.native {
+            Native::Modbus(m) => m.function == SKIPPED,
+            Native::S7comm(s) => s.function == SKIPPED,
+            Native::S7commPlus(_) => false,
+            Native::Dnp3(d) => d.function == SKIPPED,
+            Native::Opcua(o) => o.message_type == SKIPPED,
+        }
+    }
 }
 
 /// Where a dissector puts the PDUs it completes, in order.

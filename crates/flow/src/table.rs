@@ -151,12 +151,16 @@ struct Emit {
     in_packet: u32,
     /// A request of this flow has been handed to the PDU filter.
     request_seen: bool,
+    /// A PDU was recognised on this flow: one that is not a stretch of skipped bytes
+    /// ([`Pdu::is_skipped_bytes`]).
+    recognised: bool,
 }
 
 /// Where a PDU stands in its flow, for a [`PduFilter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PduPlace {
-    /// No PDU of the flow, in either direction, came before this one.
+    /// No recognised PDU of the flow, in either direction, came before this one
+    /// (events of skipped bytes do not count: see [`Pdu::is_skipped_bytes`]).
     pub first_of_flow: bool,
     /// No request of the flow came before this one.
     pub no_request_before: bool,
@@ -251,7 +255,7 @@ struct Emitter<'e, 'o> {
 impl Emitter<'_, '_> {
     fn place(&self) -> PduPlace {
         PduPlace {
-            first_of_flow: self.emit.ordinals == [0, 0],
+            first_of_flow: !self.emit.recognised,
             no_request_before: !self.emit.request_seen,
         }
     }
@@ -270,6 +274,9 @@ impl PduSink for Emitter<'_, '_> {
             emit.in_packet = 0;
         }
         emit.request_seen |= !pdu.is_response;
+        if !emit.recognised {
+            emit.recognised = !pdu.is_skipped_bytes();
+        }
         let ordinal = emit.ordinals.get_mut(pdu.direction.index());
         let flow_ordinal = ordinal.map_or(0, |o| {
             *o += 1;
@@ -797,6 +804,7 @@ impl<F: HandlerFactory> FlowTable<F> {
                 packet: u64::MAX,
                 in_packet: 0,
                 request_seen: false,
+                recognised: false,
             },
             tcp: [TcpDir::default(), TcpDir::default()],
             list,
@@ -980,7 +988,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             flow_id: flow.emit.flow_id,
             flow: Arc::clone(meta),
             kind: FlowNoteKind::End {
-                recognised: flow.emit.ordinals.iter().any(|&n| n > 0),
+                recognised: flow.emit.recognised,
                 // SYN (and SYN-ACK) opened the flow, the responder answered, and the
                 // initiator sent again (its ACK).
                 handshake_completed: meta.transport == Transport::Tcp

@@ -78,20 +78,6 @@ const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 type FlowKey = (IpAddr, u16, IpAddr, u16, Transport);
 
-/// The dissector whose well-known port a PDU-less flow went to. A conduit that admits
-/// the protocol admits a connection to its port that carried no PDU (a health check,
-/// a connection test): otherwise every such probe on an approved path would raise
-/// `new_conduit` as `tcp/502`.
-fn dissector_of_port(p: &ConduitProtocol) -> Option<&'static str> {
-    match p {
-        ConduitProtocol::Tcp(502) => Some("modbus"),
-        ConduitProtocol::Tcp(102) => Some("s7comm"),
-        ConduitProtocol::Tcp(20000) | ConduitProtocol::Udp(20000) => Some("dnp3"),
-        ConduitProtocol::Tcp(4840) => Some("opcua"),
-        _ => None,
-    }
-}
-
 fn flow_key(f: &FlowMeta) -> FlowKey {
     (f.src_ip, f.src_port, f.dst_ip, f.dst_port, f.transport)
 }
@@ -445,13 +431,6 @@ impl Engine {
             Transport::Udp => ConduitProtocol::Udp(flow.dst_port),
         };
         let policy = Arc::clone(&self.policy);
-        if let Some(dissector) = dissector_of_port(&protocol) {
-            let from = policy.zone_of(flow.src_ip);
-            let to = policy.zone_of(flow.dst_ip);
-            if policy.conduit_allows(from, to, &ConduitProtocol::Dissector(dissector.into())) {
-                return;
-            }
-        }
         let name = conduit_protocol_name(&protocol);
         let origin = Origin {
             ts,
@@ -507,8 +486,10 @@ impl Engine {
 
         // The flow's state, in one lookup: every transition this PDU makes.
         let (state, created) = self.flows.entry(flow);
-        let first_pdu = !state.conduit_decided;
-        state.conduit_decided = true;
+        // The flow's first recognised PDU decides its conduit; skipped bytes (garbage)
+        // are no protocol.
+        let first_pdu = !state.conduit_decided && !pdu.is_skipped_bytes();
+        state.conduit_decided |= first_pdu;
         let mut anomalies = pdu.anomalies;
         if pdu.is_response && !flow.handshake_seen && !state.request_seen {
             // Joined mid-stream: see the module docs.
@@ -583,8 +564,10 @@ impl Engine {
 
         // new_conduit: decided at the flow's first recognised PDU.
         if first_pdu {
+            // Checked as the protocol it is (a conduit may list `s7comm_plus` alone),
+            // reported as the conduit's dissector (`s7comm` covers it).
             let name = conduit_dissector_name(ev.protocol());
-            let protocol = ConduitProtocol::Dissector(name.to_string());
+            let protocol = ConduitProtocol::Dissector(ev.protocol().as_str().to_string());
             if let Some(mut f) = self.new_conduit(
                 &policy,
                 flow,
@@ -1821,7 +1804,7 @@ mod tests {
     use super::*;
     use crate::policy::parse_str;
     use otwatch_event::modbus::UmasInfo;
-    use otwatch_event::Pdu;
+    use otwatch_event::{Pdu, S7commPlusInfo};
     use std::path::Path;
 
     /// The spec's example plant, with a second PLC, a historian in the enterprise zone
@@ -2510,34 +2493,107 @@ modbus = { unit = 1, coils = "0-15" }
 
     // ---- new_conduit ----
 
-    #[test]
-    fn pdu_less_flow_on_an_approved_protocols_port_is_not_a_new_conduit() {
+    fn hmi_to_cell(protocols: &str) -> Engine {
         let policy = parse_str(
-            "[sensor]\nname = \"s\"\n[zones]\nhmi = [\"10.40.1.0/24\"]\ncell = [\"10.30.1.0/24\"]\n\
-             [[conduits]]\nfrom = \"hmi\"\nto = \"cell\"\nprotocols = [\"modbus\"]\n",
+            &format!(
+                "[sensor]\nname = \"s\"\n[zones]\nhmi = [\"10.40.1.0/24\"]\n\
+                 cell = [\"10.30.1.0/24\"]\n[[assets]]\nname = \"hmi-1\"\nip = \"10.40.1.11\"\n\
+                 role = \"hmi\"\n[[assets]]\nname = \"plc-1\"\nip = \"10.30.1.10\"\nrole = \"plc\"\n\
+                 [[conduits]]\nfrom = \"hmi\"\nto = \"cell\"\nprotocols = {protocols}\n"
+            ),
             Path::new("t.toml"),
         )
         .unwrap();
-        let mut e = Engine::new(Arc::new(policy));
+        Engine::new(Arc::new(policy))
+    }
+
+    #[test]
+    fn a_pdu_less_flow_is_its_port_even_on_a_dissectors_port() {
+        // policy.md: a flow that never carries a recognised PDU is decided as
+        // tcp/PORT of the responder; `modbus` does not list tcp/502.
+        let f = flow("10.40.1.11", 50502, "10.30.1.10", 502);
+        let mut e = hmi_to_cell(r#"["modbus"]"#);
         let mut out = Vec::new();
-        let meta = |port: u16| {
-            Arc::new(FlowMeta {
-                src_ip: "10.40.1.11".parse().unwrap(),
-                src_port: 50000 + port,
-                dst_ip: "10.30.1.10".parse().unwrap(),
-                dst_port: port,
-                transport: Transport::Tcp,
-                community_id: format!("1:{port}"),
-                handshake_seen: true,
-            })
-        };
-        // A TCP health check on 502: the conduit admits modbus, so its port too.
-        e.on_flow_end(Timestamp::from_nanos(1), &meta(502), false, true, &mut out);
+        e.on_flow_end(Timestamp::from_nanos(1), &f, false, true, &mut out);
+        assert_eq!(kinds(&out), ["new_conduit"]);
+        assert_eq!(out[0].protocol.as_deref(), Some("tcp/502"));
+        assert_eq!(out[0].evidence["conduit_protocol"], "tcp/502");
+        // Listed as a port, it is approved.
+        let mut e = hmi_to_cell(r#"["modbus", "tcp/502"]"#);
+        let mut out = Vec::new();
+        e.on_flow_end(Timestamp::from_nanos(1), &f, false, true, &mut out);
         assert!(out.is_empty(), "{out:?}");
-        // Port 102 (s7comm) is not admitted on this path.
-        e.on_flow_end(Timestamp::from_nanos(2), &meta(102), false, true, &mut out);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].protocol.as_deref(), Some("tcp/102"));
+    }
+
+    #[test]
+    fn skipped_bytes_are_no_recognised_pdu() {
+        let f = flow("10.40.1.11", 50502, "10.30.1.10", 502);
+        let garbage = event(
+            &f,
+            t(FRIDAY),
+            Direction::ToServer,
+            false,
+            Operation::Other,
+            Anomalies::GARBAGE,
+            ModbusInfo {
+                function: "garbage",
+                ..ModbusInfo::default()
+            },
+        );
+        assert!(garbage.pdu.is_skipped_bytes());
+        // Garbage alone: the flow is decided at its end, as its port.
+        let mut e = hmi_to_cell(r#"["modbus"]"#);
+        let mut out = run(&mut e, std::slice::from_ref(&garbage));
+        assert_eq!(kinds(&out), ["protocol_anomaly"]);
+        e.on_flow_end(secs(t(FRIDAY), 1), &f, false, true, &mut out);
+        assert_eq!(kinds(&out), ["protocol_anomaly", "new_conduit"]);
+        assert_eq!(out[1].protocol.as_deref(), Some("tcp/502"));
+        // Garbage, then a Modbus read: the read decides, and the path approves it.
+        let mut e = hmi_to_cell(r#"["modbus"]"#);
+        let read = req(
+            &f,
+            secs(t(FRIDAY), 1),
+            Operation::Read,
+            mb(3, Some(0), Some(1), None),
+        );
+        assert!(!read.pdu.is_skipped_bytes());
+        let mut out = run(&mut e, &[garbage, read]);
+        assert_eq!(kinds(&out), ["protocol_anomaly"]);
+        e.on_flow_end(secs(t(FRIDAY), 2), &f, true, true, &mut out);
+        assert_eq!(kinds(&out), ["protocol_anomaly"]);
+    }
+
+    #[test]
+    fn a_conduit_may_list_s7comm_plus_alone() {
+        let f = flow("10.40.1.11", 50102, "10.30.1.10", 102);
+        let plus = OtEvent {
+            pdu: Pdu {
+                direction: Direction::ToServer,
+                is_response: false,
+                operation: Operation::Read,
+                anomalies: Anomalies::empty(),
+                native: Native::S7commPlus(S7commPlusInfo::default()),
+            },
+            ..req(
+                &f,
+                t(FRIDAY),
+                Operation::Read,
+                mb(3, Some(0), Some(1), None),
+            )
+        };
+        for listed in [r#"["s7comm_plus"]"#, r#"["s7comm"]"#] {
+            let mut e = hmi_to_cell(listed);
+            let out = run(&mut e, std::slice::from_ref(&plus));
+            assert!(!kinds(&out).contains(&"new_conduit"), "{listed}: {out:?}");
+        }
+        let mut e = hmi_to_cell(r#"["modbus"]"#);
+        let out = run(&mut e, &[plus]);
+        let conduits: Vec<_> = out
+            .iter()
+            .filter(|a| a.kind.as_str() == "new_conduit")
+            .collect();
+        assert_eq!(conduits.len(), 1, "{out:?}");
+        assert_eq!(conduits[0].evidence["conduit_protocol"], "s7comm");
     }
 
     #[test]

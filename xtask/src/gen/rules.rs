@@ -1063,8 +1063,9 @@ fn setpoint_overlapping_range() -> RuleCase {
 // ---- conduits ---------------------------------------------------------------------------
 
 /// Reads over zone pairs no conduit approves. One alert per (src zone, dst zone,
-/// protocol) at the first PDU, not per flow: the second flow engineering -> cell-2 is
-/// silent.
+/// protocol) at the first recognised PDU, not per flow: the second flow engineering ->
+/// cell-2 is silent. hmi-1 sends garbage before its first read: the garbage is a
+/// protocol_anomaly, and the read, not the garbage, decides the conduit.
 fn new_conduit() -> RuleCase {
     let mut cap = Capture::new();
     let mut alerts = Vec::new();
@@ -1073,10 +1074,25 @@ fn new_conduit() -> RuleCase {
     for (client, port, server, alert) in [
         (EWS1, 50301, PLC3, true),  // engineering -> cell-2
         (EWS1, 50302, PLC3, false), // the same pair again, another flow
-        (HMI1, 50303, PLC3, true),  // hmi -> cell-2
+        (HMI1, 50303, PLC3, true),  // hmi -> cell-2, garbage first
         (PLC3, 50304, PLC1, true),  // cell-2 -> cell-1
     ] {
         let mut l = Link::modbus(&mut cap, client, port, server, t);
+        if port == 50303 {
+            // An HTTP request on the Modbus stream (no zero byte in it: nothing in it
+            // frames as an MBAP header).
+            let get = t + 5 * MS;
+            l.c.send(
+                &mut cap,
+                get,
+                Side::Client,
+                b"GET / HTTP/1.0\r\nHost: plc\r\n\r\n",
+                vec![],
+            );
+            let mut a = l.pdu_alert(get, ANOMALY, "other");
+            a.operation = None; // what garbage "does" is not defined
+            alerts.push(a);
+        }
         let at = l.call(&mut cap, t + 10 * MS, read);
         l.call(&mut cap, t + 60 * MS, read);
         l.close(&mut cap, t + 100 * MS);
@@ -1179,8 +1195,10 @@ fn intra_zone() -> RuleCase {
 
 /// Flows that never carry a recognised PDU are decided when they end, as `tcp/PORT` of
 /// the responder (policy.md): hmi-1 -> plc-boiler-1:80 (HTTP, FIN close: the flow
-/// ends with the second FIN) and a refused connection to port 23 (SYN, RST: ends with
-/// the RST). hmi -> cell-1 is approved for Modbus only.
+/// ends with the second FIN), a refused connection to port 23 (SYN, RST: ends with
+/// the RST), and an HTTP request to port 502: garbage is no recognised PDU (a
+/// protocol_anomaly at the request), so that flow too is `tcp/502`, which the conduit's
+/// `modbus` does not list. hmi -> cell-1 is approved for Modbus only.
 fn conduit_no_pdu() -> RuleCase {
     let mut cap = Capture::new();
     let mut l = Link::open(&mut cap, HMI1, 50331, PLC1, 80, T0);
@@ -1212,6 +1230,24 @@ fn conduit_no_pdu() -> RuleCase {
     };
     let mut a23 = l23.flow_alert(t + 150, NEW_CONDUIT);
     a23.protocol = Some("tcp/23".into());
+    // Port 502: an HTTP request, acknowledged, then FIN close.
+    let t = T0 + 2 * SEC;
+    let mut l = Link::open(&mut cap, HMI1, 50333, PLC1, 502, t);
+    let get = t + 10 * MS;
+    l.c.send(
+        &mut cap,
+        get,
+        Side::Client,
+        b"GET / HTTP/1.0\r\nHost: plc\r\n\r\n",
+        vec![],
+    );
+    l.c.ack(&mut cap, get + 40 * MS, Side::Server);
+    let mut garbage = l.pdu_alert(get, ANOMALY, "other");
+    garbage.operation = None; // what garbage "does" is not defined
+    let close = t + 100 * MS;
+    l.close(&mut cap, close);
+    let mut a502 = l.flow_alert(close + 200, NEW_CONDUIT); // the server's FIN
+    a502.protocol = Some("tcp/502".into());
     RuleCase {
         cap,
         policy: policy(
@@ -1221,7 +1257,7 @@ fn conduit_no_pdu() -> RuleCase {
             NO_FOLDING,
             "",
         ),
-        alerts: vec![a80, a23],
+        alerts: vec![a80, a23, garbage, a502],
     }
 }
 
