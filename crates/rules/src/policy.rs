@@ -180,6 +180,20 @@ fn read_policy_file(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read the policy: {e}"))
 }
 
+/// The key written at `span` of `text`, for an error message: without the quotes of a
+/// quoted key that has no escapes, at most 80 characters. `None` when the span does not
+/// lie in the text or holds no key.
+fn key_written_at(text: &str, span: &Range<usize>) -> Option<String> {
+    let raw = text.get(span.clone())?.trim();
+    let unquoted = ['"', '\'']
+        .into_iter()
+        .find_map(|q| raw.strip_prefix(q)?.strip_suffix(q))
+        .filter(|k| !k.is_empty() && !k.contains('\\'))
+        .unwrap_or(raw);
+    let key: String = unquoted.chars().take(80).collect();
+    (!key.is_empty()).then_some(key)
+}
+
 // ---------------------------------------------------------------------------------
 // Locations
 
@@ -1485,7 +1499,13 @@ impl Loader {
         let cx = Cx::new(idx, path, text);
         let doc = DeTable::parse(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            cx.err(&span, "", format!("invalid TOML: {}", e.message()))
+            let mut err = cx.err(&span, "", format!("invalid TOML: {}", e.message()));
+            // The parser's message for a key (or [table]) written twice does not say
+            // which; its span points at the second occurrence.
+            if e.message().contains("duplicate key") {
+                err.key = key_written_at(text, &span);
+            }
+            err
         })?;
         let doc = Spanned::new(doc.span(), DeValue::Table(doc.into_inner()));
         let mut file_raw = Raw::default();
@@ -2279,6 +2299,55 @@ operation = \"mode_change\"
         // A key written twice is a TOML error.
         let e = parse("[sensor]\nname = \"s\"\nname = \"t\"\n").unwrap_err();
         assert_eq!(e.line, Some(3), "{e}");
+    }
+
+    /// A key written twice in one table is a TOML error; it names the key as written,
+    /// at the line of its second occurrence.
+    #[test]
+    fn duplicate_toml_key_names_the_key() {
+        let zones = "\
+[sensor]
+name = \"s1\"
+
+[zones]
+engineering = [\"10.20.1.0/24\"]
+cell-1      = [\"10.30.1.0/24\"]
+hmi         = [\"10.40.1.0/24\"]
+cell-1      = [\"10.30.2.0/24\"]
+";
+        let e = parse(zones).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(8), Some("cell-1")), "{e}");
+        assert!(e.message.contains("duplicate key"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("plant.toml:8: cell-1: invalid TOML: duplicate key"),
+            "{e}"
+        );
+        let sensor = "[sensor]\nname = \"plant-a-span1\"\ntimezone = \"UTC\"\nname = \"plant-b\"\n";
+        let e = parse(sensor).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("name")), "{e}");
+        // A quoted key is named without its quotes; a table header written twice
+        // names the table.
+        let e = parse("[zones]\n\"cell-1\" = []\n\"cell-1\" = []\n[sensor]\nname = \"s\"\n")
+            .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("cell-1")), "{e}");
+        let e = parse("[sensor]\nname = \"s\"\n\n[sensor]\ntimezone = \"UTC\"\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("sensor")), "{e}");
+        // The key is taken from the text only where the span lies in it.
+        let text = "[a]\n\"\u{e9}t\u{e9}\" = 1\n";
+        assert_eq!(
+            key_written_at(text, &(4..11)).as_deref(),
+            Some("\u{e9}t\u{e9}")
+        );
+        assert_eq!(key_written_at(text, &(5..6)), None);
+        assert_eq!(key_written_at(text, &(4..400)), None);
+        let reversed = Range { start: 9, end: 4 };
+        assert_eq!(key_written_at(text, &reversed), None);
+        assert_eq!(key_written_at("\"\" = 1", &(0..2)).as_deref(), Some("\"\""));
+        assert_eq!(
+            key_written_at("\"a\\tb\" = 1", &(0..6)).as_deref(),
+            Some("\"a\\tb\"")
+        );
     }
 
     #[test]
