@@ -32,7 +32,7 @@ use otwatch_event::Operation;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::alert::{severity_from_name, AlertKind};
+use crate::alert::{severity_from_name, severity_name, AlertKind};
 use crate::model::{
     Asset, Conduit, ConduitProtocol, Credential, Dnp3Hints, OpcuaMethod, Override,
     OverrideSelector, Policy, Role, S7Area, Sensor, Setpoint, SetpointAddress, Target, ValueType,
@@ -566,8 +566,8 @@ struct RawCredential {
 
 struct RawOverride {
     selector: At<OverrideSelector>,
-    severity: Option<crate::model::Severity>,
-    enabled: Option<bool>,
+    severity: Option<At<crate::model::Severity>>,
+    enabled: Option<At<bool>>,
     except_sources: Vec<At<String>>,
 }
 
@@ -1433,20 +1433,28 @@ fn read_override(t: &Tbl<'_, '_>) -> Res<RawOverride> {
     };
     let severity = match t.str("severity")? {
         None => None,
-        Some(s) => Some(severity_from_name(&s.v).ok_or_else(|| {
-            t.err_at(
-                "severity",
-                format!(
-                    "unknown severity `{}` (expected one of: info, low, medium, high, critical)",
-                    s.v
-                ),
-            )
-        })?),
+        Some(s) => Some(At {
+            v: severity_from_name(&s.v).ok_or_else(|| {
+                t.err_at(
+                    "severity",
+                    format!(
+                        "unknown severity `{}` (expected one of: info, low, medium, high, critical)",
+                        s.v
+                    ),
+                )
+            })?,
+            loc: s.loc,
+            key: s.key,
+        }),
+    };
+    let enabled = match (t.bool("enabled")?, t.get("enabled")) {
+        (Some(b), Some(v)) => Some(t.cx.at(b, &v.span(), t.key("enabled"))),
+        _ => None,
     };
     Ok(RawOverride {
         selector,
         severity,
-        enabled: t.bool("enabled")?,
+        enabled,
         except_sources: t.strs("except_sources")?.unwrap_or_default(),
     })
 }
@@ -1617,6 +1625,72 @@ impl Loader {
         Ok(seen)
     }
 
+    /// Overrides of one rule combine (`RuleSet::with_overrides`), whether they select it
+    /// by kind or by rule id: each sets what it names, and `except_sources` add up. Two
+    /// that set `severity` or `enabled` to different values contradict each other, and
+    /// which one was meant cannot be told: an error at the second, naming the first.
+    fn overrides_agree(&self) -> Res<()> {
+        let rules = crate::ruleset::RuleSet::shipped();
+        // Per rule, the first override setting each setting.
+        type Firsts<'o> = (Option<&'o At<crate::model::Severity>>, Option<&'o At<bool>>);
+        let mut firsts: HashMap<AlertKind, Firsts<'_>> = HashMap::new();
+        for o in &self.raw.overrides {
+            let kind = match &o.selector.v {
+                OverrideSelector::Kind(k) => AlertKind::from_name(k),
+                OverrideSelector::Rule(id) => rules.by_id(id).map(|r| r.kind),
+            };
+            // `read_override` accepts only selectors of shipped rules.
+            let Some(kind) = kind else {
+                return Err(self.err_at(o.selector.loc, &o.selector.key, "selects no rule"));
+            };
+            let rule = rules.rule(kind);
+            let contradiction = |first: Loc, second: Loc, key: &str, was: String, is: String| {
+                self.err_at(
+                    second,
+                    key,
+                    format!(
+                        "contradicts the override at {}, which also selects rule {} ({}): that one sets {was}, this one {is}",
+                        self.place(first),
+                        rule.id,
+                        kind.as_str()
+                    ),
+                )
+            };
+            let (severity, enabled) = firsts.entry(kind).or_default();
+            if let Some(new) = &o.severity {
+                match severity {
+                    Some(first) if first.v != new.v => {
+                        return Err(contradiction(
+                            first.loc,
+                            new.loc,
+                            &new.key,
+                            format!("severity \"{}\"", severity_name(first.v)),
+                            format!("severity \"{}\"", severity_name(new.v)),
+                        ))
+                    }
+                    Some(_) => {}
+                    None => *severity = Some(new),
+                }
+            }
+            if let Some(new) = &o.enabled {
+                match enabled {
+                    Some(first) if first.v != new.v => {
+                        return Err(contradiction(
+                            first.loc,
+                            new.loc,
+                            &new.key,
+                            format!("enabled = {}", first.v),
+                            format!("enabled = {}", new.v),
+                        ))
+                    }
+                    Some(_) => {}
+                    None => *enabled = Some(new),
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn finish(self) -> Res<Policy> {
         let raw = &self.raw;
         let Some((sensor, _)) = &raw.sensor else {
@@ -1726,19 +1800,8 @@ impl Loader {
         for c in &raw.credentials {
             assets_ok(&c.sources)?;
         }
-        let mut selectors: HashMap<(bool, &str), Loc> = HashMap::new();
+        self.overrides_agree()?;
         for o in &raw.overrides {
-            let sel = match &o.selector.v {
-                OverrideSelector::Kind(k) => (true, k.as_str()),
-                OverrideSelector::Rule(r) => (false, r.as_str()),
-            };
-            if let Some(first) = selectors.insert(sel, o.selector.loc) {
-                return Err(self.err_at(
-                    o.selector.loc,
-                    &o.selector.key,
-                    format!("this rule is already overridden at {}", self.place(first)),
-                ));
-            }
             assets_ok(&o.except_sources)?;
         }
         self.unique("OPC UA method", raw.opcua_methods.iter().map(|m| &m.node))?;
@@ -1804,8 +1867,8 @@ impl Loader {
                 .iter()
                 .map(|o| Override {
                     selector: o.selector.v.clone(),
-                    severity: o.severity,
-                    enabled: o.enabled,
+                    severity: o.severity.as_ref().map(|s| s.v),
+                    enabled: o.enabled.as_ref().map(|e| e.v),
                     except_sources: names(&o.except_sources),
                 })
                 .collect(),
@@ -2926,14 +2989,6 @@ cell-1      = [\"10.30.2.0/24\"]
             "unknown asset `x`",
         );
         assert_err(
-            &format!(
-                "{BASE}[[overrides]]\nkind = \"new_asset\"\n[[overrides]]\nkind = \"new_asset\"\n"
-            ),
-            20,
-            "overrides[2].kind",
-            "already overridden at plant.toml:18",
-        );
-        assert_err(
             &format!("{BASE}[[opcua_methods]]\nnode = \"ns=2;s=Stop\"\noperation = \"write\"\n"),
             19,
             "opcua_methods[1].operation",
@@ -2957,6 +3012,62 @@ cell-1      = [\"10.30.2.0/24\"]
             17,
             "dnp3.program_files",
             "is not a glob pattern",
+        );
+    }
+
+    /// Overrides of one rule combine; selecting it by kind or by rule id is the same.
+    /// Two that set one setting to different values contradict each other.
+    #[test]
+    fn overrides_of_one_rule_must_not_contradict() {
+        let both = |first: &str, second: &str| {
+            format!("{BASE}[[overrides]]\n{first}\n[[overrides]]\n{second}\n")
+        };
+        // Lines: 17 [[overrides]], 18-19 the first, 20 [[overrides]], 21-22 the second.
+        assert_err(
+            &both(
+                "kind = \"device_restart\"\nseverity = \"low\"",
+                "rule = \"OTW-1006\"\nseverity = \"critical\"",
+            ),
+            22,
+            "overrides[2].severity",
+            "contradicts the override at plant.toml:19",
+        );
+        assert_err(
+            &both(
+                "rule = \"OTW-1006\"\nenabled = false",
+                "kind = \"device_restart\"\nenabled = true",
+            ),
+            22,
+            "overrides[2].enabled",
+            "rule OTW-1006 (device_restart): that one sets enabled = false, this one enabled = true",
+        );
+        assert_err(
+            &both(
+                "kind = \"new_asset\"\nseverity = \"info\"",
+                "kind = \"new_asset\"\nseverity = \"high\"",
+            ),
+            22,
+            "overrides[2].severity",
+            "that one sets severity \"info\", this one severity \"high\"",
+        );
+        // Agreeing, or setting different settings, is fine; except_sources add up.
+        let p = parse(&format!(
+            "{BASE}[[assets]]\nname = \"hmi-1\"\nip = \"10.40.1.11\"\nrole = \"hmi\"\n\
+             [[overrides]]\nkind = \"device_restart\"\nseverity = \"low\"\nexcept_sources = [\"ews-1\"]\n\
+             [[overrides]]\nrule = \"OTW-1006\"\nseverity = \"low\"\nenabled = false\nexcept_sources = [\"hmi-1\", \"ews-1\"]\n\
+             [[overrides]]\nkind = \"device_restart\"\n"
+        ))
+        .unwrap();
+        assert_eq!(p.overrides.len(), 3);
+        let rules = crate::ruleset::RuleSet::with_overrides(&p);
+        let r = rules.rule(AlertKind::DeviceRestart);
+        assert_eq!(
+            (r.severity, r.enabled, r.except_sources.as_slice()),
+            (
+                crate::model::Severity::Low,
+                false,
+                ["ews-1".to_string(), "hmi-1".to_string()].as_slice()
+            )
         );
     }
 

@@ -116,8 +116,9 @@ impl RuleSet {
 
     /// The shipped rules with the policy's `[[overrides]]` applied, in file order (a
     /// later override of the same rule wins for the fields it sets; `except_sources`
-    /// accumulate). An override naming no known kind or rule id is ignored with a
-    /// warning: the policy loader is where it should be rejected.
+    /// accumulate). The policy loader rejects overrides of one rule that set a field to
+    /// different values, and overrides naming no known kind or rule id; one of the
+    /// latter that reaches this point is ignored with a warning.
     pub fn with_overrides(policy: &Policy) -> RuleSet {
         let mut set = RuleSet::shipped();
         for o in &policy.overrides {
