@@ -573,7 +573,7 @@ struct RawOverride {
 
 struct RawOpcuaMethod {
     node: At<String>,
-    operation: Operation,
+    operation: At<Operation>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -673,7 +673,14 @@ fn read_document(cx: &Cx<'_>, doc: &Val<'_>, raw: &mut Raw) -> Res<Vec<At<String
                 ))
             }
         };
-        raw.opcua_methods.push(RawOpcuaMethod { node, operation });
+        raw.opcua_methods.push(RawOpcuaMethod {
+            node,
+            operation: At {
+                v: operation,
+                loc: op.loc,
+                key: op.key,
+            },
+        });
     }
     Ok(includes)
 }
@@ -1691,6 +1698,45 @@ impl Loader {
         Ok(())
     }
 
+    /// One entry per OPC UA method node, compared in canonical form (`ns=02;s=X` is
+    /// `ns=2;s=X`, as the engine looks methods up): the same operation twice is a
+    /// duplicate, a different one a contradiction.
+    fn opcua_methods_unique(&self) -> Res<()> {
+        let mut seen: HashMap<String, &RawOpcuaMethod> = HashMap::new();
+        for m in &self.raw.opcua_methods {
+            let canon = canonical_node_id(&m.node.v);
+            if let Some(first) = seen.get(&canon) {
+                let place = self.place(first.node.loc);
+                return Err(if first.operation.v == m.operation.v {
+                    let written = if first.node.v == m.node.v {
+                        String::new()
+                    } else {
+                        format!(", as `{}`", first.node.v)
+                    };
+                    self.err_at(
+                        m.node.loc,
+                        &m.node.key,
+                        format!(
+                            "OPC UA method `{}` is defined twice (first at {place}{written})",
+                            m.node.v
+                        ),
+                    )
+                } else {
+                    self.err_at(
+                        m.operation.loc,
+                        &m.operation.key,
+                        format!(
+                            "OPC UA method `{}`: node {canon} is already {} ({place}); it cannot also be {}",
+                            m.node.v, first.operation.v, m.operation.v
+                        ),
+                    )
+                });
+            }
+            seen.insert(canon, m);
+        }
+        Ok(())
+    }
+
     fn finish(self) -> Res<Policy> {
         let raw = &self.raw;
         let Some((sensor, _)) = &raw.sensor else {
@@ -1804,7 +1850,7 @@ impl Loader {
         for o in &raw.overrides {
             assets_ok(&o.except_sources)?;
         }
-        self.unique("OPC UA method", raw.opcua_methods.iter().map(|m| &m.node))?;
+        self.opcua_methods_unique()?;
 
         let names = |list: &[At<String>]| list.iter().map(|n| n.v.clone()).collect::<Vec<_>>();
         let mut policy = Policy {
@@ -1880,7 +1926,7 @@ impl Loader {
                 .iter()
                 .map(|m| OpcuaMethod {
                     node: m.node.v.clone(),
-                    operation: m.operation,
+                    operation: m.operation.v,
                 })
                 .collect(),
             repeat_interval_secs: sensor.repeat_interval_secs,
@@ -3068,6 +3114,44 @@ cell-1      = [\"10.30.2.0/24\"]
                 false,
                 ["ews-1".to_string(), "hmi-1".to_string()].as_slice()
             )
+        );
+    }
+
+    /// OPC UA methods are one node however its NodeId is written: the same node twice
+    /// is a duplicate, or a contradiction when the operations differ.
+    #[test]
+    fn opcua_methods_compare_canonical_node_ids() {
+        let both = |first: &str, second: &str| {
+            format!("{BASE}[[opcua_methods]]\n{first}\n[[opcua_methods]]\n{second}\n")
+        };
+        // Lines: 17 [[opcua_methods]], 18-19 the first, 20 [[opcua_methods]], 21-22 the second.
+        assert_err(
+            &both(
+                "node = \"ns=2;s=Line1.Plc.Stop\"\noperation = \"mode_change\"",
+                "node = \"ns=02;s=Line1.Plc.Stop\"\noperation = \"restart\"",
+            ),
+            22,
+            "opcua_methods[2].operation",
+            "node ns=2;s=Line1.Plc.Stop is already mode_change (plant.toml:18); it cannot also be restart",
+        );
+        assert_err(
+            &both(
+                "node = \"i=2253\"\noperation = \"restart\"",
+                "node = \"ns=0;i=02253\"\noperation = \"restart\"",
+            ),
+            21,
+            "opcua_methods[2].node",
+            "OPC UA method `ns=0;i=02253` is defined twice (first at plant.toml:18, as `i=2253`)",
+        );
+        // Different nodes are different methods.
+        let p = parse(&both(
+            "node = \"ns=2;s=Line1.Plc.Stop\"\noperation = \"mode_change\"",
+            "node = \"ns=3;s=Line1.Plc.Stop\"\noperation = \"restart\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            p.opcua_method("ns=03;s=Line1.Plc.Stop"),
+            Some(Operation::Restart)
         );
     }
 
