@@ -1007,6 +1007,10 @@ fn read_window(t: &Tbl<'_, '_>) -> Res<RawWindow> {
     })
 }
 
+/// The form `start` and `end` take, for error messages.
+const RFC3339_FORM: &str = "expected YYYY-MM-DDTHH:MM:SS, optionally .fraction, then Z or \
+     +HH:MM/-HH:MM, e.g. \"2026-11-28T08:00:00Z\" or \"2026-11-28T09:00:00+01:00\"";
+
 /// An RFC 3339 instant, as a string or a TOML offset date-time. A time without an
 /// offset is refused: it would silently depend on a time zone.
 fn parse_instant(cx: &Cx<'_>, v: &Val<'_>, key: &str) -> Res<JiffTimestamp> {
@@ -1024,13 +1028,68 @@ fn parse_instant(cx: &Cx<'_>, v: &Val<'_>, key: &str) -> Res<JiffTimestamp> {
             ))
         }
     };
-    JiffTimestamp::from_str(text.trim()).map_err(|_| {
+    let bad = || {
         cx.err(
             &v.span(),
             key,
-            format!("`{text}` is not an RFC 3339 time with an offset (e.g. \"2026-11-28T08:00:00Z\" or \"2026-11-28T09:00:00+01:00\")"),
+            format!("`{text}` is not an RFC 3339 time with an offset ({RFC3339_FORM})"),
         )
-    })
+    };
+    let text = text.trim();
+    if !is_rfc3339_date_time(text) {
+        return Err(bad());
+    }
+    // The shape is right; jiff checks that the date exists (no 31 November).
+    JiffTimestamp::from_str(text).map_err(|_| bad())
+}
+
+/// Whether `s` is an RFC 3339 date-time (section 5.6): `full-date "T" full-time`, i.e.
+/// `YYYY-MM-DD`, `T`, `HH:MM:SS`, an optional `.` and digits, then `Z` or `+HH:MM` /
+/// `-HH:MM` (`T` and `Z` in either case). Checked by hand because jiff's parser, which
+/// then reads the value, also takes ISO 8601 and Temporal forms RFC 3339 excludes:
+/// reduced precision (`2026-11-28T08Z`), the basic format (`20261128T080000Z`),
+/// offsets without a colon (`+0100`), a space or a comma for `T` and `.`, six-digit
+/// years, bracketed time-zone names. Field ranges are checked as RFC 3339 states them
+/// (a second may be 60); whether the date exists is left to jiff.
+fn is_rfc3339_date_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    // `len` digits at `at`, as a number in `range`.
+    let num = |at: usize, len: usize, range: RangeInclusive<u32>| {
+        b.get(at..at + len).is_some_and(|d| {
+            d.iter().all(u8::is_ascii_digit)
+                && range.contains(&d.iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0')))
+        })
+    };
+    let lit = |at: usize, allowed: &[u8]| b.get(at).is_some_and(|c| allowed.contains(c));
+    let date = num(0, 4, 0..=9999)
+        && lit(4, b"-")
+        && num(5, 2, 1..=12)
+        && lit(7, b"-")
+        && num(8, 2, 1..=31);
+    let time = lit(10, b"Tt")
+        && num(11, 2, 0..=23)
+        && lit(13, b":")
+        && num(14, 2, 0..=59)
+        && lit(16, b":")
+        && num(17, 2, 0..=60);
+    if !(date && time) {
+        return false;
+    }
+    let mut at = 19;
+    if lit(at, b".") {
+        let digits = b
+            .get(at + 1..)
+            .map_or(0, |r| r.iter().take_while(|c| c.is_ascii_digit()).count());
+        if digits == 0 {
+            return false;
+        }
+        at += 1 + digits;
+    }
+    match b.get(at..) {
+        Some([b'Z' | b'z']) => true,
+        Some([b'+' | b'-', _, _, b':', _, _]) => num(at + 1, 2, 0..=23) && num(at + 4, 2, 0..=59),
+        _ => false,
+    }
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -2777,6 +2836,74 @@ cell-1      = [\"10.30.2.0/24\"]
             22,
             "windows[1].applies_to",
             "both a zone and an asset",
+        );
+    }
+
+    /// `start` and `end` are RFC 3339 date-times: ISO 8601 forms it excludes (reduced
+    /// precision, basic format, offsets without a colon, ...) are refused.
+    #[test]
+    fn one_off_times_are_rfc3339_only() {
+        let window = |start: &str| {
+            format!(
+                "{BASE}[[windows]]\nname = \"CHG-4711\"\napplies_to = [\"plc-boiler-1\"]\nstart = {start}\nend   = \"2026-11-28T12:00:00Z\"\n"
+            )
+        };
+        for bad in [
+            "\"2026-11-28T08Z\"",
+            "\"20261128T080000Z\"",
+            "\"2026-11-28T08:00:00+0100\"",
+            "\"2026-11-28T08:00Z\"",
+            "\"2026-11-28 08:00:00Z\"",
+            "\"2026-11-28T8:00:00Z\"",
+            "\"2026-11-28T08:00:00,5Z\"",
+            "\"2026-11-28T08:00:00.Z\"",
+            "\"2026-11-28T08:00:00+01\"",
+            "\"2026-11-28T08:00:00+24:00\"",
+            "\"+002026-11-28T08:00:00Z\"",
+            "\"2026-11-28T08:00:00+01:00[Europe/Berlin]\"",
+            "\"2026-W48-6T08:00:00Z\"",
+            "\"2026-11-28T08:00:00Z \\u00e9\"",
+            // A TOML date-time without seconds (TOML 1.1) is no RFC 3339 time either.
+            "2026-11-28T08:00Z",
+        ] {
+            assert_err(
+                &window(bad),
+                20,
+                "windows[1].start",
+                "expected YYYY-MM-DDTHH:MM:SS",
+            );
+        }
+        for (good, utc) in [
+            ("\"2026-11-28T08:00:00Z\"", "2026-11-28T08:00:00Z"),
+            ("\"2026-11-28t08:00:00z\"", "2026-11-28T08:00:00Z"),
+            ("\"2026-11-28T09:00:00.5+01:00\"", "2026-11-28T08:00:00.5Z"),
+            ("\"2026-11-28T03:00:00-05:00\"", "2026-11-28T08:00:00Z"),
+            ("\"2026-11-28T08:00:00-00:00\"", "2026-11-28T08:00:00Z"),
+            ("2026-11-28 08:00:00Z", "2026-11-28T08:00:00Z"),
+            ("2026-11-28T09:00:00.25+01:00", "2026-11-28T08:00:00.25Z"),
+        ] {
+            let p = parse(&window(good)).unwrap_or_else(|e| panic!("{good}: {e}"));
+            match &p.windows[0].schedule {
+                WindowSchedule::OneOff { start, .. } => assert_eq!(start.to_string(), utc),
+                other => panic!("{other:?}"),
+            }
+        }
+        for s in [
+            "",
+            "2",
+            "2026-11-28T08:00:00",
+            "2026-11-28T08:00:00.",
+            "2026-11-28T08:00:00+01:0\u{e9}",
+        ] {
+            assert!(!is_rfc3339_date_time(s), "{s}");
+        }
+        // A second may be 60 (jiff reads it as 59); 31 November does not exist.
+        assert!(is_rfc3339_date_time("2026-12-31T23:59:60Z"));
+        assert_err(
+            &window("\"2026-11-31T08:00:00Z\""),
+            20,
+            "windows[1].start",
+            "not an RFC 3339 time",
         );
     }
 
