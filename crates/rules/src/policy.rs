@@ -1095,7 +1095,8 @@ fn is_rfc3339_date_time(s: &str) -> bool {
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// `"Sat 22:00-Sun 06:00"`: minutes since Monday 00:00 local time. Days are the
-/// three-letter English names (any case); times `HH:MM` from 00:00 to 23:59, and 24:00
+/// three-letter English names (any case); times `HH:MM` (two digits each, as the
+/// contract writes them: `2:00` is refused) from 00:00 to 23:59, and 24:00
 /// as an end (`"Sat 00:00-Sat 24:00"` is all of Saturday). The end is exclusive and may
 /// lie before the start (the span wraps past Sunday into Monday). Start and end may not
 /// be equal: `"Mon 00:00-Sun 24:00"` is the whole week.
@@ -1116,12 +1117,11 @@ pub fn parse_weekly_span(s: &str) -> Result<WeeklySpan, String> {
                 format!("`{s}`: unknown day `{day}` (Mon, Tue, Wed, Thu, Fri, Sat, Sun)")
             })?;
         let bad_time = || {
-            format!("`{s}`: bad time `{time}` (HH:MM from 00:00 to 23:59; 24:00 only as an end)")
+            format!("`{s}`: bad time `{time}` (expected HH:MM, two digits each, from 00:00 to 23:59; 24:00 only as an end)")
         };
         let (h, m) = time.split_once(':').ok_or_else(bad_time)?;
-        let digits =
-            |x: &str| !x.is_empty() && x.len() <= 2 && x.bytes().all(|c| c.is_ascii_digit());
-        if !digits(h) || m.len() != 2 || !digits(m) {
+        let two_digits = |x: &str| x.len() == 2 && x.bytes().all(|c| c.is_ascii_digit());
+        if !two_digits(h) || !two_digits(m) {
             return Err(bad_time());
         }
         let (h, m): (u32, u32) = (
@@ -2907,6 +2907,32 @@ cell-1      = [\"10.30.2.0/24\"]
         );
     }
 
+    /// Weekly spans are "Ddd HH:MM-Ddd HH:MM": hours and minutes have two digits.
+    #[test]
+    fn weekly_times_have_two_digit_hours() {
+        let text = format!(
+            "{BASE}[[windows]]\nname = \"weekly-maintenance\"\napplies_to = [\"cell-1\"]\nweekly = [\"Sat 2:00-Sun 6:00\"]\n"
+        );
+        assert_err(
+            &text,
+            20,
+            "windows[1].weekly",
+            "`Sat 2:00-Sun 6:00`: bad time `2:00` (expected HH:MM, two digits each",
+        );
+        for (span, time) in [
+            ("Mon 8:05-Mon 17:00", "8:05"),
+            ("Mon 08:05-Mon 7:00", "7:00"),
+            ("Mon 08:5-Mon 17:00", "08:5"),
+            ("Mon 008:05-Mon 17:00", "008:05"),
+        ] {
+            assert_eq!(
+                parse_weekly_span(span).map_err(|e| e.contains(&format!("bad time `{time}`"))),
+                Err(true),
+                "{span}"
+            );
+        }
+    }
+
     #[test]
     fn weekly_span_forms() {
         let m = |s: &str| parse_weekly_span(s).map(|w| (w.start_minute, w.end_minute));
@@ -2918,7 +2944,7 @@ cell-1      = [\"10.30.2.0/24\"]
         assert_eq!(m("Mon 00:00-Sun 24:00"), Ok((0, 10_080)));
         // Sat 24:00 is Sunday 00:00.
         assert_eq!(m("Sat 00:00-Sat 24:00"), Ok((5 * 1440, 6 * 1440)));
-        assert_eq!(m("Mon 8:05-Mon 17:00"), Ok((8 * 60 + 5, 17 * 60)));
+        assert_eq!(m("Mon 08:05-Mon 17:00"), Ok((8 * 60 + 5, 17 * 60)));
         for s in [
             "Sat 22:00-Sun 06:00",
             "Mon 00:00-Sun 24:00",
