@@ -747,6 +747,8 @@ impl Engine {
             return findings;
         }
         let source = origin.src_asset.map(|a| a.name.as_str());
+        // Repeats of a setpoint's alert are told apart by the address written.
+        let address = command_detail(native).1;
         for sp in indices.iter().filter_map(|&i| policy.setpoints.get(i)) {
             let Some(touch) = touch_all(sp, &writes) else {
                 continue;
@@ -766,7 +768,7 @@ impl Engine {
                 };
                 findings.push(Finding {
                     kind: AlertKind::UnauthorizedSetpointWrite,
-                    target: sp.name.clone(),
+                    target: format!("{} {address}", sp.name),
                     evidence,
                     message: format!(
                         "{who} wrote setpoint \"{}\" on {} ({}); {who} is not one of its writers ({writers})",
@@ -810,7 +812,7 @@ impl Engine {
             let shown: Vec<String> = bad.iter().map(|(_, v)| format_value(*v)).collect();
             findings.push(Finding {
                 kind: AlertKind::SetpointOutOfRange,
-                target: sp.name.clone(),
+                target: format!("{} {address}", sp.name),
                 evidence,
                 message: format!(
                     "{} wrote {} to setpoint \"{}\" on {}; allowed range is [{}, {}]",
@@ -823,6 +825,9 @@ impl Engine {
                 ),
             });
         }
+        // policy.md: every matching kind fires in the order of its list, whatever the
+        // order of the setpoints (a stable sort keeps theirs within a kind).
+        findings.sort_by_key(|f| f.kind != AlertKind::UnauthorizedSetpointWrite);
         findings
     }
 
@@ -1151,6 +1156,18 @@ fn evidence_with_native(native: &Native) -> Map<String, Value> {
     m
 }
 
+/// The Modbus data table a function code addresses (Modbus Application Protocol
+/// V1.1b3, 4.3 and 6), for functions that carry an address.
+fn modbus_table(function_code: u8) -> Option<&'static str> {
+    match function_code {
+        1 | 5 | 15 => Some("coil"),
+        2 => Some("discrete input"),
+        3 | 6 | 16 | 22 | 23 => Some("holding register"),
+        4 => Some("input register"),
+        _ => None,
+    }
+}
+
 /// A short description of the PDU's command for messages, and its target address or
 /// node for repeats.
 fn command_detail(native: &Native) -> (String, String) {
@@ -1166,14 +1183,19 @@ fn command_detail(native: &Native) -> (String, String) {
             if let Some(a) = m.address {
                 d.push_str(&format!(" at address {a}"));
             }
-            let target = format!(
-                "unit {} fc {} sf {:?} umas {:?} addr {:?}",
-                m.unit_id,
-                m.function_code,
-                m.more().sub_function,
-                m.more().umas.as_ref().map(|u| u.function_code),
-                m.address
-            );
+            // Repeats are told apart by the address written or read, in its table
+            // (FC 6 and FC 16 on register 7 are one target, coil 7 another); a
+            // command without an address by what it commands.
+            let target = match (modbus_table(m.function_code), m.address) {
+                (Some(table), Some(a)) => format!("unit {} {table} {a}", m.unit_id),
+                _ => format!(
+                    "unit {} fc {} sf {:?} umas {:?}",
+                    m.unit_id,
+                    m.function_code,
+                    m.more().sub_function,
+                    m.more().umas.as_ref().map(|u| u.function_code),
+                ),
+            };
             (d, target)
         }
         Native::S7comm(s) => {
@@ -3605,6 +3627,87 @@ operation = "mode_change"
         assert_eq!(by_kind.len(), AlertKind::ALL.len());
         assert!(by_kind.contains(&("unauthorized_write", 4)));
         assert!(by_kind.contains(&("new_conduit", 1)));
+    }
+
+    #[test]
+    fn repeats_are_told_apart_by_the_target_address() {
+        let mut e = engine();
+        let f = flow(HISTORIAN, 50000, PLC, 502);
+        let t0 = t(FRIDAY);
+        let write = |s: i64, fc: u8, address: u16| {
+            req(
+                &f,
+                secs(t0, s),
+                Operation::Write,
+                mb(fc, Some(address), Some(1), Some(vec![1])),
+            )
+        };
+        // FC 6 then FC 16 on holding register 5: one target, the second folded. Coil 5
+        // is another table: another target.
+        let alerts = run(&mut e, &[write(0, 6, 5), write(5, 16, 5), write(6, 5, 5)]);
+        let writes: Vec<Timestamp> = alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::UnauthorizedWrite)
+            .map(|a| a.timestamp)
+            .collect();
+        assert_eq!(writes, [t0, secs(t0, 6)]);
+        // A setpoint (registers 100-109): writes to 100 and to 105 are two targets; 100
+        // again within the interval folds.
+        let evs = [
+            write_regs(&f, secs(t0, 10), 100, &[1]),
+            write_regs(&f, secs(t0, 11), 105, &[1]),
+            write_regs(&f, secs(t0, 12), 100, &[2]),
+        ];
+        let setpoint: Vec<Timestamp> = run(&mut e, &evs)
+            .iter()
+            .filter(|a| a.kind == AlertKind::UnauthorizedSetpointWrite)
+            .map(|a| a.timestamp)
+            .collect();
+        assert_eq!(setpoint, [secs(t0, 10), secs(t0, 11)]);
+    }
+
+    #[test]
+    fn setpoint_kinds_fire_in_the_spec_order_whatever_the_setpoints_order() {
+        // hmi-1 may write "a" (400-401, at most 95), not "b" (402-403): one write over
+        // both is out of range for "a" and unauthorized for "b", in that setpoint order.
+        let mut e = Engine::new(policy_with(
+            r#"
+[[setpoints]]
+name    = "a"
+asset   = "plc-boiler-1"
+writers = ["hmi-1"]
+max = 95.0
+modbus = { unit = 1, holding_registers = "400-401" }
+
+[[setpoints]]
+name    = "b"
+asset   = "plc-boiler-1"
+writers = ["ews-1"]
+modbus = { unit = 1, holding_registers = "402-403" }
+"#,
+        ));
+        let f = flow(HMI, 50000, PLC, 502);
+        let alerts = run(
+            &mut e,
+            &[write_regs(&f, t(FRIDAY), 400, &[80, 200, 90, 95])],
+        );
+        let setpoint: Vec<(&str, &Value)> = alerts
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a.kind,
+                    AlertKind::UnauthorizedSetpointWrite | AlertKind::SetpointOutOfRange
+                )
+            })
+            .map(|a| (a.kind.as_str(), &a.evidence["setpoint"]))
+            .collect();
+        assert_eq!(
+            setpoint,
+            [
+                ("unauthorized_setpoint_write", &json!("b")),
+                ("setpoint_out_of_range", &json!("a"))
+            ]
+        );
     }
 
     #[test]
