@@ -400,6 +400,7 @@ impl OtEvent {
             protocol: self.protocol(),
             operation: self.pdu.operation,
             anomalies: AnomaliesJson(self.pdu.anomalies),
+            ticket: ctx.ticket,
             modbus: match &self.pdu.native {
                 Native::Modbus(m) => Some(m),
                 _ => None,
@@ -467,11 +468,13 @@ impl FlowNote {
 }
 
 /// What JSON output needs beyond the event: the sensor name and, once the rule engine
-/// knows them, the zones of the flow's ends.
+/// knows them, the zones of the flow's ends and the ticket of the maintenance window
+/// that covers the event's operation.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonContext<'a> {
     pub sensor: &'a str,
     pub zones: Option<(&'a str, &'a str)>,
+    pub ticket: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -486,6 +489,8 @@ struct EventJson<'a> {
     operation: Operation,
     #[serde(skip_serializing_if = "AnomaliesJson::is_empty")]
     anomalies: AnomaliesJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ticket: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     modbus: Option<&'a ModbusInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -590,6 +595,7 @@ mod tests {
             &JsonContext {
                 sensor: "plant-a-span1",
                 zones: None,
+                ticket: None,
             },
             &mut out,
         );

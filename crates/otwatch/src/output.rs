@@ -121,13 +121,21 @@ impl LineWriter {
         }
     }
 
-    pub fn write_event(&mut self, ev: &OtEvent, zones: Option<(&str, &str)>) -> io::Result<()> {
+    /// Writes one event; `zones` and `ticket` come from the rule engine (see
+    /// [`JsonContext`]).
+    pub fn write_event(
+        &mut self,
+        ev: &OtEvent,
+        zones: Option<(&str, &str)>,
+        ticket: Option<&str>,
+    ) -> io::Result<()> {
         match self.format {
             Format::Json => {
                 self.line.clear();
                 let ctx = JsonContext {
                     sensor: &self.sensor,
                     zones,
+                    ticket,
                 };
                 ev.write_json(&ctx, &mut self.line);
                 self.line.push(b'\n');

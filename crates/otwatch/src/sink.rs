@@ -168,7 +168,9 @@ impl Consumer for Detect {
                 match self.events_to {
                     Some(Target::Writer(i)) => {
                         if let Some(w) = self.writers.get_mut(i) {
-                            w.write_event(ev, Some(self.engine.zones(&ev.flow)))?;
+                            let (zones, ticket) =
+                                (self.engine.zones(&ev.flow), self.engine.ticket_of(ev));
+                            w.write_event(ev, Some(zones), ticket)?;
                             self.events_written += 1;
                         }
                     }
@@ -178,6 +180,7 @@ impl Consumer for Detect {
                             let ctx = JsonContext {
                                 sensor: &self.sensor,
                                 zones: Some(self.engine.zones(&ev.flow)),
+                                ticket: self.engine.ticket_of(ev),
                             };
                             ev.write_json(&ctx, &mut self.json);
                             k.send_event(&ev.flow.community_id, &self.json);

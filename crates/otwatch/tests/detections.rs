@@ -320,6 +320,37 @@ fn alert_output_is_byte_identical_across_runs_and_threads() {
 /// makes an event of every PDU. Checked on the demo, every rule case, and every public
 /// capture beside the checkout with the demo policy (its zones cover none of their
 /// addresses, so they raise new-conduit and anomaly alerts).
+/// policy.md: a window's `ticket` is "copied into alerts and events it covers". In the
+/// one-off window case, CHG-4711 covers plc-boiler-1 for ews-1 only: the events of
+/// ews-1's download (requests and responses) carry the ticket; ews-2's download in
+/// the same window, and the session set-up around them, do not.
+#[test]
+fn a_windows_ticket_is_in_the_events_it_covers() {
+    let pcap = repo().join("pcaps/rules/download_inside_oneoff_window_with_sources.pcap");
+    let policy = sibling(&pcap, "policy.toml");
+    let events: Vec<Value> = parse(&replay_out(&pcap, Some(&policy), 1, true))
+        .into_iter()
+        .filter(|v| v["event_type"] == "ot")
+        .collect();
+    let (mut covered, mut uncovered) = (0, 0);
+    for ev in &events {
+        // Modbus: the client, the flow's initiator, requests in both directions.
+        let requester = &ev["flow"]["src_ip"];
+        let download = ev["operation"] == "program_download";
+        if download && requester == "10.20.1.5" {
+            assert_eq!(ev["ticket"], "CHG-4711", "{ev}");
+            covered += 1;
+        } else {
+            assert!(ev.get("ticket").is_none(), "{ev}");
+            uncovered += usize::from(download);
+        }
+    }
+    assert!(
+        covered > 0 && uncovered > 0,
+        "{covered} covered, {uncovered} not"
+    );
+}
+
 #[test]
 fn alerts_are_the_same_whether_or_not_every_pdu_becomes_an_event() {
     let mut inputs: Vec<(PathBuf, Option<PathBuf>)> = vec![(demo(), None)];

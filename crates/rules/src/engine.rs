@@ -266,6 +266,8 @@ pub struct Engine {
     program_files: Vec<glob::Pattern>,
     /// Emitted alerts per kind (by `AlertKind::index`).
     counts: [u64; AlertKind::ALL.len()],
+    /// Some window has a ticket (see [`Engine::ticket_of`]).
+    any_ticket: bool,
 }
 
 impl Engine {
@@ -298,6 +300,7 @@ impl Engine {
                 .filter_map(|p| glob::Pattern::new(p).ok())
                 .collect(),
             counts: [0; AlertKind::ALL.len()],
+            any_ticket: policy.windows.iter().any(|w| w.ticket.is_some()),
             policy,
         }
     }
@@ -394,6 +397,38 @@ impl Engine {
             self.policy.zone_of(flow.src_ip),
             self.policy.zone_of(flow.dst_ip),
         )
+    }
+
+    /// The ticket of the maintenance window that covers an event's operation, for the
+    /// event's JSON (policy.md: a window's ticket is "copied into alerts and events it
+    /// covers"). A window covers what it covers in alerts: an operation that changes
+    /// the device, or a program upload, from a source it covers (the requesting side,
+    /// for responses too) towards a target it applies to, at the packet's time.
+    pub fn ticket_of(&self, ev: &OtEvent) -> Option<&str> {
+        if !self.any_ticket {
+            return None;
+        }
+        let pdu = &ev.pdu;
+        let op = self.operation_of(pdu);
+        if !changes_device(op) && op != Operation::ProgramUpload {
+            return None;
+        }
+        let src_is_initiator = (pdu.direction == Direction::ToServer) != pdu.is_response;
+        let (src_ip, dst_ip) = if src_is_initiator {
+            (ev.flow.src_ip, ev.flow.dst_ip)
+        } else {
+            (ev.flow.dst_ip, ev.flow.src_ip)
+        };
+        self.policy
+            .window_check(
+                ev.timestamp,
+                self.policy.asset_by_ip(dst_ip).map(|a| a.name.as_str()),
+                self.policy.zone_of(dst_ip),
+                self.policy.asset_by_ip(src_ip).map(|a| a.name.as_str()),
+            )
+            .open?
+            .ticket
+            .as_deref()
     }
 
     /// Emitted alerts per kind, every kind in the spec's order (for `--stats`).
