@@ -195,9 +195,10 @@ struct LearnArgs {
     #[arg(required = true, value_name = "PCAP")]
     pcaps: Vec<PathBuf>,
 
-    /// Policy TOML whose zones classify the addresses.
+    /// Policy TOML whose zones classify the addresses (default: the demo policy built
+    /// into the binary, as for replay).
     #[arg(long, value_name = "FILE")]
-    policy: PathBuf,
+    policy: Option<PathBuf>,
 
     /// Where the drafted conduits go: '-' (stdout, the default) or a file path.
     #[arg(long, value_name = "FILE", default_value = "-")]
@@ -283,7 +284,13 @@ fn check(path: &Path) -> ExitCode {
 }
 
 fn learn(args: LearnArgs) -> ExitCode {
-    let policy = match load_policy(Some(&args.policy)) {
+    if args.policy.is_none() {
+        tracing::warn!(
+            "learn: no --policy given: the demo policy's zones classify the addresses; \
+             give your plant's policy to draft its conduits"
+        );
+    }
+    let policy = match load_policy(args.policy.as_deref()) {
         Ok(p) => Arc::new(p),
         Err(e) => return fail(2, &e),
     };

@@ -143,3 +143,19 @@ fn learn_drafts_conduits_that_silence_new_conduit_when_included() {
         "the learned conduits must cover the demo"
     );
 }
+
+/// cli.md gives `--policy` a default everywhere but `live` (replay's is the embedded
+/// demo policy): `learn` without it drafts with the demo policy's zones, and says so.
+#[test]
+fn learn_without_a_policy_uses_the_demo_zones() {
+    let demo = repo().join("pcaps/demo-plant.pcap");
+    let out = otwatch().arg("learn").arg(&demo).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("no --policy"), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("from = \"engineering\"\nto = \"cell-1\""),
+        "{text}"
+    );
+}
