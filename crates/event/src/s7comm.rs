@@ -107,13 +107,14 @@ pub struct S7commPlusInfo {
     pub protocol_version: u8,
     /// 0x31 request, 0x32 response, 0x33 notification, ...
     pub opcode: u8,
-    /// The function (0x04ca CreateObject, 0x04f2 SetVariable, ...), where the bytes
-    /// are not protected.
+    /// The function (0x04ca CreateObject, 0x04f2 SetVariable, ...) of requests and
+    /// responses, V3 ones included (it follows their integrity digest).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function_code: Option<u16>,
     pub function: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<u32>,
-    /// The payload is integrity-protected or encrypted and was not parsed further.
+    /// The frame is integrity-protected (V3: a digest precedes the data, which is
+    /// still parsed) or a TLS record (encrypted, not parsed).
     pub protected: bool,
 }

@@ -11,7 +11,8 @@ use crate::codes::{
 };
 use crate::parser::{
     is_tls_record_type, parse_data_item, parse_item_spec, parse_plus_data, parse_plus_header,
-    parse_userdata_param, DataItem, S7Pdu, S7COMM_PLUS_PROTOCOL_ID, SYNTAX_ID_S7ANY,
+    parse_userdata_param, plus_v3_payload, DataItem, S7Pdu, S7COMM_PLUS_PROTOCOL_ID,
+    SYNTAX_ID_S7ANY,
 };
 
 /// A decoded PDU before the flow adds direction and pairing.
@@ -532,18 +533,20 @@ pub(crate) fn decode_plus(tsdu: &[u8]) -> (S7commPlusInfo, Operation, Anomalies)
     };
     let mut anomalies = h.anomalies;
     info.protocol_version = h.version;
-    match h.version {
-        0x01 | 0x02 => {}
+    let data = match h.version {
+        0x01 | 0x02 => h.data,
         0x03 => {
-            // V3: an integrity digest ([length 0x20][32 bytes]) precedes the data.
+            // V3: an integrity part (a digest, not checked) starts the data; after it
+            // the data is laid out as in V1/V2.
             info.protected = true;
-            info.function = "protected";
-            if let [0x20, rest @ ..] = h.data {
-                if let Some(&op) = rest.get(32) {
-                    info.opcode = op;
+            match plus_v3_payload(h.data) {
+                Some(data) => data,
+                None if h.data.is_empty() => h.data,
+                None => {
+                    anomalies |= Anomalies::MALFORMED;
+                    return (info, Operation::Other, anomalies);
                 }
             }
-            return (info, Operation::Other, anomalies);
         }
         0xfe => {
             info.function = "system_event";
@@ -554,12 +557,12 @@ pub(crate) fn decode_plus(tsdu: &[u8]) -> (S7commPlusInfo, Operation, Anomalies)
             anomalies |= Anomalies::PROTOCOL_ID;
             return (info, Operation::Other, anomalies);
         }
-    }
-    if h.data.is_empty() {
+    };
+    if data.is_empty() {
         info.function = "keep_alive";
         return (info, Operation::Other, anomalies);
     }
-    info.opcode = h.data.first().copied().unwrap_or(0);
+    info.opcode = data.first().copied().unwrap_or(0);
     match PlusOpcode(info.opcode) {
         PlusOpcode::REQUEST | PlusOpcode::RESPONSE | PlusOpcode::RESPONSE2 => {}
         PlusOpcode::NOTIFICATION => {
@@ -571,7 +574,7 @@ pub(crate) fn decode_plus(tsdu: &[u8]) -> (S7commPlusInfo, Operation, Anomalies)
             return (info, Operation::Other, anomalies);
         }
     }
-    let Ok(d) = parse_plus_data(h.data) else {
+    let Ok(d) = parse_plus_data(data) else {
         anomalies |= Anomalies::MALFORMED;
         return (info, Operation::Other, anomalies);
     };
@@ -676,22 +679,106 @@ mod tests {
         }
     }
 
+    /// Bytes from a hex string (test data copied from captures).
+    fn hex(s: &str) -> Vec<u8> {
+        let s: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
+        s.chunks(2)
+            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    /// S7comm-plus V3 TSDUs of icsnpp_s7comm_plus.pcap (after TPKT and COTP):
+    /// `72 03 [length]`, the integrity part `20` + 32 digest bytes, the data, the
+    /// trailer `72 03 00 00`.
+    ///
+    /// Frame 7, HMI -> PLC: opcode 0x31 request, reserved 0000, function 0x04f2
+    /// SetVariable, reserved 0000, sequence 0x831a, session id 0x70000e4d, ...
+    const V3_SET_VARIABLE: &str =
+        "72030059 20 e969a95a852ab0e288480ccecb618e48779f4b68a1ce9a9c42cd6aa536800683
+        31 0000 04f2 0000 831a 70000e4d 74 70000e5101881d000700ce000004e88969001200000000896a00
+        1300896b000400000084eb2700000000 72030000";
+    /// Frame 31, PLC -> HMI: opcode 0x32 response, function 0x054c GetMultiVariables,
+    /// sequence 0x831d (no session id in a response).
+    const V3_GET_MULTI_RESPONSE: &str =
+        "72030043 20 3dcac8ee113108f0defe64eff4faf6106fe1fa3d75064cde9b8314d9f1e276a3
+        32 0000 054c 0000 831d 3400010004010200088372030008be04000083a11000000000 72030000";
+    /// Frame 2, PLC -> HMI: opcode 0x33 notification (subscription object 0x70000e51
+    /// follows, no function code).
+    const V3_NOTIFICATION: &str =
+        "72030062 20 08c83ace381dfdbc42201789dec03b099172858efb6f3ef2e5e8ecb8bd254665
+        33 70000e51 040000000000c98ec148019200000005000e41aa70aa9200000019000e417e538e92000000
+        1a000e41467956920000001b000e4193eb850000000000 72030000";
+
     #[test]
-    fn plus_protected_and_tls() {
-        let (i, op, _) = decode_plus(&[0x17, 0x03, 0x03, 0x00, 0x10]);
+    fn plus_v3_is_parsed_after_its_digest() {
+        let b = hex(V3_SET_VARIABLE);
+        assert_eq!(b.len(), 4 + 0x59 + 4);
+        let (i, op, a) = decode_plus(&b);
+        assert!(a.is_empty(), "{a:?}");
+        assert_eq!((i.protocol_version, i.protected), (3, true));
+        assert_eq!(
+            (i.opcode, i.function_code, i.function),
+            (0x31, Some(0x04f2), "set_variable")
+        );
+        assert_eq!(i.session_id, Some(0x7000_0e4d));
+        assert_eq!(op, Operation::Write);
+
+        let b = hex(V3_GET_MULTI_RESPONSE);
+        assert_eq!(b.len(), 4 + 0x43 + 4);
+        let (i, op, a) = decode_plus(&b);
+        assert!(a.is_empty(), "{a:?}");
+        assert_eq!(
+            (i.opcode, i.function_code, i.function),
+            (0x32, Some(0x054c), "get_multi_variables")
+        );
+        assert_eq!((i.session_id, i.protected), (None, true));
+        assert_eq!(op, Operation::Read);
+
+        let b = hex(V3_NOTIFICATION);
+        assert_eq!(b.len(), 4 + 0x62 + 4);
+        let (i, op, a) = decode_plus(&b);
+        assert!(a.is_empty(), "{a:?}");
+        assert_eq!(
+            (i.opcode, i.function_code, i.function),
+            (0x33, None, "notification")
+        );
         assert!(i.protected);
-        assert_eq!((i.function, op), ("tls", Operation::Other));
-        // V3 with its digest: protected, opcode read after it, function not parsed.
-        let mut v3 = vec![0x72, 0x03, 0x00, 0x2e, 0x20];
-        v3.extend_from_slice(&[0xaa; 32]);
-        v3.extend_from_slice(&[0x31, 0x00, 0x00, 0x04, 0xf2, 0x00, 0x00, 0x00, 0x05]);
-        v3.extend_from_slice(&[0x72, 0x03, 0x00, 0x00]);
-        let (i, op, a) = decode_plus(&v3);
+        assert_eq!(op, Operation::Read);
+    }
+
+    #[test]
+    fn plus_v3_without_a_whole_integrity_part_is_malformed() {
+        let b = hex(V3_SET_VARIABLE);
+        // Another digest length.
+        let mut other = b.clone();
+        other[4] = 0x1f;
+        let (i, op, a) = decode_plus(&other);
+        assert_eq!(a, Anomalies::MALFORMED);
+        assert_eq!(
+            (i.function_code, i.function, op),
+            (None, "unknown", Operation::Other)
+        );
+        assert!(i.protected);
+        // Every truncation (the header's length kept) but the one that ends with the
+        // data (a first frame of a message in several): flagged, never a panic.
+        for n in (4..b.len()).filter(|&n| n != 4 + 0x59) {
+            let (i, _, a) = decode_plus(&b[..n]);
+            assert!(!a.is_empty(), "len {n}");
+            assert!(i.protected);
+            if n < 4 + 33 + 13 {
+                assert_eq!(i.function_code, None, "len {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn plus_tls_is_protected_and_not_parsed() {
+        let (i, op, a) = decode_plus(&[0x17, 0x03, 0x03, 0x00, 0x10]);
         assert!(a.is_empty(), "{a:?}");
         assert!(i.protected);
         assert_eq!(
-            (i.opcode, i.function_code, op),
-            (0x31, None, Operation::Other)
+            (i.function, i.function_code, op),
+            ("tls", None, Operation::Other)
         );
     }
 }

@@ -694,6 +694,21 @@ pub fn parse_plus_header(i: &[u8]) -> Result<PlusHeader<'_>, DissectError> {
     })
 }
 
+/// The value of the digest length byte that starts a V3 frame's integrity part, and
+/// the digest's length.
+pub const PLUS_DIGEST_LEN: u8 = 0x20;
+
+/// The data of a V3 frame (S7-1500 from firmware 1.5) after its integrity part,
+/// `[digest length 0x20][32-byte digest]`, which every frame of a V3 message carries
+/// first. What follows is laid out as a V1/V2 data part. `None` when the integrity
+/// part is not that (another length byte, or fewer than 32 digest bytes).
+pub fn plus_v3_payload(data: &[u8]) -> Option<&[u8]> {
+    match data.split_first() {
+        Some((&PLUS_DIGEST_LEN, rest)) => rest.get(usize::from(PLUS_DIGEST_LEN)..),
+        _ => None,
+    }
+}
+
 /// Can an S7comm-plus frame of `version` with this data part start a message, or does
 /// it continue one (a later frame of a message in several frames carries the next
 /// bytes of the data, whatever they are)? A message starts with its opcode: a request,
@@ -966,6 +981,20 @@ mod tests {
         ] {
             assert!(!plus_message_start(version, data), "{version} {data:02x?}");
         }
+    }
+
+    #[test]
+    fn a_v3_payload_follows_a_32_byte_digest() {
+        let mut f = vec![0x20];
+        f.extend_from_slice(&[0x5a; 32]);
+        assert_eq!(plus_v3_payload(&f), Some(&[][..]));
+        f.extend_from_slice(&[0x31, 0x00]);
+        assert_eq!(plus_v3_payload(&f), Some(&[0x31, 0x00][..]));
+        for n in 0..33 {
+            assert_eq!(plus_v3_payload(&f[..n]), None, "{n}");
+        }
+        f[0] = 0x1f;
+        assert_eq!(plus_v3_payload(&f), None);
     }
 
     #[test]
