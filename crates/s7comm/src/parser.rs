@@ -712,20 +712,21 @@ pub fn plus_v3_payload(data: &[u8]) -> Option<&[u8]> {
 /// Can an S7comm-plus frame of `version` with this data part start a message, or does
 /// it continue one (a later frame of a message in several frames carries the next
 /// bytes of the data, whatever they are)? A message starts with its opcode: a request,
-/// response or response2 with the reserved word 0 after it, or a notification; a V3
-/// message with its integrity digest (length 0x20). Keep-alives (no data), system
-/// events (0xfe) and unknown versions are single frames: they start one.
+/// response or response2 with the reserved word 0 after it, or a notification; in V3
+/// after the integrity digest, which every V3 frame starts with. Keep-alives (no
+/// data), system events (0xfe) and unknown versions are single frames: they start one.
 ///
 /// In the public captures every frame that starts a message passes (opcodes 0x31,
-/// 0x32 and 0x02 with a reserved word of 0, 0x33, V3 digests), and the later frames
-/// of multi-frame messages begin with 0x00, 0x03 or 0xbe.
+/// 0x32 and 0x02 with a reserved word of 0, 0x33, in V3 after the digest), and the
+/// later frames of multi-frame messages begin with 0x00, 0x03 or 0xbe.
 pub fn plus_message_start(version: u8, data: &[u8]) -> bool {
+    fn opcode_first(data: &[u8]) -> bool {
+        matches!(data, [0x31 | 0x32 | 0x02, 0, 0, ..] | [0x33, ..])
+    }
     match (version, data) {
         (_, []) => true,
-        (1 | 2, [0x31 | 0x32 | 0x02, 0, 0, ..]) => true,
-        (1 | 2, [0x33, ..]) => true,
-        (1 | 2, _) => false,
-        (3, [first, ..]) => *first == 0x20,
+        (1 | 2, _) => opcode_first(data),
+        (3, _) => plus_v3_payload(data).is_some_and(opcode_first),
         _ => true,
     }
 }
@@ -957,20 +958,31 @@ mod tests {
     fn an_s7comm_plus_message_starts_with_its_opcode() {
         // Data parts of frames that start messages, as in the public captures: a
         // request (opcode 0x31, reserved 0, function 0x04ca), a response, a
-        // response2, a notification (its own layout), a V3 digest, a keep-alive.
+        // response2, a notification (its own layout), a keep-alive, a system event;
+        // V3: a request and a notification after the digest
+        // (icsnpp_s7comm_plus.pcap frames 7 and 2).
+        let v3 = |after: &[u8]| [&[0x20][..], &[0x5a; 32], after].concat();
+        let (v3_request, v3_notification) = (
+            v3(&[0x31, 0x00, 0x00, 0x04, 0xf2]),
+            v3(&[0x33, 0x70, 0x00, 0x0e, 0x51]),
+        );
         for (version, data) in [
             (1, &[0x31, 0x00, 0x00, 0x04, 0xca][..]),
             (2, &[0x32, 0x00, 0x00, 0x05, 0x42][..]),
             (2, &[0x02, 0x00, 0x00, 0x04, 0xf2][..]),
             (2, &[0x33, 0x10, 0x00, 0x00, 0x04][..]),
-            (3, &[0x20, 0x8b, 0x01][..]),
+            (3, &v3_request[..]),
+            (3, &v3_notification[..]),
             (2, &[][..]),
             (0xfe, &[0x00, 0x01][..]),
         ] {
             assert!(plus_message_start(version, data), "{version} {data:02x?}");
         }
         // Later frames of multi-frame messages in the same captures begin with the
-        // next bytes of the data; an opcode without its reserved word is one too.
+        // next bytes of the data; an opcode without its reserved word is one too. A
+        // later V3 frame has its own digest, then the next bytes of the data. A V3
+        // frame without a whole integrity part starts nothing.
+        let (v3_later, v3_cut) = (v3(&[0x00, 0x04, 0xc0]), v3(&[]));
         for (version, data) in [
             (2, &[0x00, 0x04, 0xc0, 0x00, 0x02][..]),
             (2, &[0x03, 0xa0, 0x68, 0x00, 0x00][..]),
@@ -978,6 +990,10 @@ mod tests {
             (2, &[0x32, 0x01, 0x00, 0x05, 0x42][..]),
             (1, &[0x31][..]),
             (3, &[0x00, 0x20][..]),
+            (3, &v3_later[..]),
+            (3, &v3_cut[..]),
+            (3, &v3_request[..32]),
+            (3, &v3_request[1..]),
         ] {
             assert!(!plus_message_start(version, data), "{version} {data:02x?}");
         }

@@ -1173,6 +1173,65 @@ mod tests {
     }
 
     #[test]
+    fn s7comm_plus_v3_frames_are_read_after_their_digest() {
+        // V3: each frame is [72 03 len][20, 32-byte digest][data], the last with the
+        // trailer 72 03 00 00. A SetVariable request (layout of
+        // icsnpp_s7comm_plus.pcap frame 7: sequence 0x831a, session 0x70000e4d) in
+        // two frames, each with its digest, then the same request whole.
+        let v3 = |data: &[u8], trailer: bool| {
+            let mut v = vec![0x72, 0x03];
+            v.extend_from_slice(&(33 + data.len() as u16).to_be_bytes());
+            v.push(0x20);
+            v.extend_from_slice(&[0x5a; 32]);
+            v.extend_from_slice(data);
+            if trailer {
+                v.extend_from_slice(&[0x72, 0x03, 0x00, 0x00]);
+            }
+            v
+        };
+        let request = [
+            0x31, 0x00, 0x00, 0x04, 0xf2, 0x00, 0x00, 0x83, 0x1a, 0x70, 0x00, 0x0e, 0x4d, 0x74,
+        ];
+        let (first, later) = (v3(&request, false), v3(&[0x00, 0x04, 0xc0], true));
+        let whole = v3(&request, true);
+        let plus = |out: &[Pdu]| -> Vec<(Option<u16>, &str, Operation, Anomalies)> {
+            out.iter()
+                .map(|p| match &p.native {
+                    Native::S7commPlus(i) => {
+                        assert!(i.protected);
+                        (i.function_code, i.function, p.operation, p.anomalies)
+                    }
+                    Native::S7comm(i) => (None, i.function, p.operation, p.anomalies),
+                    _ => (None, "?", p.operation, p.anomalies),
+                })
+                .collect()
+        };
+        let set = (
+            Some(0x04f2),
+            "set_variable",
+            Operation::Write,
+            Anomalies::empty(),
+        );
+        let out = drive(
+            &mut flow(),
+            ToServer,
+            &[&dt(&first), &dt(&later), &dt(&whole)],
+        );
+        assert_eq!(plus(&out), [set, set]);
+        // After a gap that took the first frame, the later one (a digest, then bytes
+        // that are no opcode) is skipped as the rest of a lost message.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        let out = drive(&mut f, ToServer, &[&dt(&later), &dt(&whole)]);
+        let skip = (None, "garbage", Operation::Other, Anomalies::RESYNC);
+        assert_eq!(plus(&out), [skip, set]);
+        // A whole message first after a gap is read as usual.
+        let mut f = flow();
+        f.on_gap(ToServer, &mut Vec::new());
+        assert_eq!(plus(&drive(&mut f, ToServer, &[&dt(&whole)])), [set]);
+    }
+
+    #[test]
     fn after_a_gap_the_later_frames_of_an_s7comm_plus_message_are_not_one() {
         // A SetVariable request in three frames: the gap took the first (opcode,
         // function); the second has no trailer, the third has it. Then a whole
