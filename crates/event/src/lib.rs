@@ -617,6 +617,59 @@ mod tests {
     }
 
     #[test]
+    fn s7comm_plus_function_code_is_null_when_the_pdu_has_none() {
+        // The contract's s7comm_plus block holds opcode and function_code: a
+        // notification (no function code on the wire) still carries the key.
+        let json = |info: S7commPlusInfo| {
+            let ev = OtEvent {
+                timestamp: Timestamp::from_nanos(1_795_184_530_330_000_123),
+                packet_index: 3,
+                flow_id: 0,
+                pdu_ordinal: 0,
+                flow_ordinal: 0,
+                flow: flow(),
+                pdu: Pdu {
+                    direction: Direction::ToClient,
+                    is_response: true,
+                    operation: Operation::Read,
+                    anomalies: Anomalies::empty(),
+                    native: Native::S7commPlus(info),
+                },
+            };
+            let mut out = Vec::new();
+            ev.write_json(
+                &JsonContext {
+                    sensor: "plant-a-span1",
+                    zones: None,
+                },
+                &mut out,
+            );
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+        };
+        let v = json(S7commPlusInfo {
+            protocol_version: 3,
+            opcode: 0x33,
+            function: "notification",
+            protected: true,
+            ..S7commPlusInfo::default()
+        });
+        assert_eq!(v["protocol"], "s7comm_plus");
+        let b = &v["s7comm_plus"];
+        assert_eq!(b["opcode"], 0x33);
+        assert!(b.get("function_code").is_some_and(|f| f.is_null()), "{b}");
+        assert!(b.get("session_id").is_none(), "{b}");
+        let v = json(S7commPlusInfo {
+            protocol_version: 3,
+            opcode: 0x31,
+            function_code: Some(0x04f2),
+            function: "set_variable",
+            session_id: Some(0x7000_0e4d),
+            protected: true,
+        });
+        assert_eq!(v["s7comm_plus"]["function_code"], 0x04f2);
+    }
+
+    #[test]
     fn anomalies_serialize_by_name() {
         let a = Anomalies::BAD_LENGTH | Anomalies::UNKNOWN_FUNCTION;
         assert_eq!(

@@ -108,8 +108,9 @@ pub struct S7commPlusInfo {
     /// 0x31 request, 0x32 response, 0x33 notification, ...
     pub opcode: u8,
     /// The function (0x04ca CreateObject, 0x04f2 SetVariable, ...) of requests and
-    /// responses, V3 ones included (it follows their integrity digest).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// responses, V3 ones included (it follows their integrity digest). Always
+    /// serialised: null for what carries none on the wire (notifications,
+    /// keep-alives, system events, TLS) or could not be parsed.
     pub function_code: Option<u16>,
     pub function: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
