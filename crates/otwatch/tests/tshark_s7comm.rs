@@ -13,6 +13,11 @@
 //! over several frames counting several times) and checks that otwatch reports at
 //! least 90 % and at most 100 % of that many S7comm-plus messages (fragmented messages
 //! are one event; on these captures 0 to 4 % of the frames are continuations).
+//!
+//! For S7comm-plus functions the independent view is CISA ICSNPP's Zeek plugin: its
+//! baseline `s7comm_plus.log` for icsnpp_s7comm_plus.pcap (V3, integrity-protected
+//! frames) lists every message with its direction, opcode and function code, and
+//! otwatch's events must list the same, in the same order.
 
 #![allow(clippy::print_stderr)] // A skip is explained on stderr.
 
@@ -221,4 +226,72 @@ fn s7comm_pdus_per_function_match_tshark() {
         "differences from tshark:\n{}",
         failures.join("\n")
     );
+}
+
+/// The ICSNPP Zeek baseline of icsnpp_s7comm_plus.pcap: one line per S7comm-plus
+/// message, `(to_server, opcode, function code)`; the function code is `-` in the log
+/// (null in the event) where the message has none (notifications).
+fn icsnpp_plus_messages(log: &str) -> Vec<(bool, u64, Option<u64>)> {
+    let fields: Vec<&str> = log
+        .lines()
+        .find_map(|l| l.strip_prefix("#fields\t"))
+        .expect("#fields header")
+        .split('\t')
+        .collect();
+    let col = |name: &str| {
+        fields
+            .iter()
+            .position(|f| *f == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
+    let (orig, opcode, function) = (col("is_orig"), col("opcode"), col("function_code"));
+    let hex = |v: &str| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok();
+    log.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let v: Vec<&str> = l.split('\t').collect();
+            (
+                v[orig] == "T",
+                hex(v[opcode]).expect("hex opcode"),
+                hex(v[function]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn s7comm_plus_v3_functions_match_icsnpp_zeek() {
+    if !have_shared_pcaps() {
+        return;
+    }
+    let dir = shared_pcaps().join("s7comm");
+    let log = std::fs::read_to_string(
+        dir.join("oracles/icsnpp_s7comm_plus/icsnpp-btest/s7comm_plus.log"),
+    )
+    .expect("the ICSNPP s7comm_plus baseline");
+    let expected = icsnpp_plus_messages(&log);
+    assert_eq!(expected.len(), 121, "baseline lines");
+    let events = events_of(&dir.join("icsnpp_s7comm_plus.pcap"), &["--threads", "2"]);
+    let ours: Vec<(bool, u64, Option<u64>)> = events
+        .iter()
+        .filter(|e| e["protocol"] == "s7comm_plus")
+        .map(|e| {
+            let b = &e["s7comm_plus"];
+            assert_eq!(b["protected"], true, "{e}");
+            let f = b.get("function_code").unwrap_or_else(|| panic!("{e}"));
+            (
+                e["direction"] == "to_server",
+                b["opcode"].as_u64().expect("opcode"),
+                f.as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(ours, expected);
+    // SetVariable (0x04f2) requests are writes.
+    let writes = events
+        .iter()
+        .filter(|e| e["s7comm_plus"]["function_code"] == 0x04f2)
+        .inspect(|e| assert_eq!(e["operation"], "write", "{e}"))
+        .count();
+    assert_eq!(writes, 26);
 }
