@@ -641,6 +641,7 @@ mod tests {
                 &JsonContext {
                     sensor: "plant-a-span1",
                     zones: None,
+                    ticket: None,
                 },
                 &mut out,
             );
