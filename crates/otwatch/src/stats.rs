@@ -79,20 +79,18 @@ impl RunStats {
         if self.decoded > 0 {
             lines.push(format!("decoded_ip_packets: {}", self.decoded));
         }
+        // Every protocol and every alert kind, zeros included: a script finds its
+        // line whatever the capture held.
         for p in Protocol::ALL {
             let n = self.pdus.get(p as usize).copied().unwrap_or(0);
-            if n > 0 {
-                lines.push(format!("pdus.{}: {n}", p.as_str()));
-                let bad = self.anomalous.get(p as usize).copied().unwrap_or(0);
-                lines.push(format!("parse_errors.{}: {bad}", p.as_str()));
-            }
+            lines.push(format!("pdus.{}: {n}", p.as_str()));
+            let bad = self.anomalous.get(p as usize).copied().unwrap_or(0);
+            lines.push(format!("parse_errors.{}: {bad}", p.as_str()));
         }
         lines.push(format!("events_written: {}", self.events_written));
         lines.push(format!("alerts: {}", self.alerts_written));
         for (kind, n) in &self.alerts {
-            if *n > 0 {
-                lines.push(format!("alerts.{kind}: {n}"));
-            }
+            lines.push(format!("alerts.{kind}: {n}"));
         }
         if let Some(k) = &self.kafka {
             lines.push(format!("kafka.produced: {}", k.produced));

@@ -377,6 +377,15 @@ fn stats_summarise_the_run() {
     assert!(err.contains(&format!("packets: {packets}\n")), "{err}");
     assert!(err.contains("flows: 1\n"), "{err}");
     assert!(err.contains("pdus.modbus: "), "{err}");
+    // cli.md: PDUs per protocol and alerts per kind, each with its line even at 0.
+    for line in [
+        "pdus.dnp3: 0\n",
+        "parse_errors.opcua: 0\n",
+        "alerts.program_download_outside_window: 0\n",
+        "alerts.credential_unusual_origin: 0\n",
+    ] {
+        assert!(err.contains(line), "{line:?} in {err}");
+    }
 }
 
 #[test]
