@@ -57,6 +57,9 @@ pub const DEMO_POLICY_ORIGIN: &str = "rules/demo-plant.toml";
 
 /// `[sensor] repeat_interval` when absent, in seconds of packet time.
 pub const DEFAULT_REPEAT_INTERVAL_SECS: u64 = 60;
+/// The sensor's name when the policy gives none (`[sensor] name`): a fixed word, not
+/// the host's name, so that a replay's alert ids do not depend on the machine.
+pub const DEFAULT_SENSOR_NAME: &str = "otwatch";
 
 /// The largest `repeat_interval` accepted (one day).
 pub const MAX_REPEAT_INTERVAL_SECS: u64 = 86_400;
@@ -523,6 +526,18 @@ struct RawSensor {
     repeat_interval_secs: u64,
 }
 
+/// What a policy without `[sensor]` gets: every key's default.
+impl Default for RawSensor {
+    fn default() -> Self {
+        RawSensor {
+            name: DEFAULT_SENSOR_NAME.to_string(),
+            timezone_name: "UTC".to_string(),
+            timezone: TimeZone::UTC,
+            repeat_interval_secs: DEFAULT_REPEAT_INTERVAL_SECS,
+        }
+    }
+}
+
 struct RawZone {
     name: At<String>,
     prefixes: Vec<At<IpNet>>,
@@ -687,7 +702,10 @@ fn read_document(cx: &Cx<'_>, doc: &Val<'_>, raw: &mut Raw) -> Res<Vec<At<String
 
 fn read_sensor(t: &Tbl<'_, '_>) -> Res<RawSensor> {
     t.allow(&["name", "timezone", "repeat_interval"])?;
-    let name = t.name("name")?.v;
+    let name = match t.get("name") {
+        Some(_) => t.name("name")?.v,
+        None => DEFAULT_SENSOR_NAME.to_string(),
+    };
     let timezone_name = t
         .str("timezone")?
         .map_or_else(|| "UTC".to_string(), |s| s.v);
@@ -1798,13 +1816,13 @@ impl Loader {
 
     fn finish(self) -> Res<Policy> {
         let raw = &self.raw;
-        let Some((sensor, _)) = &raw.sensor else {
-            return Err(PolicyError {
-                file: self.files.first().cloned().unwrap_or_default(),
-                line: None,
-                key: Some("sensor".into()),
-                message: "missing [sensor] table (with at least `name`)".into(),
-            });
+        let default_sensor;
+        let sensor = match &raw.sensor {
+            Some((sensor, _)) => sensor,
+            None => {
+                default_sensor = RawSensor::default();
+                &default_sensor
+            }
         };
 
         let zones = self.unique("zone", raw.zones.iter().map(|z| &z.name))?;
@@ -2575,21 +2593,23 @@ cell-1      = [\"10.30.2.0/24\"]
         );
     }
 
+    /// policy.md marks no key of `[sensor]` as required: a policy of zones and conduits
+    /// alone is complete, with the defaults.
+    #[test]
+    fn sensor_defaults() {
+        for text in [
+            "[zones]\na = [\"10.0.0.0/8\"]\n",
+            "[sensor]\ntimezone = \"UTC\"\n[zones]\na = [\"10.0.0.0/8\"]\n",
+        ] {
+            let p = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(p.sensor.name, DEFAULT_SENSOR_NAME);
+            assert_eq!(p.sensor.timezone_name, "UTC");
+            assert_eq!(p.repeat_interval_secs, DEFAULT_REPEAT_INTERVAL_SECS);
+        }
+    }
+
     #[test]
     fn sensor_errors() {
-        let e = parse("[zones]\na = [\"10.0.0.0/8\"]\n").unwrap_err();
-        assert_eq!((e.line, e.key.as_deref()), (None, Some("sensor")), "{e}");
-        assert!(
-            e.to_string()
-                .starts_with("plant.toml: sensor: missing [sensor]"),
-            "{e}"
-        );
-        assert_err(
-            "[sensor]\ntimezone = \"UTC\"\n",
-            1,
-            "sensor.name",
-            "missing required key",
-        );
         assert_err(
             "[sensor]\nname = \"\"\n",
             2,
