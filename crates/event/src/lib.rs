@@ -130,12 +130,17 @@ impl Direction {
     }
 }
 
-/// Transport protocol of a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Transport protocol of a flow. Only TCP and UDP make flows; the others name the
+/// packets of an IP protocol the flow table does not track (a `new_asset` alert on
+/// an ICMP echo), whose "ports" are ICMP's type and code, or 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     Tcp,
     Udp,
+    Icmp,
+    Icmpv6,
+    /// Any other IP protocol, by its number.
+    Ip(u8),
 }
 
 impl Transport {
@@ -144,14 +149,38 @@ impl Transport {
         match self {
             Transport::Tcp => 6,
             Transport::Udp => 17,
+            Transport::Icmp => 1,
+            Transport::Icmpv6 => 58,
+            Transport::Ip(n) => n,
         }
     }
 
+    /// The transport of an IP protocol number.
+    pub fn of_ip_proto(n: u8) -> Transport {
+        match n {
+            6 => Transport::Tcp,
+            17 => Transport::Udp,
+            1 => Transport::Icmp,
+            58 => Transport::Icmpv6,
+            n => Transport::Ip(n),
+        }
+    }
+
+    /// As written in JSON (`"transport"`): `ip` for the protocols without a name here.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
             Transport::Udp => "udp",
+            Transport::Icmp => "icmp",
+            Transport::Icmpv6 => "icmpv6",
+            Transport::Ip(_) => "ip",
         }
+    }
+}
+
+impl Serialize for Transport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -444,6 +473,11 @@ pub struct FlowNote {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowNoteKind {
     Start,
+    /// A packet of an IP protocol that makes no flow (ICMP, ...): its addresses, for
+    /// `new_asset`. Its `flow` names the packet's two ends (sender first) and
+    /// protocol; `flow_id` is the packet's index. Sent once per address pair and
+    /// protocol while the worker remembers it.
+    Packet,
     End {
         /// At least one PDU was dissected on the flow.
         recognised: bool,
@@ -460,7 +494,7 @@ impl FlowNote {
     /// first packet, its end after the PDUs of its last.
     pub fn order_key(&self) -> (u64, u64, u8, u32) {
         let rank = match self.kind {
-            FlowNoteKind::Start => 0,
+            FlowNoteKind::Start | FlowNoteKind::Packet => 0,
             FlowNoteKind::End { .. } => 2,
         };
         (self.packet_index, self.flow_id, rank, 0)

@@ -122,6 +122,8 @@ pub enum L4<'a> {
     /// ICMP, SCTP, GRE, ...: counted, not tracked.
     Other {
         ip_proto: u8,
+        /// The IP payload (an ICMP message starts with its type and code).
+        payload: &'a [u8],
     },
 }
 
@@ -193,7 +195,7 @@ pub fn decode_transport(ip_proto: u8, payload: &[u8]) -> Result<L4<'_>, DecodeEr
                 payload: udp.payload(),
             }))
         }
-        _ => Ok(L4::Other { ip_proto }),
+        _ => Ok(L4::Other { ip_proto, payload }),
     }
 }
 
@@ -498,7 +500,10 @@ mod tests {
         let icmp = ipv4_raw([1, 1, 1, 1], [2, 2, 2, 2], 1, 0, 0, false, &[8, 0, 0, 0]);
         assert_eq!(
             decode(LinkType::RawIp, &icmp).unwrap().l4,
-            L4::Other { ip_proto: 1 }
+            L4::Other {
+                ip_proto: 1,
+                payload: &[8, 0, 0, 0]
+            }
         );
     }
 

@@ -14,7 +14,7 @@
 //! * A flow's events are emitted in the order its PDUs complete; `process` leaves the
 //!   events of one packet sorted by `(flow_id, pdu_ordinal)`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The flow map's hasher: foldhash is several times faster than SipHash on small keys
 /// and still seeded per table at random, so flow keys chosen by an attacker cannot be
@@ -28,7 +28,7 @@ use otwatch_event::{
 };
 
 use crate::app::{HandlerFactory, StreamHandler};
-use crate::community_id::community_id_v1;
+use crate::community_id::{community_id_v1, community_id_v1_packet};
 use crate::config::{nanos, FlowConfig};
 use crate::decode::{decode, decode_transport, DecodeError, TcpFlags, TcpSegment, L4};
 use crate::defrag::Defragmenter;
@@ -64,10 +64,7 @@ impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u128(self.lo);
         state.write_u128(self.hi);
-        let transport = match self.transport {
-            Transport::Tcp => 0,
-            Transport::Udp => 1,
-        };
+        let transport = u64::from(self.transport.ip_proto());
         state.write_u64(
             u64::from(self.lo_port) << 32
                 | u64::from(self.hi_port) << 16
@@ -426,7 +423,15 @@ pub struct FlowTable<F: HandlerFactory> {
     env: Env<F>,
     defrag: Defragmenter,
     pdu_filter: Option<PduFilter>,
+    /// Address pairs and protocols of packets that make no flow (ICMP, ...) already
+    /// noted: the first packet of each is noted for `new_asset`, not every ping.
+    /// Forgotten all at once when [`MAX_UNFLOWED`] are held (the rule engine
+    /// remembers the addresses it reported).
+    unflowed: HashSet<(IpAddr, IpAddr, u8), FlowHasher>,
 }
+
+/// Bound of [`FlowTable::unflowed`].
+const MAX_UNFLOWED: usize = 4096;
 
 /// The flows: a slab indexed by the map, with a free list and the recency lists.
 struct Flows<H> {
@@ -482,7 +487,44 @@ impl<F: HandlerFactory> FlowTable<F> {
             },
             defrag: Defragmenter::default(),
             pdu_filter: None,
+            unflowed: HashSet::default(),
         }
+    }
+
+    /// A packet of an IP protocol that makes no flow: a [`FlowNoteKind::Packet`] note
+    /// for its address pair and protocol, the first time. ICMP's type and code stand
+    /// for its ports, as in Zeek and Community ID.
+    #[inline(never)]
+    fn note_packet(&mut self, src: IpAddr, dst: IpAddr, ip_proto: u8, payload: &[u8], o: &Out<'_>) {
+        let pair = if src <= dst { (src, dst) } else { (dst, src) };
+        if self.unflowed.len() >= MAX_UNFLOWED {
+            self.unflowed.clear();
+        }
+        if !self.unflowed.insert((pair.0, pair.1, ip_proto)) {
+            return;
+        }
+        let transport = Transport::of_ip_proto(ip_proto);
+        let icmp = match (transport, payload) {
+            (Transport::Icmp | Transport::Icmpv6, [t, code, ..]) => Some((*t, *code)),
+            _ => None,
+        };
+        let (src_port, dst_port) = icmp.map_or((0, 0), |(t, code)| (u16::from(t), u16::from(code)));
+        let meta = FlowMeta {
+            src_ip: src,
+            src_port,
+            dst_ip: dst,
+            dst_port,
+            transport,
+            community_id: community_id_v1_packet(src, dst, ip_proto, icmp, 0),
+            handshake_seen: false,
+        };
+        self.env.notes.push(FlowNote {
+            timestamp: o.ts,
+            packet_index: o.index,
+            flow_id: o.index,
+            flow: Arc::new(meta),
+            kind: FlowNoteKind::Packet,
+        });
     }
 
     /// Moves the flow starts and ends noted since the last call to `into`, in order
@@ -687,7 +729,10 @@ impl<F: HandlerFactory> FlowTable<F> {
                 };
                 sink.data(dir, udp.payload);
             }
-            L4::Other { .. } => self.env.stats.other_ip += 1,
+            L4::Other { ip_proto, payload } => {
+                self.env.stats.other_ip += 1;
+                self.note_packet(src, dst, ip_proto, payload, o);
+            }
             // Fragments were reassembled by the caller.
             L4::Fragment(_) => {}
         }
@@ -726,7 +771,8 @@ impl<F: HandlerFactory> FlowTable<F> {
         nanos(match (f.ended, f.key.transport) {
             (true, _) => self.env.config.tcp_closed_timeout,
             (false, Transport::Tcp) => self.env.config.tcp_idle_timeout,
-            (false, Transport::Udp) => self.env.config.udp_idle_timeout,
+            // Only TCP and UDP make flows.
+            (false, _) => self.env.config.udp_idle_timeout,
         })
     }
 
@@ -780,7 +826,7 @@ impl<F: HandlerFactory> FlowTable<F> {
         let meta = Arc::new(meta);
         let list = match key.transport {
             Transport::Tcp => LIST_TCP,
-            Transport::Udp => LIST_UDP,
+            _ => LIST_UDP,
         };
         self.env.notes.push(FlowNote {
             timestamp: o.ts,
@@ -1361,6 +1407,61 @@ mod tests {
 
     fn pdu(packet: u64, pdu_ord: u32, flow_ord: u64, dir: Direction, bytes: &[u8]) -> Ev {
         (packet, 0, pdu_ord, flow_ord, dir, "pdu", bytes.to_vec())
+    }
+
+    /// A packet of a protocol that makes no flow (ICMP) is noted once per address pair
+    /// and protocol, for `new_asset`: the echo request, not its reply or the next ping.
+    #[test]
+    fn unflowed_packets_are_noted_once_per_pair() {
+        let mut r = Rig::new(4);
+        let echo = |r: &mut Rig, src, dst, icmp_type: u8| {
+            let ip = ipv4_raw(src, dst, 1, 7, 0, false, &[icmp_type, 0, 0, 0, 0, 1, 0, 1]);
+            assert!(r.frame(LinkType::Ethernet, &ether(0x0800, &ip)).is_empty());
+        };
+        echo(&mut r, CLI, SRV, 8);
+        echo(&mut r, SRV, CLI, 0);
+        echo(&mut r, CLI, SRV, 8);
+        let ospf = ipv4_raw(SRV, [224, 0, 0, 5], 89, 8, 0, false, &[2, 1]);
+        r.frame(LinkType::Ethernet, &ether(0x0800, &ospf));
+        let mut notes = Vec::new();
+        r.t.take_notes(&mut notes);
+        let seen: Vec<_> = notes
+            .iter()
+            .map(|n| {
+                let f = &n.flow;
+                (
+                    n.kind,
+                    n.packet_index,
+                    f.src_ip.to_string(),
+                    f.src_port,
+                    f.dst_port,
+                    f.transport,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    FlowNoteKind::Packet,
+                    0,
+                    "10.0.0.1".into(),
+                    8,
+                    0,
+                    Transport::Icmp
+                ),
+                (
+                    FlowNoteKind::Packet,
+                    3,
+                    "10.0.0.2".into(),
+                    0,
+                    0,
+                    Transport::Ip(89)
+                ),
+            ]
+        );
+        assert_eq!(r.stats().other_ip, 4);
+        assert_eq!(r.stats().flows_created, 0);
     }
 
     #[test]

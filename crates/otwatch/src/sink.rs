@@ -152,6 +152,10 @@ impl Consumer for Detect {
                     self.engine
                         .on_flow_start(note.timestamp, &note.flow, &mut self.alerts)
                 }
+                FlowNoteKind::Packet => {
+                    self.engine
+                        .on_packet(note.timestamp, &note.flow, &mut self.alerts)
+                }
                 FlowNoteKind::End {
                     recognised,
                     handshake_completed,
@@ -301,6 +305,8 @@ impl Consumer for Learn {
         match item {
             Item::Note(note) => match note.kind {
                 FlowNoteKind::Start => self.learner.on_flow_start(note.timestamp, &note.flow),
+                // No flow, no conduit.
+                FlowNoteKind::Packet => {}
                 FlowNoteKind::End {
                     recognised,
                     handshake_completed,

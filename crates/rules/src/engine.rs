@@ -439,6 +439,12 @@ impl Engine {
             .collect()
     }
 
+    /// The first packet of an address pair on an IP protocol that makes no flow (ICMP,
+    /// ...): `new_asset` for its addresses, as for a flow's first packet.
+    pub fn on_packet(&mut self, ts: Timestamp, packet: &Arc<FlowMeta>, out: &mut Vec<Alert>) {
+        self.new_assets(ts, packet, out);
+    }
+
     /// The first packet of a flow: `new_asset` for the addresses it involves.
     pub fn on_flow_start(&mut self, ts: Timestamp, flow: &Arc<FlowMeta>, out: &mut Vec<Alert>) {
         let (_, created) = self.flows.entry(flow);
@@ -464,6 +470,8 @@ impl Engine {
         let protocol = match flow.transport {
             Transport::Tcp => ConduitProtocol::Tcp(flow.dst_port),
             Transport::Udp => ConduitProtocol::Udp(flow.dst_port),
+            // Only TCP and UDP make flows (and conduits).
+            Transport::Icmp | Transport::Icmpv6 | Transport::Ip(_) => return,
         };
         let policy = Arc::clone(&self.policy);
         let name = conduit_protocol_name(&protocol);
@@ -744,9 +752,9 @@ impl Engine {
         evidence.insert("conduit_protocol".into(), json!(name));
         evidence.insert("handshake_completed".into(), json!(handshake_completed));
         let handshake = match (flow.transport, handshake_completed) {
-            (Transport::Udp, _) => "",
             (Transport::Tcp, true) => " (TCP handshake completed)",
             (Transport::Tcp, false) => " (TCP handshake not completed)",
+            _ => "",
         };
         let src = policy
             .asset_by_ip(flow.src_ip)

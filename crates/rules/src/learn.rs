@@ -110,6 +110,8 @@ impl Learner {
                 let name = match flow.transport {
                     Transport::Tcp => format!("tcp/{}", flow.dst_port),
                     Transport::Udp => format!("udp/{}", flow.dst_port),
+                    // Only TCP and UDP make flows (and conduits).
+                    Transport::Icmp | Transport::Icmpv6 | Transport::Ip(_) => return,
                 };
                 self.count_flow(ts, flow, name)
             }

@@ -41,7 +41,7 @@ use super::s7::{self, size, Item, S7Exp, S7Pdu, Session};
 use super::s7_scenarios::{download_session, PG_TSAP, PLC_TSAP};
 use super::scenarios::{self, block};
 use super::tcp::{Capture, Conn, Side, MS, SEC, T0};
-use super::wire::{Host, ACK, PSH, RST, SYN};
+use super::wire::{self, Host, ACK, PSH, RST, SYN};
 
 /// A rule case: its name under `pcaps/rules/` and its builder.
 pub type Case = (&'static str, fn() -> RuleCase);
@@ -164,6 +164,8 @@ const STRANGER_CELL: Node = node([10, 30, 1, 77], 64, None, "cell-1");
 const STRANGER_ENG: Node = node([10, 20, 1, 99], 64, None, "engineering");
 /// Undeclared and in no zone.
 const OUTSIDER: Node = node([192, 168, 77, 5], 64, None, "unknown");
+/// Undeclared, inside cell-1; it only pings.
+const PINGER: Node = node([10, 30, 1, 78], 64, None, "cell-1");
 
 /// The plant every case starts from (see the module docs). `{header}`, `{timezone}`
 /// and `{repeat}` are filled in per case.
@@ -1441,7 +1443,8 @@ fn program_upload() -> RuleCase {
 
 /// Undeclared addresses inside declared zones: 10.30.1.77 (cell-1) in three flows, one
 /// alert at its first packet (the SYN); 10.20.1.99 (engineering) as a responder; an
-/// address in no zone (192.168.77.5) is not a plant asset: silent.
+/// address in no zone (192.168.77.5) is not a plant asset: silent; 10.30.1.78 only
+/// pings plc-boiler-1, one alert at its echo request.
 fn new_asset() -> RuleCase {
     let mut cap = Capture::new();
     let mut alerts = Vec::new();
@@ -1462,11 +1465,41 @@ fn new_asset() -> RuleCase {
         }
         t += SEC;
     }
+    // An address that only pings (ICMP makes no flow): its echo request is the first
+    // packet that involves it. ICMP's type and code stand for the ports; the Community
+    // ID is the reference implementation's (`communityid` 1.5.0, `make_icmp`).
+    let flow = FlowExp {
+        src_ip: PINGER.host.ip,
+        src_port: 8,
+        dst_ip: PLC1.host.ip,
+        dst_port: 0,
+        transport: "icmp",
+        community_id: "1:zUwXOwVTX5d6jyHOOD1VV8XvxTU=".into(),
+    };
+    for (from, to, icmp_type, at) in [(PINGER, PLC1, 8, t), (PLC1, PINGER, 0, t + 300)] {
+        let mut frame = Vec::new();
+        wire::build_icmp_echo_frame(from.host, to.host, icmp_type, (1, 1), 1, &mut frame);
+        cap.push(at, frame, &flow, vec![]);
+    }
+    alerts.push(AlertExp {
+        ts: t,
+        kind: NEW_ASSET,
+        repeats: 0,
+        flow,
+        src_zone: PINGER.zone,
+        dst_zone: PLC1.zone,
+        direction: None,
+        protocol: None,
+        operation: None,
+        src_asset: None,
+        dst_asset: PLC1.name,
+        evidence: None,
+    });
     RuleCase {
         cap,
         policy: policy(
             "new_asset",
-            "Undeclared addresses in declared zones: one alert per address.",
+            "Undeclared addresses in declared zones (one that only pings too): one alert per address.",
             BERLIN,
             NO_FOLDING,
             "[[conduits]]\nfrom = \"unknown\"\nto   = \"cell-1\"\nprotocols = [\"modbus\"]\n",

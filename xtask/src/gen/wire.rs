@@ -156,6 +156,47 @@ pub fn build_frame(seg: &Segment<'_>, out: &mut Vec<u8>) {
     }
 }
 
+/// Builds the Ethernet/IPv4/ICMP frame of an echo request (type 8) or reply (type 0)
+/// from `src` to `dst` into `out` (cleared first), with the ICMP checksum (RFC 792:
+/// over the message).
+pub fn build_icmp_echo_frame(
+    src: Host,
+    dst: Host,
+    icmp_type: u8,
+    (id, seq): (u16, u16),
+    ip_id: u16,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.extend_from_slice(&dst.mac);
+    out.extend_from_slice(&src.mac);
+    out.extend_from_slice(&0x0800u16.to_be_bytes());
+    let icmp_len: u16 = 8 + 8;
+    let ip_start = out.len();
+    out.push(0x45);
+    out.push(0x00);
+    out.extend_from_slice(&(20 + icmp_len).to_be_bytes());
+    out.extend_from_slice(&ip_id.to_be_bytes());
+    out.extend_from_slice(&0x4000u16.to_be_bytes()); // DF, fragment offset 0
+    out.push(src.ttl);
+    out.push(1); // ICMP
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&src.ip.octets());
+    out.extend_from_slice(&dst.ip.octets());
+    let ip_sum = checksum(&out[ip_start..ip_start + 20], 0);
+    out[ip_start + 10..ip_start + 12].copy_from_slice(&ip_sum.to_be_bytes());
+    let icmp_start = out.len();
+    out.extend_from_slice(&[icmp_type, 0, 0, 0]);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(b"otwatch!"); // 8 bytes of echo data
+    let sum = checksum(&out[icmp_start..], 0);
+    out[icmp_start + 2..icmp_start + 4].copy_from_slice(&sum.to_be_bytes());
+    if out.len() < MIN_FRAME {
+        out.resize(MIN_FRAME, 0);
+    }
+}
+
 /// Builds the Ethernet/IPv4/UDP frame of one datagram from `src:src_port` to
 /// `dst:dst_port` into `out` (cleared first), with the UDP checksum computed (RFC 768:
 /// over the pseudo-header, header and data; a zero result is sent as 0xFFFF).
