@@ -57,14 +57,17 @@ struct FlowKey {
     lo_port: u16,
     hi_port: u16,
     v6: bool,
-    transport: Transport,
+    /// UDP, or else TCP: only they make flows. A `bool` rather than the
+    /// [`Transport`], whose other variants would make every probe's comparison and
+    /// hash longer.
+    udp: bool,
 }
 
 impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u128(self.lo);
         state.write_u128(self.hi);
-        let transport = u64::from(self.transport.ip_proto());
+        let transport = u64::from(self.udp);
         state.write_u64(
             u64::from(self.lo_port) << 32
                 | u64::from(self.hi_port) << 16
@@ -100,9 +103,17 @@ impl FlowKey {
             lo_port,
             hi_port,
             v6: s6 || d6,
-            transport,
+            udp: transport == Transport::Udp,
         };
         (key, from_lo)
+    }
+
+    fn transport(&self) -> Transport {
+        if self.udp {
+            Transport::Udp
+        } else {
+            Transport::Tcp
+        }
     }
 
     /// The `lo` end (`true`) or the `hi` end, as address and port.
@@ -768,7 +779,7 @@ impl<F: HandlerFactory> FlowTable<F> {
     }
 
     fn timeout(&self, f: &Flow<F::Handler>) -> i64 {
-        nanos(match (f.ended, f.key.transport) {
+        nanos(match (f.ended, f.key.transport()) {
             (true, _) => self.env.config.tcp_closed_timeout,
             (false, Transport::Tcp) => self.env.config.tcp_idle_timeout,
             // Only TCP and UDP make flows.
@@ -797,7 +808,7 @@ impl<F: HandlerFactory> FlowTable<F> {
             (true, true, _) => (false, true),
             (_, _, Some(client)) => (client, false),
             _ => (
-                self.sender_is_client(key.transport, sender.1, receiver.1),
+                self.sender_is_client(key.transport(), sender.1, receiver.1),
                 false,
             ),
         };
@@ -811,20 +822,20 @@ impl<F: HandlerFactory> FlowTable<F> {
             src_port: client.1,
             dst_ip: server.0,
             dst_port: server.1,
-            transport: key.transport,
+            transport: key.transport(),
             community_id: community_id_v1(
                 client.0,
                 client.1,
                 server.0,
                 server.1,
-                key.transport.ip_proto(),
+                key.transport().ip_proto(),
                 0,
             ),
             handshake_seen,
         };
         tracing::trace!(flow_id = o.index, ?meta, "new flow");
         let meta = Arc::new(meta);
-        let list = match key.transport {
+        let list = match key.transport() {
             Transport::Tcp => LIST_TCP,
             _ => LIST_UDP,
         };
