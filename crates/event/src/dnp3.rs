@@ -20,8 +20,9 @@ pub struct Dnp3Info {
     pub fin: bool,
     pub con: bool,
     pub uns: bool,
-    /// Internal indications (responses only), IIN1 in the high byte.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Internal indications (responses only), IIN1 in the high byte. Always written
+    /// (the contract requires it of responses): `null` on requests, and on a response
+    /// too short to hold them.
     pub iin: Option<u16>,
     /// Object headers, in order.
     pub objects: Vec<Dnp3Object>,

@@ -42,10 +42,10 @@ pub struct OpcuaInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_handle: Option<u32>,
     /// MSG: the numeric binary-encoding NodeId of the request or response type (e.g.
-    /// 673 WriteRequest) and its name.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// 673 WriteRequest) and its name. Always written (the contract requires them of
+    /// decodable MSG chunks): `null` for other messages, for an encrypted or
+    /// undecodable chunk, and (`service`) for a type that is no standard service.
     pub service_id: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<&'static str>,
     /// Nodes written (Write), called (Call: the object, with `method`), added or
     /// deleted (AddNodes, DeleteNodes).

@@ -3,7 +3,10 @@
 use serde::Serialize;
 
 /// S7comm (protocol id 0x32) fields of one PDU. Optional fields are present only where
-/// the PDU carries them.
+/// the PDU carries them, except the function fields the contract requires of every
+/// block (shared/spec/output.md): `function_code`, `function_group` and `subfunction`
+/// are always written, `null` where the PDU has none (a userdata's `function_code`, a
+/// job's group) or could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct S7commInfo {
     /// 1 job, 2 ack, 3 ack_data, 7 userdata.
@@ -11,15 +14,12 @@ pub struct S7commInfo {
     pub pdu_ref: u16,
     /// The parameter's function byte (job and ack_data), e.g. 0x05 write var, 0x1a
     /// request download, 0x29 PLC stop.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub function_code: Option<u8>,
     /// The function's name (`write_var`, `request_download`, `plc_stop`, `szl_read`,
     /// `unknown`, ...); for userdata the subfunction's.
     pub function: &'static str,
     /// Userdata: the function group (4 CPU functions, 5 security, ...) and subfunction.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub function_group: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub subfunction: Option<u8>,
     /// Header error class and code (ack, ack_data); for userdata the parameter's
     /// error code in `error_code`.
