@@ -1083,17 +1083,8 @@ fn new_conduit() -> RuleCase {
         if port == 50303 {
             // An HTTP request on the Modbus stream (no zero byte in it: nothing in it
             // frames as an MBAP header).
-            let get = t + 5 * MS;
-            l.c.send(
-                &mut cap,
-                get,
-                Side::Client,
-                b"GET / HTTP/1.0\r\nHost: plc\r\n\r\n",
-                vec![],
-            );
-            let mut a = l.pdu_alert(get, ANOMALY, "other");
-            a.operation = None; // what garbage "does" is not defined
-            alerts.push(a);
+            let get = b"GET / HTTP/1.0\r\nHost: plc\r\n\r\n";
+            alerts.push(send_garbage(&mut l, &mut cap, t + 5 * MS, get));
         }
         let at = l.call(&mut cap, t + 10 * MS, read);
         l.call(&mut cap, t + 60 * MS, read);
@@ -1147,6 +1138,15 @@ fn approved_conduit() -> RuleCase {
         ),
         alerts: vec![],
     }
+}
+
+/// `bytes` that form no PDU (garbage), sent by the client at `t` on a stream whose
+/// dissector is decided by its port: the protocol_anomaly alert they raise.
+fn send_garbage(l: &mut Link, cap: &mut Capture, t: u64, bytes: &[u8]) -> AlertExp {
+    l.c.send(cap, t, Side::Client, bytes, vec![]);
+    let mut a = l.pdu_alert(t, ANOMALY, "other");
+    a.operation = None; // what garbage "does" is not defined
+    a
 }
 
 /// An HTTP request and its answer: bytes no dissector of otwatch recognises.
@@ -1236,16 +1236,13 @@ fn conduit_no_pdu() -> RuleCase {
     let t = T0 + 2 * SEC;
     let mut l = Link::open(&mut cap, HMI1, 50333, PLC1, 502, t);
     let get = t + 10 * MS;
-    l.c.send(
+    let garbage = send_garbage(
+        &mut l,
         &mut cap,
         get,
-        Side::Client,
         b"GET / HTTP/1.0\r\nHost: plc\r\n\r\n",
-        vec![],
     );
     l.c.ack(&mut cap, get + 40 * MS, Side::Server);
-    let mut garbage = l.pdu_alert(get, ANOMALY, "other");
-    garbage.operation = None; // what garbage "does" is not defined
     let close = t + 100 * MS;
     l.close(&mut cap, close);
     let mut a502 = l.flow_alert(close + 200, NEW_CONDUIT); // the server's FIN
@@ -1520,17 +1517,8 @@ fn protocol_anomaly() -> RuleCase {
     l.tid = 0x2501; // above 0x00ff: no offset in the bad bytes frames as a header
     l.call(&mut cap, T0 + 10 * MS, read(0));
     // Garbage: an HTTP request on the Modbus stream (no zero byte in it).
-    let t = T0 + 100 * MS;
-    l.c.send(
-        &mut cap,
-        t,
-        Side::Client,
-        b"GET / HTTP/1.1\r\nHost: 10.30.1.10\r\n\r\n",
-        vec![],
-    );
-    let mut a = l.pdu_alert(t, ANOMALY, "other");
-    a.operation = None; // what garbage "does" is not defined
-    alerts.push(a);
+    let get = b"GET / HTTP/1.1\r\nHost: 10.30.1.10\r\n\r\n";
+    alerts.push(send_garbage(&mut l, &mut cap, T0 + 100 * MS, get));
     l.call(&mut cap, T0 + 200 * MS, read(4));
     // Exception response (illegal data address): legal, silent.
     let q = mb::read_regs(fc::READ_HOLDING_REGISTERS, l.tid, UNIT, 9000, 4);
