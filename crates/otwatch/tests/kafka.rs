@@ -76,12 +76,44 @@ fn demo_alerts_in_kafka_equal_the_json_lines_ones() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.stdout.is_empty(), "alerts went to Kafka, not stdout");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("does not exist"), "{stderr}");
     let expected = alerts_on_stdout();
     assert_eq!(expected.len(), 8);
     assert_eq!(
         received(&broker, expected.len()),
         expected,
         "same JSON, keys = community ids"
+    );
+}
+
+/// A broker that answers but lacks the alerts topic (this one creates none on first
+/// use): the alerts stay in the spool, and the warning names the topic, where
+/// librdkafka's delivery error would not.
+#[test]
+fn a_missing_alerts_topic_is_named() {
+    let Some(broker) = TestBroker::start_or_skip("a_missing_alerts_topic_is_named") else {
+        return;
+    };
+    let state = tempfile::tempdir().unwrap();
+    let out = otwatch()
+        .args([
+            "replay",
+            "--alerts",
+            "kafka",
+            "--kafka-brokers",
+            &broker.bootstrap(),
+        ])
+        .args(["--kafka-topic", "not.created", "--state-dir"])
+        .arg(state.path())
+        .arg(demo())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("does not exist") && stderr.contains("not.created"),
+        "{stderr}"
     );
 }
 

@@ -662,7 +662,25 @@ impl Service {
             .client()
             .fetch_metadata(None, FIRST_PROBE_TIMEOUT)
         {
-            Ok(_) => info!(brokers = %self.config.brokers, "connected to Kafka"),
+            Ok(metadata) => {
+                info!(brokers = %self.config.brokers, "connected to Kafka");
+                let known = |name: &str| {
+                    metadata
+                        .topics()
+                        .iter()
+                        .any(|t| t.name() == name && t.error().is_none())
+                };
+                if !known(&self.config.alerts_topic) {
+                    // Without it, the alerts wait in the spool and the only sign would
+                    // be a delivery error that does not name the topic.
+                    warn!(
+                        topic = %self.config.alerts_topic,
+                        "the alerts topic does not exist on the cluster (yet): unless the \
+                         cluster creates topics on first use, alerts wait in the spool \
+                         until it is created"
+                    );
+                }
+            }
             Err(e) => {
                 warn!(
                     brokers = %self.config.brokers,
