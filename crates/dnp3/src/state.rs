@@ -80,6 +80,8 @@ struct Pending {
     /// Outstanding across a gap in the responses: its answer may have been in the
     /// gap. Dropped once a later request of its association is answered.
     before_answer_gap: bool,
+    /// Requests of the flow pushed before this one (see `Dnp3Flow::pushes`).
+    pushed: u64,
 }
 
 /// A multi-fragment response under way: what its first fragment's pairing gave, for
@@ -116,6 +118,9 @@ pub struct Dnp3Flow {
     framing: Framing,
     reassembly: Vec<Reassembly>,
     pending: VecDeque<Pending>,
+    /// Requests pushed so far: a pending request whose sequence number came round again
+    /// since (16 pushes) is not waiting any more.
+    pushes: u64,
     /// Multi-fragment responses under way: what their first fragment's pairing gave.
     continuing: VecDeque<Continuing>,
     /// Per direction (`Direction::index`).
@@ -158,6 +163,7 @@ impl Dnp3Flow {
             framing,
             reassembly: Vec::new(),
             pending: VecDeque::new(),
+            pushes: 0,
             continuing: VecDeque::new(),
             dirs: [DirState::default(); 2],
             lost_requests: 0,
@@ -616,8 +622,33 @@ impl Dnp3Flow {
                 let operation = request_operation(function, &d.info.objects);
                 if function.expects_response() {
                     let (master, outstation) = (link.src, link.dst);
+                    // A master that sends a request again with its number, nothing in
+                    // between, retries it: the retry replaces it. One that sent other
+                    // requests since pipelines (SELECT 7, OPERATE 8, SELECT 7, ...
+                    // before any answer): both wait, and the answers, which come in
+                    // order, pair with the oldest of their number. Across a gap in
+                    // the requests, what was in between is unknown: both wait.
+                    let newest = self
+                        .pending
+                        .iter()
+                        .rposition(|p| p.master == master && p.outstation == outstation);
+                    let retried = newest.filter(|&k| {
+                        self.pending
+                            .get(k)
+                            .is_some_and(|p| p.seq == seq && !p.before_request_gap)
+                    });
+                    if let Some(k) = retried {
+                        self.pending.remove(k);
+                    }
+                    // Nor does one wait whose number the master has used 16 requests
+                    // later (the 4-bit sequence came round): it will not be answered,
+                    // and must not take the new one's answer.
+                    let pushes = self.pushes;
                     self.pending.retain(|p| {
-                        !(p.master == master && p.outstation == outstation && p.seq == seq)
+                        !(p.master == master
+                            && p.outstation == outstation
+                            && p.seq == seq
+                            && pushes - p.pushed >= 16)
                     });
                     if self.pending.len() >= self.config.max_outstanding {
                         // Not a flood when the request dropped was outstanding at a
@@ -639,7 +670,9 @@ impl Dnp3Flow {
                         operation,
                         before_request_gap: false,
                         before_answer_gap: false,
+                        pushed: self.pushes,
                     });
+                    self.pushes += 1;
                 }
                 operation
             }
@@ -661,7 +694,19 @@ impl Dnp3Flow {
             .pending
             .iter()
             .position(|p| p.master == master && p.outstation == outstation && p.seq == seq);
-        let paired = k.and_then(|k| self.take(k));
+        // An outstation answers in order: after a gap in the requests, an answer whose
+        // number matches a request behind an older one of its association answers a
+        // request the gap took (a master that pipelines repeats numbers), not that one.
+        let oldest = self
+            .pending
+            .iter()
+            .position(|p| p.master == master && p.outstation == outstation);
+        let behind = k.is_some() && k != oldest;
+        let paired = if behind && self.lost_requests > 0 {
+            None
+        } else {
+            k.and_then(|k| self.take(k))
+        };
         self.responses_cut = false;
         self.continuing
             .retain(|c| !(c.master == master && c.outstation == outstation));
@@ -1594,6 +1639,65 @@ mod tests {
         one(&mut f, ToServer, &to(10, 6));
         one(&mut f, ToClient, &from(10, 6));
         assert_eq!(f.outstanding(), 1);
+    }
+
+    /// A master that pipelines with repeated sequence numbers (icsnpp_dnp3_example.pcap:
+    /// SELECT 7, OPERATE 8, SELECT 7, OPERATE 8, SELECT 7, then the five answers): each
+    /// answer pairs with its request, in order.
+    #[test]
+    fn repeated_sequence_numbers_pair_in_order() {
+        let mut f = flow();
+        let sent = [(3u8, 7u8), (4, 8), (3, 7), (4, 8), (3, 7)];
+        for (k, &(function, seq)) in sent.iter().enumerate() {
+            let p = one(
+                &mut f,
+                ToServer,
+                &frames(true, &crob(function, seq), k as u8),
+            );
+            assert!(p.anomalies.is_empty(), "{p:?}");
+        }
+        assert_eq!(f.outstanding(), 5);
+        for (k, &(function, seq)) in sent.iter().enumerate() {
+            let r = one(
+                &mut f,
+                ToClient,
+                &frames(false, &crob_response(seq), k as u8),
+            );
+            let want = if function == 4 {
+                Operation::Write
+            } else {
+                Operation::Other
+            };
+            assert_eq!(
+                (r.anomalies, r.operation),
+                (Anomalies::empty(), want),
+                "answer {k}"
+            );
+        }
+        assert_eq!(f.outstanding(), 0);
+        // A retry (the number again, nothing sent between) replaces its request.
+        one(&mut f, ToServer, &frames(true, &crob(4, 1), 5));
+        one(&mut f, ToServer, &frames(true, &crob(4, 1), 6));
+        assert_eq!(f.outstanding(), 1);
+
+        // A request never answered does not take the answer of the next one with its
+        // number, 16 requests later.
+        let mut f = flow();
+        one(&mut f, ToServer, &frames(true, &crob(3, 7), 0));
+        for k in 1..16u8 {
+            let seq = (7 + k) & 0x0F;
+            one(&mut f, ToServer, &frames(true, &read(seq), k));
+            let r = one(&mut f, ToClient, &frames(false, &read_response(seq), k));
+            assert!(r.anomalies.is_empty(), "{r:?}");
+        }
+        assert_eq!(f.outstanding(), 1, "the SELECT still waits");
+        one(&mut f, ToServer, &frames(true, &crob(4, 7), 16));
+        assert_eq!(f.outstanding(), 1, "its number came round: it went");
+        let r = one(&mut f, ToClient, &frames(false, &crob_response(7), 16));
+        assert_eq!(
+            (r.anomalies, r.operation),
+            (Anomalies::empty(), Operation::Write)
+        );
     }
 
     #[test]
