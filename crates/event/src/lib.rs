@@ -598,8 +598,9 @@ mod tests {
         })
     }
 
-    #[test]
-    fn event_json_has_the_contract_fields() {
+    /// The JSON of `pdu` as an event of `flow()` at a fixed time, on sensor
+    /// `plant-a-span1`, with no zones or ticket.
+    fn json_of(pdu: Pdu) -> serde_json::Value {
         let ev = OtEvent {
             timestamp: Timestamp::from_nanos(1_795_184_530_330_000_123),
             packet_index: 3,
@@ -607,33 +608,35 @@ mod tests {
             pdu_ordinal: 0,
             flow_ordinal: 0,
             flow: flow(),
-            pdu: Pdu {
-                direction: Direction::ToServer,
-                is_response: false,
-                operation: Operation::Write,
-                anomalies: Anomalies::empty(),
-                native: Native::Modbus(ModbusInfo {
-                    transaction_id: 7,
-                    unit_id: 1,
-                    function_code: 16,
-                    function: "write_multiple_registers",
-                    address: Some(100),
-                    quantity: Some(2),
-                    values: Some(vec![72, 73]),
-                    ..ModbusInfo::default()
-                }),
-            },
+            pdu,
         };
         let mut out = Vec::new();
-        ev.write_json(
-            &JsonContext {
-                sensor: "plant-a-span1",
-                zones: None,
-                ticket: None,
-            },
-            &mut out,
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let ctx = JsonContext {
+            sensor: "plant-a-span1",
+            ..JsonContext::default()
+        };
+        ev.write_json(&ctx, &mut out);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn event_json_has_the_contract_fields() {
+        let v = json_of(Pdu {
+            direction: Direction::ToServer,
+            is_response: false,
+            operation: Operation::Write,
+            anomalies: Anomalies::empty(),
+            native: Native::Modbus(ModbusInfo {
+                transaction_id: 7,
+                unit_id: 1,
+                function_code: 16,
+                function: "write_multiple_registers",
+                address: Some(100),
+                quantity: Some(2),
+                values: Some(vec![72, 73]),
+                ..ModbusInfo::default()
+            }),
+        });
         assert_eq!(v["schema"], "otwatch/1");
         assert_eq!(v["event_type"], "ot");
         assert_eq!(v["timestamp"], "2026-11-20T14:22:10.330000Z");
@@ -655,31 +658,13 @@ mod tests {
         // The contract's s7comm_plus block holds opcode and function_code: a
         // notification (no function code on the wire) still carries the key.
         let json = |info: S7commPlusInfo| {
-            let ev = OtEvent {
-                timestamp: Timestamp::from_nanos(1_795_184_530_330_000_123),
-                packet_index: 3,
-                flow_id: 0,
-                pdu_ordinal: 0,
-                flow_ordinal: 0,
-                flow: flow(),
-                pdu: Pdu {
-                    direction: Direction::ToClient,
-                    is_response: true,
-                    operation: Operation::Read,
-                    anomalies: Anomalies::empty(),
-                    native: Native::S7commPlus(info),
-                },
-            };
-            let mut out = Vec::new();
-            ev.write_json(
-                &JsonContext {
-                    sensor: "plant-a-span1",
-                    zones: None,
-                    ticket: None,
-                },
-                &mut out,
-            );
-            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+            json_of(Pdu {
+                direction: Direction::ToClient,
+                is_response: true,
+                operation: Operation::Read,
+                anomalies: Anomalies::empty(),
+                native: Native::S7commPlus(info),
+            })
         };
         let v = json(S7commPlusInfo {
             protocol_version: 3,

@@ -106,29 +106,32 @@ pub struct Segment<'a> {
     pub payload: &'a [u8],
 }
 
-/// Builds the Ethernet/IPv4/TCP frame of `seg` into `out` (cleared first).
-pub fn build_frame(seg: &Segment<'_>, out: &mut Vec<u8>) {
-    out.clear();
-    // Ethernet II
-    out.extend_from_slice(&seg.dst.mac);
-    out.extend_from_slice(&seg.src.mac);
+/// Appends the Ethernet II header and the IPv4 header (20 bytes, DF, its checksum)
+/// of a frame from `src` to `dst` carrying `payload_len` bytes of protocol `proto`.
+fn eth_ipv4(src: Host, dst: Host, proto: u8, ip_id: u16, payload_len: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(&dst.mac);
+    out.extend_from_slice(&src.mac);
     out.extend_from_slice(&0x0800u16.to_be_bytes());
-    // IPv4, 20 bytes, no options
-    let tcp_len = 20 + seg.options.len() + seg.payload.len();
-    let total_len = (20 + tcp_len) as u16;
     let ip_start = out.len();
     out.push(0x45); // version 4, IHL 5
     out.push(0x00); // DSCP/ECN
-    out.extend_from_slice(&total_len.to_be_bytes());
-    out.extend_from_slice(&seg.ip_id.to_be_bytes());
+    out.extend_from_slice(&((20 + payload_len) as u16).to_be_bytes());
+    out.extend_from_slice(&ip_id.to_be_bytes());
     out.extend_from_slice(&0x4000u16.to_be_bytes()); // DF, fragment offset 0
-    out.push(seg.src.ttl);
-    out.push(6); // TCP
+    out.push(src.ttl);
+    out.push(proto);
     out.extend_from_slice(&[0, 0]); // checksum, filled below
-    out.extend_from_slice(&seg.src.ip.octets());
-    out.extend_from_slice(&seg.dst.ip.octets());
+    out.extend_from_slice(&src.ip.octets());
+    out.extend_from_slice(&dst.ip.octets());
     let ip_sum = checksum(&out[ip_start..ip_start + 20], 0);
     out[ip_start + 10..ip_start + 12].copy_from_slice(&ip_sum.to_be_bytes());
+}
+
+/// Builds the Ethernet/IPv4/TCP frame of `seg` into `out` (cleared first).
+pub fn build_frame(seg: &Segment<'_>, out: &mut Vec<u8>) {
+    out.clear();
+    let tcp_len = 20 + seg.options.len() + seg.payload.len();
+    eth_ipv4(seg.src, seg.dst, 6, seg.ip_id, tcp_len, out);
     // TCP
     let tcp_start = out.len();
     out.extend_from_slice(&seg.src_port.to_be_bytes());
@@ -168,23 +171,7 @@ pub fn build_icmp_echo_frame(
     out: &mut Vec<u8>,
 ) {
     out.clear();
-    out.extend_from_slice(&dst.mac);
-    out.extend_from_slice(&src.mac);
-    out.extend_from_slice(&0x0800u16.to_be_bytes());
-    let icmp_len: u16 = 8 + 8;
-    let ip_start = out.len();
-    out.push(0x45);
-    out.push(0x00);
-    out.extend_from_slice(&(20 + icmp_len).to_be_bytes());
-    out.extend_from_slice(&ip_id.to_be_bytes());
-    out.extend_from_slice(&0x4000u16.to_be_bytes()); // DF, fragment offset 0
-    out.push(src.ttl);
-    out.push(1); // ICMP
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&src.ip.octets());
-    out.extend_from_slice(&dst.ip.octets());
-    let ip_sum = checksum(&out[ip_start..ip_start + 20], 0);
-    out[ip_start + 10..ip_start + 12].copy_from_slice(&ip_sum.to_be_bytes());
+    eth_ipv4(src, dst, 1, ip_id, 8 + 8, out);
     let icmp_start = out.len();
     out.extend_from_slice(&[icmp_type, 0, 0, 0]);
     out.extend_from_slice(&id.to_be_bytes());
@@ -209,23 +196,8 @@ pub fn build_udp_frame(
     out: &mut Vec<u8>,
 ) {
     out.clear();
-    out.extend_from_slice(&dst.mac);
-    out.extend_from_slice(&src.mac);
-    out.extend_from_slice(&0x0800u16.to_be_bytes());
     let udp_len = (8 + payload.len()) as u16;
-    let ip_start = out.len();
-    out.push(0x45);
-    out.push(0x00);
-    out.extend_from_slice(&(20 + udp_len).to_be_bytes());
-    out.extend_from_slice(&ip_id.to_be_bytes());
-    out.extend_from_slice(&0x4000u16.to_be_bytes()); // DF, fragment offset 0
-    out.push(src.ttl);
-    out.push(17); // UDP
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&src.ip.octets());
-    out.extend_from_slice(&dst.ip.octets());
-    let ip_sum = checksum(&out[ip_start..ip_start + 20], 0);
-    out[ip_start + 10..ip_start + 12].copy_from_slice(&ip_sum.to_be_bytes());
+    eth_ipv4(src, dst, 17, ip_id, usize::from(udp_len), out);
     let udp_start = out.len();
     out.extend_from_slice(&src_port.to_be_bytes());
     out.extend_from_slice(&dst_port.to_be_bytes());
