@@ -48,6 +48,24 @@ fn received(broker: &TestBroker, want: usize) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `otwatch replay --alerts kafka --kafka-brokers BROKERS [EXTRA] --state-dir STATE
+/// PCAP`, run to its end.
+fn replay_to_kafka(
+    brokers: &str,
+    extra: &[&str],
+    state: &std::path::Path,
+    pcap: impl AsRef<std::ffi::OsStr>,
+) -> std::process::Output {
+    otwatch()
+        .args(["replay", "--alerts", "kafka", "--kafka-brokers", brokers])
+        .args(extra)
+        .arg("--state-dir")
+        .arg(state)
+        .arg(pcap)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn demo_alerts_in_kafka_equal_the_json_lines_ones() {
     let Some(broker) = TestBroker::start_or_skip("demo_alerts_in_kafka_equal_the_json_lines_ones")
@@ -56,19 +74,7 @@ fn demo_alerts_in_kafka_equal_the_json_lines_ones() {
     };
     broker.create_topic("otwatch.alerts");
     let state = tempfile::tempdir().unwrap();
-    let out = otwatch()
-        .args([
-            "replay",
-            "--alerts",
-            "kafka",
-            "--kafka-brokers",
-            &broker.bootstrap(),
-        ])
-        .arg("--state-dir")
-        .arg(state.path())
-        .arg(demo())
-        .output()
-        .unwrap();
+    let out = replay_to_kafka(&broker.bootstrap(), &[], state.path(), demo());
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -96,19 +102,8 @@ fn a_missing_alerts_topic_is_named() {
         return;
     };
     let state = tempfile::tempdir().unwrap();
-    let out = otwatch()
-        .args([
-            "replay",
-            "--alerts",
-            "kafka",
-            "--kafka-brokers",
-            &broker.bootstrap(),
-        ])
-        .args(["--kafka-topic", "not.created", "--state-dir"])
-        .arg(state.path())
-        .arg(demo())
-        .output()
-        .unwrap();
+    let topic = ["--kafka-topic", "not.created"];
+    let out = replay_to_kafka(&broker.bootstrap(), &topic, state.path(), demo());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
@@ -121,20 +116,7 @@ fn a_missing_alerts_topic_is_named() {
 fn unreachable_broker_spools_every_alert_and_the_next_start_sends_them() {
     let state = tempfile::tempdir().unwrap();
     // Nothing listens on port 1.
-    let out = otwatch()
-        .args([
-            "replay",
-            "--alerts",
-            "kafka",
-            "--kafka-brokers",
-            "127.0.0.1:1",
-            "--stats",
-        ])
-        .arg("--state-dir")
-        .arg(state.path())
-        .arg(demo())
-        .output()
-        .unwrap();
+    let out = replay_to_kafka("127.0.0.1:1", &["--stats"], state.path(), demo());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("unreachable"), "a clear warning: {err}");
@@ -152,20 +134,7 @@ fn unreachable_broker_spools_every_alert_and_the_next_start_sends_them() {
     broker.create_topic("otwatch.alerts");
     // A capture without alerts: what reaches the topic is the spool of the first run.
     let quiet = repo().join("pcaps/modbus/polling.pcap");
-    let out = otwatch()
-        .args([
-            "replay",
-            "--alerts",
-            "kafka",
-            "--kafka-brokers",
-            &broker.bootstrap(),
-            "--stats",
-        ])
-        .arg("--state-dir")
-        .arg(state.path())
-        .arg(&quiet)
-        .output()
-        .unwrap();
+    let out = replay_to_kafka(&broker.bootstrap(), &["--stats"], state.path(), &quiet);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
